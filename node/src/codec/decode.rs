@@ -283,35 +283,48 @@ impl Decoder {
         }
         let len = self.shard_len();
         let n = self.present.len();
-        // Keep the shards as given: rebuilding and opening work in place.
+        // First try: the first k present shards. It leaves every present shard as it was
+        // (a rebuild writes only absent shards; a failed tag check decrypts nothing), so
+        // the shards need copying only if it fails and other subsets must be tried.
+        let mut mask = self.present.clone();
+        for &c in &present[k..] {
+            mask[c] = false;
+        }
+        if let Some(corrupt) = self.try_open(&mask, None) {
+            return Ok(self.opened(corrupt));
+        }
         let original = self.stripe[..n * len].to_vec();
-        let mut mask = vec![false; n];
         let mut subset: Vec<usize> = (0..k).collect();
         for _ in 0..MAX_SUBSET_TRIES {
+            if !next_subset(&mut subset, present.len()) {
+                break;
+            }
+            self.stripe[..n * len].copy_from_slice(&original);
             mask.fill(false);
             for &i in &subset {
                 mask[present[i]] = true;
             }
-            if let Some(corrupt) = self.try_open(&mask, &original) {
-                let sealed = self.layout().sealed_len(self.segment);
-                return Ok(Opened {
-                    plaintext: &self.stripe[..sealed - super::layout::TAG_LEN],
-                    corrupt,
-                });
-            }
-            self.stripe[..n * len].copy_from_slice(&original);
-            if !next_subset(&mut subset, present.len()) {
-                break;
+            if let Some(corrupt) = self.try_open(&mask, Some(&original)) {
+                return Ok(self.opened(corrupt));
             }
         }
+        self.stripe[..n * len].copy_from_slice(&original);
         Err(SegmentError::Corrupt { columns: present })
+    }
+
+    fn opened(&self, corrupt: Vec<usize>) -> Opened<'_> {
+        let plain = self.layout().plain_len(self.segment);
+        Opened {
+            plaintext: &self.stripe[..plain],
+            corrupt,
+        }
     }
 
     /// Tries to open the segment from the shards in `mask`. On success the plaintext is
     /// at the start of the stripe and the result lists the present shards that differ
-    /// from the authentic ones (computed only when `mask` is not all that is present, or
-    /// a first try failed, i.e. when there is something to check).
-    fn try_open(&mut self, mask: &[bool], original: &[u8]) -> Option<Vec<usize>> {
+    /// from the authentic ones: checked against `original` (the shards as given) when
+    /// this is a retry, since some shard given is then known to be bad.
+    fn try_open(&mut self, mask: &[bool], original: Option<&[u8]>) -> Option<Vec<usize>> {
         let layout = *self.layout();
         let index = self.segment;
         let len = self.shard_len();
@@ -334,21 +347,20 @@ impl Decoder {
         if buf[sealed..k * len].iter().any(|&b| b != 0) {
             return None;
         }
-        let unused_present = (0..n).any(|c| self.present[c] && !mask[c]);
-        // Only needed when shards beyond the first k were given: re-encode and compare.
-        let authentic = unused_present.then(|| {
+        // On a retry, re-encode the segment to learn which given shards were wrong.
+        let authentic = original.map(|original| {
             let mut all = buf[..k * len].to_vec();
             all.resize(n * len, 0);
             let (data, parity) = all.split_at_mut(k * len);
             let data: Vec<&[u8]> = data.chunks_exact(len).collect();
             let mut parity: Vec<&mut [u8]> = parity.chunks_exact_mut(len).collect();
             self.erasure.encode(&data, &mut parity);
-            all
+            (all, original)
         });
         self.sealer.open_segment(index, &mut buf[..sealed]).ok()?;
         let corrupt = match authentic {
             None => Vec::new(),
-            Some(all) => (0..n)
+            Some((all, original)) => (0..n)
                 .filter(|&c| {
                     self.present[c]
                         && all[c * len..(c + 1) * len] != original[c * len..(c + 1) * len]
