@@ -1,1 +1,5 @@
-fn main() {}
+//! The `mosaic` binary: all of it lives in `mosaic-cli`.
+
+fn main() -> std::process::ExitCode {
+    mosaic_cli::main()
+}

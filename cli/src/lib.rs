@@ -1,1 +1,469 @@
+//! The `mosaic` command line.
+//!
+//! Today: the offline codec commands. `encode` turns a file into encrypted,
+//! erasure-coded columns plus a manifest in a local blob directory and prints the
+//! readcap; `decode` turns a readcap back into the file (whole or a range), from any `k`
+//! of the columns; `inspect` shows what a manifest says. The network commands (`node
+//! run`, `put`, `get`) build on the same codec.
+//!
+//! Output contract: the one result a script wants (a cap, the file's bytes) goes to
+//! stdout; everything for humans goes to stderr. Exit codes: 0 success, 1 failure,
+//! 2 bad usage (from clap).
 
+mod local;
+
+use std::{
+    fs::{self, File},
+    io::{self, BufWriter, Write},
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Parser, Subcommand};
+use mosaic_node::codec::{
+    Access, Cap, ConvergenceSecret, DEFAULT_DATA_COLUMNS, DEFAULT_PARITY_COLUMNS,
+    DEFAULT_SEGMENT_SIZE, DecodeReport, Decoder, FileKey, Hash, MAX_MANIFEST_LEN, Manifest,
+    Metadata, Params, PublicId, ReadCap, decode_file, decode_range, encode,
+};
+
+pub use local::LocalStore;
+
+/// Mosaic: encrypted, erasure-coded, content-addressed storage.
+#[derive(Debug, Parser)]
+#[command(name = "mosaic", version, about, long_about = None)]
+pub struct Cli {
+    /// Local blob directory for `encode` and `decode` [default: $XDG_DATA_HOME/mosaic/local]
+    #[arg(long, global = true, env = "MOSAIC_LOCAL_DIR")]
+    pub local_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Encrypt and erasure-code FILE into the local blob directory; print its readcap.
+    Encode {
+        /// The file to encode.
+        file: PathBuf,
+        /// Store unencrypted, for everyone: prints a public id (mi1…) instead.
+        #[arg(long)]
+        public: bool,
+        /// Data columns: any k of the k+m columns rebuild the file.
+        #[arg(short, default_value_t = DEFAULT_DATA_COLUMNS)]
+        k: u8,
+        /// Parity columns: how many may be lost.
+        #[arg(short, default_value_t = DEFAULT_PARITY_COLUMNS)]
+        m: u8,
+        /// Plaintext bytes per segment (a multiple of 1024, 4 KiB to 16 MiB).
+        #[arg(long, default_value_t = DEFAULT_SEGMENT_SIZE)]
+        segment_size: u32,
+        /// Derive the key from the content and your convergence secret, so identical
+        /// uploads by holders of that secret deduplicate (see docs/format.md for the
+        /// attacks this allows among them).
+        #[arg(long, conflicts_with = "public")]
+        convergent: bool,
+        /// Media type to record [default: guessed from the file name].
+        #[arg(long)]
+        media_type: Option<String>,
+    },
+    /// Decode a file from the local blob directory.
+    Decode {
+        /// The readcap (mr1…) or, for a public file, its id (mi1…).
+        cap: String,
+        /// Write here instead of stdout (written whole or not at all).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// First plaintext byte to output.
+        #[arg(long)]
+        offset: Option<u64>,
+        /// Number of bytes to output [default: to the end].
+        #[arg(long)]
+        length: Option<u64>,
+    },
+    /// Show what a file's manifest says: layout, columns, and (with a readcap) metadata.
+    Inspect {
+        /// A readcap (mr1…) or id (mi1…).
+        cap: String,
+    },
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // A closed pipe (`mosaic decode … | head`) is the reader's choice, not a failure.
+            if e.chain().any(|c| {
+                c.downcast_ref::<io::Error>()
+                    .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let dir = match cli.local_dir {
+        Some(d) => d,
+        None => data_home()?.join("local"),
+    };
+    match cli.command {
+        Command::Encode {
+            file,
+            public,
+            k,
+            m,
+            segment_size,
+            convergent,
+            media_type,
+        } => {
+            let params = Params::new(segment_size, k, m)?;
+            let store = LocalStore::open(&dir).with_context(|| {
+                format!("cannot open the local blob directory {}", dir.display())
+            })?;
+            cmd_encode(&store, &file, params, public, convergent, media_type)
+        }
+        Command::Decode {
+            cap,
+            output,
+            offset,
+            length,
+        } => {
+            let store = LocalStore::open(&dir).with_context(|| {
+                format!("cannot open the local blob directory {}", dir.display())
+            })?;
+            cmd_decode(&store, &cap, output.as_deref(), offset, length)
+        }
+        Command::Inspect { cap } => {
+            let store = LocalStore::open(&dir).with_context(|| {
+                format!("cannot open the local blob directory {}", dir.display())
+            })?;
+            cmd_inspect(&store, &cap)
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/mosaic`, else `~/.local/share/mosaic`.
+fn data_home() -> Result<PathBuf> {
+    xdg_dir("XDG_DATA_HOME", ".local/share")
+}
+
+/// `$XDG_CONFIG_HOME/mosaic`, else `~/.config/mosaic`.
+fn config_home() -> Result<PathBuf> {
+    xdg_dir("XDG_CONFIG_HOME", ".config")
+}
+
+fn xdg_dir(var: &str, fallback: &str) -> Result<PathBuf> {
+    if let Some(d) = std::env::var_os(var).filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d).join("mosaic"));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| anyhow!("neither {var} nor HOME is set: pass --local-dir"))?;
+    Ok(PathBuf::from(home).join(fallback).join("mosaic"))
+}
+
+fn cmd_encode(
+    store: &LocalStore,
+    path: &Path,
+    params: Params,
+    public: bool,
+    convergent: bool,
+    media_type: Option<String>,
+) -> Result<()> {
+    let open = || File::open(path).with_context(|| format!("cannot open {}", path.display()));
+    let file = open()?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        bail!("{} is not a regular file", path.display());
+    }
+    let length = meta.len();
+    let name = path.file_name().and_then(|n| n.to_str()).map(str::to_owned);
+    let media_type = media_type.or_else(|| {
+        name.as_deref()
+            .and_then(|n| mime_guess::from_path(n).first_raw())
+            .map(str::to_owned)
+    });
+    let metadata = Metadata {
+        name,
+        media_type,
+        modified: meta.modified().ok(),
+    };
+    let access = if public {
+        Access::Public
+    } else if convergent {
+        let secret = convergence_secret()?;
+        Access::Private(
+            FileKey::convergent(&secret, params, length, io::BufReader::new(open()?))
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        )
+    } else {
+        Access::Private(FileKey::random())
+    };
+
+    let n = params.columns();
+    let mut temps = Vec::with_capacity(n);
+    let mut writers = Vec::with_capacity(n);
+    for j in 0..n {
+        let (tmp, f) = store.temp_file(&format!("col{j}"))?;
+        temps.push(tmp);
+        writers.push(BufWriter::with_capacity(1 << 20, f));
+    }
+    let result = encode(
+        params,
+        &access,
+        &metadata,
+        length,
+        io::BufReader::new(file),
+        &mut writers,
+    );
+    let manifest = match result {
+        Ok(m) => m,
+        Err(e) => {
+            for t in &temps {
+                let _ = fs::remove_file(t);
+            }
+            return Err(e).with_context(|| format!("cannot encode {}", path.display()));
+        }
+    };
+    for ((tmp, w), hash) in temps.iter().zip(writers).zip(manifest.columns()) {
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        store.commit(tmp, f, hash)?;
+    }
+    let (tmp, mut f) = store.temp_file("manifest")?;
+    f.write_all(manifest.as_bytes())?;
+    store.commit(&tmp, f, &manifest.id())?;
+
+    let cap = match &access {
+        Access::Public => PublicId { id: manifest.id() }.to_string(),
+        Access::Private(key) => ReadCap {
+            id: manifest.id(),
+            key: key.clone(),
+        }
+        .to_string(),
+    };
+    eprintln!(
+        "encoded {} ({length} bytes) into {n} columns ({}+{}), any {} rebuild it; file id {}",
+        path.display(),
+        params.data_columns(),
+        params.parity_columns(),
+        params.data_columns(),
+        manifest.id().fmt_short(),
+    );
+    println!("{cap}");
+    Ok(())
+}
+
+/// The user's convergence secret, created on first use (mode 0600).
+fn convergence_secret() -> Result<ConvergenceSecret> {
+    let path = config_home()?.join("convergence.secret");
+    match fs::read(&path) {
+        Ok(bytes) => {
+            check_private(&path)?;
+            let bytes: [u8; 32] = bytes.try_into().map_err(|_| {
+                anyhow!(
+                    "{} is not a convergence secret (32 bytes expected)",
+                    path.display()
+                )
+            })?;
+            Ok(ConvergenceSecret::from_bytes(bytes))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let secret = ConvergenceSecret::random();
+            fs::create_dir_all(path.parent().expect("a file in a directory"))?;
+            write_private(&path, secret.as_bytes())
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            eprintln!("created a convergence secret in {}", path.display());
+            Ok(secret)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut f = File::options().write(true).create_new(true).open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Refuses a secret file that others can read.
+#[cfg(unix)]
+fn check_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "{} can be read by other users (mode {:o}): run `chmod 600 {}`",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_: &Path) -> Result<()> {
+    Ok(())
+}
+
+fn load_manifest(store: &LocalStore, id: &Hash) -> Result<Manifest> {
+    let bytes = store.read_small(id, MAX_MANIFEST_LEN)?.ok_or_else(|| {
+        anyhow!(
+            "file {} is not in the local blob directory: its manifest blob is missing",
+            id.fmt_short()
+        )
+    })?;
+    Ok(Manifest::from_bytes_verified(&bytes, id)?)
+}
+
+fn cmd_decode(
+    store: &LocalStore,
+    cap: &str,
+    output: Option<&Path>,
+    offset: Option<u64>,
+    length: Option<u64>,
+) -> Result<()> {
+    let cap: Cap = cap.parse()?;
+    let manifest = load_manifest(store, &cap.id())?;
+    let key = match &cap {
+        Cap::Read(c) => Some(&c.key),
+        Cap::Public(_) => None,
+    };
+    let mut decoder = Decoder::new(manifest.clone(), key)?;
+    let mut columns: Vec<Option<File>> = manifest
+        .columns()
+        .iter()
+        .map(|h| store.open_blob(h))
+        .collect::<io::Result<_>>()?;
+    let file_len = manifest.layout().length();
+    let range = match (offset, length) {
+        (None, None) => None,
+        (o, l) => {
+            let start = o.unwrap_or(0);
+            let end = l.map_or(file_len, |l| start.saturating_add(l).min(file_len));
+            Some(start..end.max(start))
+        }
+    };
+    let run = |out: &mut dyn Write, decoder: &mut Decoder, columns: &mut [Option<File>]| {
+        let mut out = BufWriter::with_capacity(1 << 20, out);
+        let report = match &range {
+            None => decode_file(decoder, columns, &mut out)?,
+            Some(r) => decode_range(decoder, columns, r.clone(), &mut out)?,
+        };
+        out.flush()?;
+        anyhow::Ok(report)
+    };
+    let report = match output {
+        None => run(&mut io::stdout().lock(), &mut decoder, &mut columns)?,
+        Some(path) => {
+            // Write beside the target, then rename: OUT is whole or absent, never partial.
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let tmp = dir.join(format!(
+                ".{}.mosaic-partial",
+                path.file_name().and_then(|n| n.to_str()).unwrap_or("out")
+            ));
+            let mut f =
+                File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+            match run(&mut f, &mut decoder, &mut columns) {
+                Ok(report) => {
+                    f.sync_all()?;
+                    fs::rename(&tmp, path)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    report
+                }
+                Err(e) => {
+                    drop(f);
+                    let _ = fs::remove_file(&tmp);
+                    return Err(e);
+                }
+            }
+        }
+    };
+    warn_faults(&report);
+    Ok(())
+}
+
+fn warn_faults(report: &DecodeReport) {
+    for (c, fault) in &report.faults {
+        eprintln!("warning: column {c} is {fault}; the file was rebuilt from the others");
+    }
+}
+
+fn cmd_inspect(store: &LocalStore, cap: &str) -> Result<()> {
+    let cap: Cap = cap.parse()?;
+    let manifest = load_manifest(store, &cap.id())?;
+    let layout = manifest.layout();
+    let params = layout.params();
+    let mut out = io::stdout().lock();
+    writeln!(out, "file id      {}", manifest.id())?;
+    writeln!(out, "public id    {}", PublicId { id: manifest.id() })?;
+    writeln!(out, "suite        {:?}", manifest.suite())?;
+    writeln!(out, "length       {} bytes", layout.length())?;
+    writeln!(
+        out,
+        "coding       k={} m={}, segment {} bytes, {} segments, shard {} bytes",
+        params.data_columns(),
+        params.parity_columns(),
+        params.segment_size(),
+        layout.segments(),
+        layout.shard_len()
+    )?;
+    writeln!(out, "column len   {} bytes", layout.column_len())?;
+    for (j, h) in manifest.columns().iter().enumerate() {
+        let here = store.open_blob(h)?.is_some();
+        writeln!(
+            out,
+            "column {j:<3}   {h} {}",
+            if here { "" } else { "(not here)" }
+        )?;
+    }
+    let key = match &cap {
+        Cap::Read(c) => Some(&c.key),
+        Cap::Public(_) => None,
+    };
+    match Decoder::new(manifest, key) {
+        Ok(d) => {
+            let m = d.metadata();
+            writeln!(out, "name         {}", m.name.as_deref().unwrap_or("-"))?;
+            writeln!(
+                out,
+                "media type   {}",
+                m.media_type.as_deref().unwrap_or("-")
+            )?;
+            if let Some(t) = m.modified {
+                let secs = t
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or_else(|e| -(e.duration().as_secs() as i64));
+                writeln!(out, "modified     {secs} (unix seconds)")?;
+            }
+        }
+        Err(e) => writeln!(out, "metadata     not readable: {e}")?,
+    }
+    Ok(())
+}
