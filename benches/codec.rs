@@ -61,6 +61,60 @@ fn main() {
             rounds,
         );
     }
+    segment_sizes(&data, rounds);
+}
+
+/// Encode and decode at (3, 2) for several segment sizes, interleaved per round.
+fn segment_sizes(data: &[u8], rounds: usize) {
+    println!("\nsegment size sweep, (k, m) = (3, 2): plaintext MiB/s, median");
+    let sizes = [256u32 << 10, 1 << 20, 4 << 20];
+    let key = FileKey::random();
+    let access = Access::Private(key.clone());
+    let meta = Metadata::default();
+    let encoded: Vec<_> = sizes
+        .iter()
+        .map(|&s| {
+            let params = Params::new(s, 3, 2).expect("params");
+            let mut cols = vec![Vec::new(); 5];
+            let m =
+                encode(params, &access, &meta, data.len() as u64, data, &mut cols).expect("encode");
+            (params, m, cols)
+        })
+        .collect();
+    let mut enc = vec![Vec::new(); sizes.len()];
+    let mut dec = vec![Vec::new(); sizes.len()];
+    for round in 0..=rounds {
+        for (i, (params, manifest, cols)) in encoded.iter().enumerate() {
+            let t = Instant::now();
+            let mut sinks: Vec<io::Sink> = (0..5).map(|_| io::sink()).collect();
+            black_box(
+                encode(*params, &access, &meta, data.len() as u64, data, &mut sinks)
+                    .expect("encode"),
+            );
+            let e = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let mut d = Decoder::new(manifest.clone(), Some(&key)).expect("decoder");
+            let mut sources: Vec<Option<Cursor<&[u8]>>> = cols
+                .iter()
+                .enumerate()
+                .map(|(j, c)| (j < 3).then(|| Cursor::new(c.as_slice())))
+                .collect();
+            decode_file(&mut d, &mut sources, &mut io::sink()).expect("decode");
+            let dd = t.elapsed().as_secs_f64();
+            if round > 0 {
+                enc[i].push(mibs(data.len(), e));
+                dec[i].push(mibs(data.len(), dd));
+            }
+        }
+    }
+    for (i, s) in sizes.iter().enumerate() {
+        println!(
+            "  S = {:>5} KiB   encode {:5.0}   decode {:5.0}",
+            s >> 10,
+            median(enc[i].clone()),
+            median(dec[i].clone())
+        );
+    }
 }
 
 /// Streams 1 GiB through the encoder from a generator into sinks: resident memory must
