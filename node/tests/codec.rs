@@ -7,7 +7,7 @@ use std::io::Cursor;
 
 use mosaic_node::codec::{
     Access, ColumnFault, ConvergenceSecret, DecodeError, DecodeReport, Decoder, FileKey, Manifest,
-    ManifestError, Metadata, Params, decode_file, decode_range, encode,
+    ManifestError, Metadata, Params, decode_file, decode_range, encode, verify_columns,
 };
 use proptest::prelude::*;
 
@@ -140,10 +140,10 @@ fn roundtrip_default_params_many_segments() {
 
 #[test]
 fn every_k_of_n_columns_rebuild_the_file() {
-    for (k, m) in [(1u8, 2u8), (3, 2), (4, 3), (10, 4)] {
-        let p = params(S, k, m);
+    for (k, m, s) in [(1u8, 2u8, S), (3, 2, S), (4, 3, 4 * S), (10, 4, 64 << 10)] {
+        let p = params(s, k, m);
         let n = p.columns();
-        let plain = data(5 * S as usize + 333, k as u64);
+        let plain = data(3 * s as usize + 333, k as u64);
         let access = Access::Private(FileKey::random());
         let (manifest, cols) = enc(p, &access, &plain);
         let mut tried = 0;
@@ -204,13 +204,20 @@ fn a_flipped_byte_in_any_column_is_named_and_never_yields_wrong_plaintext() {
             for pos in positions {
                 let mut bad = cols.clone();
                 bad[c][pos] ^= 0x01;
-                // All columns given: the file decodes and the column is named.
+                // All columns given: the file decodes; a damaged column that was read is
+                // named (a parity column need not be read at all), and a full check
+                // names it either way.
                 let (out, report) = dec_file(&m, key_of(&access), &mut sources(&bad, |_| true))
                     .unwrap_or_else(|e| panic!("column {c} byte {pos}: {e}"));
                 assert_eq!(out, plain);
-                assert!(
-                    matches!(report.faults[..], [(cc, ColumnFault::HashMismatch { .. })] if cc == c)
-                );
+                assert!(report.faults.iter().all(|(cc, f)| *cc == c
+                    && matches!(
+                        f,
+                        ColumnFault::HashMismatch { .. } | ColumnFault::Corrupt { .. }
+                    )));
+                assert_eq!(report.faults.is_empty(), c >= 3, "{report:?}");
+                let faults = verify_columns(&m, &mut sources(&bad, |_| true)).unwrap();
+                assert!(matches!(faults[..], [(cc, ColumnFault::HashMismatch { .. })] if cc == c));
                 // Exactly k columns including the bad one: a clear error naming it.
                 let keep = |i: usize| i == c || (i + p.columns() - c) % p.columns() < 3;
                 match dec_file(&m, key_of(&access), &mut sources(&bad, keep)) {
@@ -224,25 +231,29 @@ fn a_flipped_byte_in_any_column_is_named_and_never_yields_wrong_plaintext() {
                 }
                 // Range reads skip the whole-column hash: the segment tags catch it, and
                 // with spares the decoder names the column.
-                let r = dec_range(
+                let whole = 0..plain.len() as u64;
+                let (out, report) = dec_range(
                     &m,
                     key_of(&access),
                     &mut sources(&bad, |_| true),
-                    0..plain.len() as u64,
-                );
-                let (out, report) = r.unwrap();
+                    whole.clone(),
+                )
+                .unwrap();
                 assert_eq!(out, plain);
                 assert!(report.faults.iter().all(|(cc, _)| *cc == c), "{report:?}");
-                // With exactly k (no spare), a range read either fails cleanly or is right.
-                match dec_range(
-                    &m,
-                    key_of(&access),
-                    &mut sources(&bad, keep),
-                    0..plain.len() as u64,
-                ) {
+                // With exactly k (no spare) a range read that needs the bad shard hashes
+                // the columns it used and names the damaged one.
+                match dec_range(&m, key_of(&access), &mut sources(&bad, keep), whole) {
                     Ok((out, _)) => assert_eq!(out, plain),
-                    Err(DecodeError::SegmentCorrupt { columns, .. }) => {
-                        assert!(columns.contains(&c))
+                    Err(DecodeError::NotEnoughColumns { faults, .. }) => {
+                        let damaged: Vec<_> = faults
+                            .iter()
+                            .filter(|(_, f)| *f != ColumnFault::Missing)
+                            .collect();
+                        assert!(
+                            matches!(damaged[..], [(cc, ColumnFault::HashMismatch { .. })] if *cc == c),
+                            "{faults:?}"
+                        );
                     }
                     Err(e) => panic!("unexpected error {e}"),
                 }
@@ -272,7 +283,7 @@ fn corrupt_shards_in_two_columns_are_both_named() {
     // Column 3 is only read once column 0 is known bad and a spare is needed, so it is
     // named when its bad shard is used.
     assert!(named.iter().all(|c| [0, 3].contains(c)), "{report:?}");
-    // Three bad columns of five: beyond repair, and said so.
+    // Three bad columns of five: beyond repair, and each is named.
     cols[1][10] ^= 0xFF;
     cols[4][10] ^= 0xFF;
     let err = expect_err(dec_range(
@@ -281,10 +292,15 @@ fn corrupt_shards_in_two_columns_are_both_named() {
         &mut sources(&cols, |_| true),
         0..plain.len() as u64,
     ));
-    assert!(
-        matches!(err, DecodeError::SegmentCorrupt { segment: 0, .. }),
-        "{err}"
-    );
+    match err {
+        DecodeError::NotEnoughColumns {
+            segment: 0, faults, ..
+        } => {
+            let named: Vec<usize> = faults.iter().map(|(c, _)| *c).collect();
+            assert_eq!(named, vec![0, 1, 3, 4], "{faults:?}");
+        }
+        e => panic!("{e}"),
+    }
 }
 
 #[test]
@@ -359,7 +375,7 @@ fn swapped_reordered_or_truncated_segments_are_refused() {
             whole.clone(),
         ));
         assert!(
-            matches!(err, DecodeError::SegmentCorrupt { segment: 1, .. }),
+            matches!(err, DecodeError::NotEnoughColumns { segment: 1, ref faults, .. } if faults.len() == 5),
             "{err}"
         );
         // ... and the whole-file decode names every column by its hash.
@@ -378,7 +394,7 @@ fn swapped_reordered_or_truncated_segments_are_refused() {
             whole.clone(),
         ));
         assert!(
-            matches!(err, DecodeError::SegmentCorrupt { segment: 0, .. }),
+            matches!(err, DecodeError::NotEnoughColumns { segment: 0, .. }),
             "{err}"
         );
 
@@ -421,7 +437,7 @@ fn swapped_reordered_or_truncated_segments_are_refused() {
         if key.is_some() {
             let err = expect_err(dec_range(&m, key, &mut sources(&mixed, |_| true), whole));
             assert!(
-                matches!(err, DecodeError::SegmentCorrupt { segment: 2, .. }),
+                matches!(err, DecodeError::NotEnoughColumns { segment: 2, .. }),
                 "{err}"
             );
         }
@@ -437,6 +453,40 @@ fn expect_err(r: Result<(Vec<u8>, DecodeReport), DecodeError>) -> DecodeError {
     match r {
         Ok((out, report)) => panic!("decode succeeded ({} bytes, {report:?})", out.len()),
         Err(e) => e,
+    }
+}
+
+/// An uploader who writes data columns of one file and parity columns of another under
+/// one manifest must not get two contents under one id.
+#[test]
+fn inconsistent_columns_are_refused_whichever_k_are_read() {
+    let p = params(S, 3, 2);
+    let (a, cols_a) = enc(p, &Access::Public, &data(3 * S as usize, 1));
+    let (_, cols_b) = enc(p, &Access::Public, &data(3 * S as usize, 2));
+    let mut bytes = a.as_bytes().to_vec();
+    let mut cols = cols_a.clone();
+    for c in 3..5 {
+        bytes[41 + 32 * c..41 + 32 * (c + 1)]
+            .copy_from_slice(mosaic_node::codec::Hash::of(&cols_b[c]).as_bytes());
+        cols[c] = cols_b[c].clone();
+    }
+    let forged = Manifest::from_bytes(&bytes).unwrap();
+    // Reading the data columns: the re-encoded parity does not match the manifest.
+    match expect_err(dec_file(&forged, None, &mut sources(&cols, |_| true))) {
+        DecodeError::Inconsistent {
+            segment: None,
+            columns,
+        } => assert_eq!(columns, vec![3, 4]),
+        e => panic!("{e}"),
+    }
+    // Reading a mix: every column is intact, yet no k open the segment.
+    match expect_err(dec_file(&forged, None, &mut sources(&cols, |i| i >= 2))) {
+        e @ DecodeError::Inconsistent {
+            segment: Some(0), ..
+        } => {
+            assert!(e.to_string().contains("do not trust this file id"), "{e}");
+        }
+        e => panic!("{e}"),
     }
 }
 
@@ -553,7 +603,8 @@ proptest! {
         public in any::<bool>(),
         lost_seed in any::<u64>(),
     ) {
-        let p = params(S, k, m);
+        // 4 KiB per data column keeps every data shard carrying data (see Params::new).
+        let p = params(S * k as u32, k, m);
         let n = p.columns();
         let plain = data(len, lost_seed);
         let access = if public { Access::Public } else { Access::Private(FileKey::random()) };

@@ -4,7 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 use mosaic_node::codec::{
-    Access, ConvergenceSecret, Decoder, FileKey, Metadata, Params, decode_file, encode,
+    Access, ConvergenceSecret, Decoder, FileKey, Hash, Metadata, Params, PublicId, ReadCap,
+    decode_file, encode,
 };
 
 /// The vector plaintext: byte i is `(i * 7 + i / 251) mod 256`.
@@ -52,6 +53,19 @@ fn public_vector() {
     assert_eq!(id, PUBLIC_ID);
     assert_eq!(cols[0], PUBLIC_COLUMN_0);
     assert_eq!(cols[4], PUBLIC_COLUMN_4);
+    let text = PublicId {
+        id: Hash::from_bytes(hex32(&id)),
+    }
+    .to_string();
+    assert_eq!(text, PUBLIC_TEXT);
+}
+
+fn hex32(s: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
+    }
+    out
 }
 
 #[test]
@@ -67,6 +81,12 @@ fn convergent_vector() {
     assert_eq!(id, CONVERGENT_ID);
     assert_eq!(cols[0], CONVERGENT_COLUMN_0);
     assert_eq!(cols[4], CONVERGENT_COLUMN_4);
+    let cap = ReadCap {
+        id: Hash::from_bytes(hex32(&id)),
+        key: FileKey::from_bytes(hex32(&key_hex)),
+    };
+    assert_eq!(cap.to_string(), CONVERGENT_READCAP);
+    assert_eq!(CONVERGENT_READCAP.parse::<ReadCap>().unwrap(), cap);
 }
 
 const PUBLIC_ID: &str = "30a9e548616124cbcf0cf2d77ff04c578c1077ba4ee6722c6ce86e04ac72f043";
@@ -78,3 +98,5 @@ const CONVERGENT_COLUMN_0: &str =
     "f6ed8fdf9e7c1b96b76de5da8a859e4d27595ee05a1c52cd9f5e28bc6d2c244c";
 const CONVERGENT_COLUMN_4: &str =
     "3db19910198807d96715310edd6f308ecefcf0335dcfee287a9421c06e3fe97d";
+const PUBLIC_TEXT: &str = "mi1gcu6ksdbmesmxtym6llx74cmk6gba552j3theldm5bxajlds6bbyhuex3y";
+const CONVERGENT_READCAP: &str = "mr176mrslsizlv4xstslruluinmr45ug5m7jtizxoc23fxttyoi7qz67nca67zhlorbrx4nadgfgqu2rnkh3f6ahaquwsiiqqkslewdbeux55h3c";

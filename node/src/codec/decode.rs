@@ -2,14 +2,19 @@
 //!
 //! [`Decoder`] works one segment at a time on shards its caller supplies (from files,
 //! or from the network), so a range read touches only the segments it needs. Per
-//! segment: rebuild missing data shards (Reed–Solomon) → check the zero padding → open
-//! the tag (Poly1305, or BLAKE3 for public files) → plaintext.
+//! segment: rebuild missing data shards (Reed–Solomon) → check the zero padding →
+//! check the tag and decrypt *out of place* (the sealed shards stay intact) → plaintext.
 //!
-//! Integrity never rests on one check: a wrong shard fails the segment's tag; the caller
-//! then supplies spare shards and the decoder searches for `k` that open. The segment
-//! opened, it re-encodes it and compares every shard it was given, so it names *each*
-//! corrupt column rather than guessing. [`verify_columns`] checks whole columns against
-//! the manifest's hashes (what iroh-blobs' verified streaming does chunk by chunk).
+//! Integrity never rests on one check:
+//! - a wrong shard fails the segment's tag; the caller then supplies spare shards and the
+//!   decoder searches for `k` that open, re-encodes the segment and compares every shard
+//!   it was given, so it names *each* corrupt column rather than guessing;
+//! - a whole-file decode re-encodes every segment and hashes all `n` authentic columns:
+//!   they must match the manifest, so one file id yields one plaintext whichever `k`
+//!   columns a reader fetched (an uploader cannot write columns that decode differently
+//!   depending on the subset: that is reported as [`DecodeError::Inconsistent`]);
+//! - [`verify_columns`] checks whole columns against the manifest's hashes (what
+//!   iroh-blobs' verified streaming does chunk by chunk).
 
 use std::{
     fmt,
@@ -22,7 +27,7 @@ use super::{
     erasure::Erasure,
     hash::Hash,
     layout::Layout,
-    manifest::{Manifest, Metadata},
+    manifest::{Manifest, Metadata, MetadataError},
     seal::{FileKey, Sealer, Suite},
 };
 
@@ -106,6 +111,9 @@ pub enum DecodeError {
     /// The key does not open the file.
     #[error("the key does not open this file: the readcap is damaged or belongs to another file")]
     WrongKey,
+    /// The key opened the metadata, but it does not parse: a faulty encoder wrote it.
+    #[error("the file's metadata is malformed ({0}): it was written by a faulty encoder")]
+    BadMetadata(MetadataError),
     /// Wrong number of column sources.
     #[error("{given} column sources were given; this file has {expected} columns")]
     ColumnCount {
@@ -139,15 +147,16 @@ pub enum DecodeError {
         /// Every column at fault, and why.
         faults: Vec<(usize, ColumnFault)>,
     },
-    /// No `k` of the available shards open the segment, so the corrupt ones cannot be
-    /// told apart.
+    /// The columns are each intact but do not form one file: the uploader wrote
+    /// inconsistent data, so different readers could see different content.
     #[error(
-        "segment {segment} is corrupt in more columns than can be corrected (columns {columns:?} were tried); fetch fresh copies of them"
+        "the columns of this file do not form one consistent file (columns {columns:?} disagree with the others{}): the uploader wrote inconsistent data, so do not trust this file id",
+        .segment.map(|s| format!(" in segment {s}")).unwrap_or_default()
     )]
-    SegmentCorrupt {
-        /// The segment.
-        segment: u64,
-        /// The columns whose shards were tried.
+    Inconsistent {
+        /// Where it was found, if in one segment.
+        segment: Option<u64>,
+        /// The columns that disagree.
         columns: Vec<usize>,
     },
     /// Writing the plaintext failed.
@@ -196,9 +205,18 @@ pub struct Decoder {
     metadata: Metadata,
     sealer: Sealer,
     erasure: Erasure,
+    /// The current segment's `n` shards, as given, then with data shards rebuilt.
     stripe: Vec<u8>,
+    /// The authentic parity shards of the current segment, when re-encoded.
+    parity: Vec<u8>,
+    /// The current segment's plaintext.
+    plain: Vec<u8>,
     present: Vec<bool>,
     segment: u64,
+    /// Hashers of the authentic columns being checked, while checking a whole file
+    /// (segments in order from 0; `hashed` counts them).
+    hashers: Option<Vec<Option<blake3::Hasher>>>,
+    hashed: u64,
 }
 
 impl Decoder {
@@ -214,17 +232,30 @@ impl Decoder {
         let plain = sealer
             .open_metadata(manifest.header(), manifest.metadata_field())
             .map_err(|_| DecodeError::WrongKey)?;
-        // The metadata opened, so it was written by a key holder: a malformed encoding is
-        // a broken encoder, which we refuse like a wrong key rather than trust.
-        let metadata = Metadata::decode(&plain).map_err(|_| DecodeError::WrongKey)?;
+        // The metadata opened, so a key holder wrote it: malformed means a faulty encoder.
+        let metadata = Metadata::decode(&plain).map_err(DecodeError::BadMetadata)?;
         let layout = *manifest.layout();
         let params = layout.params();
-        let n = params.columns();
+        let (k, m, n) = (
+            params.data_columns(),
+            params.parity_columns(),
+            params.columns(),
+        );
+        let shard = max_shard_len(&layout);
         Ok(Self {
-            erasure: Erasure::new(params.data_columns(), params.parity_columns()),
-            stripe: vec![0; n * max_shard_len(&layout)],
+            erasure: Erasure::new(k, m),
+            stripe: vec![0; n * shard],
+            parity: vec![0; m * shard],
+            plain: vec![
+                0;
+                layout
+                    .plain_len(0)
+                    .max(layout.plain_len(layout.segments() - 1))
+            ],
             present: vec![false; n],
             segment: 0,
+            hashers: None,
+            hashed: 0,
             manifest,
             metadata,
             sealer,
@@ -242,6 +273,49 @@ impl Decoder {
     /// The file's geometry.
     pub fn layout(&self) -> &Layout {
         self.manifest.layout()
+    }
+
+    /// From now on, re-encode every segment opened and hash the authentic bytes of the
+    /// columns in `which`, for [`Decoder::check_columns`]. Segments must then be opened
+    /// in order from 0.
+    pub fn hash_columns(&mut self, which: &[bool]) {
+        self.hashers = Some(which.iter().map(|&w| w.then(blake3::Hasher::new)).collect());
+        self.hashed = 0;
+    }
+
+    /// After every segment was opened in order under [`Decoder::hash_columns`]: checks
+    /// that the authentic columns hash to the manifest's column hashes.
+    ///
+    /// # Panics
+    /// If [`Decoder::hash_columns`] was not called, or not every segment was opened.
+    pub fn check_columns(&self) -> Result<(), DecodeError> {
+        let hashers = self
+            .hashers
+            .as_ref()
+            .expect("check_columns() after hash_columns()");
+        assert_eq!(
+            self.hashed,
+            self.layout().segments(),
+            "check_columns() before the last segment"
+        );
+        let columns: Vec<usize> = hashers
+            .iter()
+            .zip(self.manifest.columns())
+            .enumerate()
+            .filter(|(_, (h, expected))| {
+                h.as_ref()
+                    .is_some_and(|h| Hash::from(h.finalize()) != **expected)
+            })
+            .map(|(c, _)| c)
+            .collect();
+        if columns.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::Inconsistent {
+                segment: None,
+                columns,
+            })
+        }
     }
 
     fn shard_len(&self) -> usize {
@@ -284,8 +358,8 @@ impl Decoder {
         let len = self.shard_len();
         let n = self.present.len();
         // First try: the first k present shards. It leaves every present shard as it was
-        // (a rebuild writes only absent shards; a failed tag check decrypts nothing), so
-        // the shards need copying only if it fails and other subsets must be tried.
+        // (a rebuild writes only absent shards; the tag is checked out of place), so the
+        // shards need copying only if it fails and other subsets must be tried.
         let mut mask = self.present.clone();
         for &c in &present[k..] {
             mask[c] = false;
@@ -315,15 +389,15 @@ impl Decoder {
     fn opened(&self, corrupt: Vec<usize>) -> Opened<'_> {
         let plain = self.layout().plain_len(self.segment);
         Opened {
-            plaintext: &self.stripe[..plain],
+            plaintext: &self.plain[..plain],
             corrupt,
         }
     }
 
     /// Tries to open the segment from the shards in `mask`. On success the plaintext is
-    /// at the start of the stripe and the result lists the present shards that differ
-    /// from the authentic ones: checked against `original` (the shards as given) when
-    /// this is a retry, since some shard given is then known to be bad.
+    /// in `self.plain` and the result lists the present shards that differ from the
+    /// authentic ones: checked against `original` (the shards as given) on a retry,
+    /// since some shard given is then known to be bad.
     fn try_open(&mut self, mask: &[bool], original: Option<&[u8]>) -> Option<Vec<usize>> {
         let layout = *self.layout();
         let index = self.segment;
@@ -347,26 +421,45 @@ impl Decoder {
         if buf[sealed..k * len].iter().any(|&b| b != 0) {
             return None;
         }
-        // On a retry, re-encode the segment to learn which given shards were wrong.
-        let authentic = original.map(|original| {
-            let mut all = buf[..k * len].to_vec();
-            all.resize(n * len, 0);
-            let (data, parity) = all.split_at_mut(k * len);
-            let data: Vec<&[u8]> = data.chunks_exact(len).collect();
-            let mut parity: Vec<&mut [u8]> = parity.chunks_exact_mut(len).collect();
-            self.erasure.encode(&data, &mut parity);
-            (all, original)
-        });
-        self.sealer.open_segment(index, &mut buf[..sealed]).ok()?;
-        let corrupt = match authentic {
+        let plain = sealed - super::layout::TAG_LEN;
+        self.sealer
+            .open_segment(index, &buf[..sealed], &mut self.plain[..plain])
+            .ok()?;
+        // The data shards are authentic now. Their parity is needed to check a whole
+        // file, or to learn which given shards were wrong.
+        let hashing = self.hashers.is_some() && self.hashed == index;
+        if !hashing && original.is_none() {
+            return Some(Vec::new());
+        }
+        let parity = &mut self.parity[..(n - k) * len];
+        {
+            let data: Vec<&[u8]> = buf[..k * len].chunks_exact(len).collect();
+            let mut out: Vec<&mut [u8]> = parity.chunks_exact_mut(len).collect();
+            self.erasure.encode(&data, &mut out);
+        }
+        let authentic = |c: usize| -> &[u8] {
+            if c < k {
+                &buf[c * len..(c + 1) * len]
+            } else {
+                &parity[(c - k) * len..(c - k + 1) * len]
+            }
+        };
+        let corrupt = match original {
             None => Vec::new(),
-            Some((all, original)) => (0..n)
-                .filter(|&c| {
-                    self.present[c]
-                        && all[c * len..(c + 1) * len] != original[c * len..(c + 1) * len]
-                })
+            Some(original) => (0..n)
+                .filter(|&c| self.present[c] && authentic(c) != &original[c * len..(c + 1) * len])
                 .collect(),
         };
+        if hashing {
+            if let Some(hashers) = &mut self.hashers {
+                for (c, h) in hashers.iter_mut().enumerate() {
+                    if let Some(h) = h {
+                        h.update(authentic(c));
+                    }
+                }
+            }
+            self.hashed += 1;
+        }
         Some(corrupt)
     }
 }
@@ -400,47 +493,54 @@ pub fn verify_columns<R: Read + Seek>(
             expected: n,
         });
     }
-    let expected_len = manifest.layout().column_len();
-    let mut buf = vec![0u8; 256 << 10];
     let mut faults = Vec::new();
     for (c, source) in columns.iter_mut().enumerate() {
-        let Some(r) = source else {
-            faults.push((c, ColumnFault::Missing));
-            continue;
-        };
-        let mut hasher = blake3::Hasher::new();
-        let mut total = 0u64;
-        let result = r.seek(SeekFrom::Start(0)).and_then(|_| {
-            loop {
-                match read_full(r, &mut buf)? {
-                    0 => break Ok(()),
-                    got => {
-                        hasher.update(&buf[..got]);
-                        total += got as u64;
-                        // Stop reading a column that is already too long.
-                        if total > expected_len {
-                            break Ok(());
-                        }
-                    }
-                }
-            }
-        });
-        let fault = match result {
-            Err(e) => Some(unreadable(&e)),
-            Ok(()) if total != expected_len => Some(ColumnFault::Length {
-                expected: expected_len,
-                actual: total,
-            }),
-            Ok(()) => {
-                let actual = Hash::from(hasher.finalize());
-                (actual != manifest.columns()[c]).then_some(ColumnFault::HashMismatch { actual })
-            }
+        let fault = match source {
+            None => Some(ColumnFault::Missing),
+            Some(r) => verify_column(r, &manifest.columns()[c], manifest.layout().column_len()),
         };
         if let Some(f) = fault {
             faults.push((c, f));
         }
     }
     Ok(faults)
+}
+
+/// Hashes one whole column; `None` if it has the expected length and hash.
+fn verify_column<R: Read + Seek>(
+    r: &mut R,
+    expected: &Hash,
+    expected_len: u64,
+) -> Option<ColumnFault> {
+    let mut buf = vec![0u8; 256 << 10];
+    let mut hasher = blake3::Hasher::new();
+    let mut total = 0u64;
+    let result = r.seek(SeekFrom::Start(0)).and_then(|_| {
+        loop {
+            match read_full(r, &mut buf)? {
+                0 => break Ok(()),
+                got => {
+                    hasher.update(&buf[..got]);
+                    total += got as u64;
+                    // Stop reading a column that is already too long.
+                    if total > expected_len {
+                        break Ok(());
+                    }
+                }
+            }
+        }
+    });
+    match result {
+        Err(e) => Some(unreadable(&e)),
+        Ok(()) if total != expected_len => Some(ColumnFault::Length {
+            expected: expected_len,
+            actual: total,
+        }),
+        Ok(()) => {
+            let actual = Hash::from(hasher.finalize());
+            (actual != *expected).then_some(ColumnFault::HashMismatch { actual })
+        }
+    }
 }
 
 fn unreadable(e: &io::Error) -> ColumnFault {
@@ -464,32 +564,101 @@ pub fn decode_range<R: Read + Seek>(
         .iter()
         .map(|c| c.is_none().then_some(ColumnFault::Missing))
         .collect();
-    decode_segments(decoder, columns, range, out, &mut faults)
+    let skip = vec![false; columns.len()];
+    let segments = decoder.layout().segments_for(range.clone());
+    decode_segments(decoder, columns, range, segments, out, &mut faults, &skip)
 }
 
-/// Decodes the whole file: first checks every given column against the manifest's
-/// hashes (so corruption anywhere, even in a column the decode would not need, is
-/// reported), then decodes from the columns that passed.
+/// Decodes the whole file from `k` columns (more only where a shard turns out bad), so
+/// that no byte is output unverified and one file id yields one content:
+/// - every segment is re-encoded and all `n` authentic columns are hashed: if they do not
+///   match the manifest, the uploader wrote columns that do not form one file
+///   ([`DecodeError::Inconsistent`]), different readers could see different content, and
+///   the caller must discard the output (the CLI writes to a temporary file and renames
+///   it only on success);
+/// - a private file decodes in one pass: its tags (Poly1305 under the file key)
+///   authenticate every shard used before its plaintext is output;
+/// - a public file's tags can be forged by anyone, so its `k` columns are first checked
+///   against the manifest's hashes (data columns first: they need no Reed–Solomon work),
+///   and only then decoded.
+///
+/// Columns beyond those needed are not read; [`verify_columns`] checks every column.
 pub fn decode_file<R: Read + Seek>(
     decoder: &mut Decoder,
     columns: &mut [Option<R>],
     out: &mut impl Write,
 ) -> Result<DecodeReport, DecodeError> {
-    let found = verify_columns(decoder.manifest(), columns)?;
-    let mut faults: Vec<Option<ColumnFault>> = vec![None; columns.len()];
-    for (c, f) in found {
-        faults[c] = Some(f);
+    let manifest = decoder.manifest().clone();
+    let layout = *manifest.layout();
+    let (k, n) = (layout.params().data_columns(), layout.params().columns());
+    if columns.len() != n {
+        return Err(DecodeError::ColumnCount {
+            given: columns.len(),
+            expected: n,
+        });
     }
-    let length = decoder.layout().length();
-    decode_segments(decoder, columns, 0..length, out, &mut faults)
+    // Every segment, even the one empty segment of an empty file: its tag is what
+    // proves the file is empty.
+    let all = 0..layout.segments();
+    let whole = 0..layout.length();
+    if !manifest.is_public() {
+        let mut faults: Vec<Option<ColumnFault>> = columns
+            .iter()
+            .map(|c| c.is_none().then_some(ColumnFault::Missing))
+            .collect();
+        decoder.hash_columns(&vec![true; n]);
+        let skip = vec![false; n];
+        let report = decode_segments(decoder, columns, whole, all, out, &mut faults, &skip)?;
+        decoder.check_columns()?;
+        return Ok(report);
+    }
+    let mut faults: Vec<Option<ColumnFault>> = vec![None; n];
+    let mut chosen = vec![false; n];
+    let mut verified = 0;
+    for (c, source) in columns.iter_mut().enumerate() {
+        faults[c] = match source {
+            None => Some(ColumnFault::Missing),
+            Some(_) if verified == k => continue,
+            Some(r) => verify_column(r, &manifest.columns()[c], layout.column_len()),
+        };
+        if faults[c].is_none() {
+            chosen[c] = true;
+            verified += 1;
+        }
+    }
+    if verified < k {
+        return Err(DecodeError::NotEnoughColumns {
+            segment: 0,
+            need: k,
+            usable: verified,
+            faults: collect_faults(&faults),
+        });
+    }
+    let unchosen: Vec<bool> = chosen.iter().map(|c| !c).collect();
+    decoder.hash_columns(&unchosen);
+    let report = decode_segments(decoder, columns, whole, all, out, &mut faults, &unchosen)?;
+    decoder.check_columns()?;
+    Ok(report)
 }
 
+fn collect_faults(faults: &[Option<ColumnFault>]) -> Vec<(usize, ColumnFault)> {
+    faults
+        .iter()
+        .enumerate()
+        .filter_map(|(c, f)| f.clone().map(|f| (c, f)))
+        .collect()
+}
+
+/// Decodes `segments`, writing the part of each inside the plaintext `range`.
+#[allow(clippy::too_many_arguments)]
 fn decode_segments<R: Read + Seek>(
     decoder: &mut Decoder,
     columns: &mut [Option<R>],
     range: Range<u64>,
+    segments: Range<u64>,
     out: &mut impl Write,
     faults: &mut [Option<ColumnFault>],
+    skip: &[bool],
 ) -> Result<DecodeReport, DecodeError> {
     let layout = *decoder.layout();
     let n = layout.params().columns();
@@ -507,14 +676,7 @@ fn decode_segments<R: Read + Seek>(
             length: layout.length(),
         });
     }
-    let collect = |faults: &[Option<ColumnFault>]| -> Vec<(usize, ColumnFault)> {
-        faults
-            .iter()
-            .enumerate()
-            .filter_map(|(c, f)| f.clone().map(|f| (c, f)))
-            .collect()
-    };
-    for segment in layout.segments_for(range.clone()) {
+    for segment in segments {
         decoder.begin_segment(segment);
         let span = layout.column_span(segment);
         let mut want = k;
@@ -525,7 +687,7 @@ fn decode_segments<R: Read + Seek>(
             while loaded < want && next < n {
                 let c = next;
                 next += 1;
-                if faults[c].is_some() {
+                if faults[c].is_some() || skip[c] {
                     continue;
                 }
                 let r = columns[c]
@@ -544,7 +706,7 @@ fn decode_segments<R: Read + Seek>(
                     segment,
                     need: k,
                     usable: loaded,
-                    faults: collect(faults),
+                    faults: collect_faults(faults),
                 });
             }
             match decoder.open_segment() {
@@ -559,20 +721,45 @@ fn decode_segments<R: Read + Seek>(
                         .map_err(|source| DecodeError::Write { source })?;
                     break;
                 }
-                Err(SegmentError::Corrupt { columns }) => {
-                    if next >= n {
-                        return Err(DecodeError::SegmentCorrupt { segment, columns });
+                Err(SegmentError::Corrupt { columns: tried }) => {
+                    if next < n {
+                        // One more shard to tell the corrupt ones apart.
+                        want = loaded + 1;
+                        continue;
                     }
-                    // One more shard to tell the corrupt ones apart.
-                    want = loaded + 1;
+                    // No spare left: hash the columns used to find the damaged ones.
+                    let mut found = false;
+                    for &c in &tried {
+                        let r = columns[c].as_mut().expect("a shard was read from it");
+                        if let Some(f) =
+                            verify_column(r, &layout_hash(decoder, c), layout.column_len())
+                        {
+                            faults[c] = Some(f);
+                            decoder.set_present(c, false);
+                            loaded -= 1;
+                            found = true;
+                        }
+                    }
+                    if !found {
+                        // Every column is as the uploader wrote it, yet no k of them
+                        // open the segment: the upload itself is malformed.
+                        return Err(DecodeError::Inconsistent {
+                            segment: Some(segment),
+                            columns: tried,
+                        });
+                    }
                 }
                 Err(SegmentError::NotEnoughShards { .. }) => unreachable!("k shards are present"),
             }
         }
     }
     Ok(DecodeReport {
-        faults: collect(faults),
+        faults: collect_faults(faults),
     })
+}
+
+fn layout_hash(decoder: &Decoder, column: usize) -> Hash {
+    decoder.manifest().columns()[column]
 }
 
 fn read_shard<R: Read + Seek>(

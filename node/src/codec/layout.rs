@@ -59,6 +59,19 @@ pub enum ParamsError {
         /// The requested `k + m`.
         total: usize,
     },
+    /// So many data columns for this segment size that, with shards rounded up to 1 KiB,
+    /// the last data columns would hold only padding.
+    #[error(
+        "with {segment_size}-byte segments, {k} data columns would leave the last ones holding only padding (shards are 1 KiB-aligned): use {suggested} data columns, or larger segments"
+    )]
+    TooManyDataColumns {
+        /// The requested segment size.
+        segment_size: u32,
+        /// The requested number of data columns.
+        k: u8,
+        /// The largest smaller `k` that is valid for this segment size.
+        suggested: u8,
+    },
     /// The segment size was out of range or not a multiple of 1 KiB.
     #[error(
         "segment size {size} bytes is invalid: use a multiple of 1024 between {MIN_SEGMENT_SIZE} and {MAX_SEGMENT_SIZE}"
@@ -86,6 +99,19 @@ impl Params {
             || segment_size % COLUMN_ALIGN as u32 != 0
         {
             return Err(ParamsError::SegmentSize { size: segment_size });
+        }
+        if !every_data_shard_carries_data(segment_size, k) {
+            // Validity is not monotone in k (4 KiB segments allow k = 3 and 5, not 4):
+            // suggest the largest valid k below the one asked for.
+            let suggested = (1..k)
+                .rev()
+                .find(|&k| every_data_shard_carries_data(segment_size, k))
+                .unwrap_or(1);
+            return Err(ParamsError::TooManyDataColumns {
+                segment_size,
+                k,
+                suggested,
+            });
         }
         Ok(Self {
             segment_size,
@@ -223,6 +249,14 @@ impl Layout {
     }
 }
 
+/// Whether the last of `k` data shards of a full segment holds sealed bytes, not only
+/// padding: `(k - 1) · L < S + T`. Otherwise a column would be all zeros.
+fn every_data_shard_carries_data(segment_size: u32, k: u8) -> bool {
+    let sealed = segment_size as u64 + TAG_LEN as u64;
+    let shard = round_up(sealed.div_ceil(k as u64), COLUMN_ALIGN);
+    (k as u64 - 1) * shard < sealed
+}
+
 fn round_up(x: u64, to: u64) -> u64 {
     x.div_ceil(to) * to
 }
@@ -242,7 +276,33 @@ mod tests {
             Params::new(1 << 20, 200, 100),
             Err(ParamsError::TooManyColumns { total: 300 })
         );
-        assert!(Params::new(1 << 20, 200, 55).is_ok());
+        assert!(Params::new(16 << 20, 200, 55).is_ok());
+        // 1 KiB alignment: a 4 KiB segment seals to 4112 bytes; with k = 4 each shard
+        // rounds up to 2048 bytes and the fourth would start past the sealed bytes (with
+        // k = 5, shards of 1024 bytes: the fifth holds 16).
+        assert!(Params::new(4096, 3, 2).is_ok());
+        assert_eq!(
+            Params::new(4096, 4, 2),
+            Err(ParamsError::TooManyDataColumns {
+                segment_size: 4096,
+                k: 4,
+                suggested: 3
+            })
+        );
+        assert!(Params::new(4096, 5, 2).is_ok());
+        assert!(Params::new(5 * 4096, 5, 2).is_ok());
+        assert!(matches!(
+            Params::new(1 << 20, 64, 4),
+            Err(ParamsError::TooManyDataColumns { .. })
+        ));
+        for k in 1..=255u8 {
+            for s in [4096u32, 1 << 20, 16 << 20] {
+                if let Ok(p) = Params::new(s, k, 1) {
+                    let l = Layout::new(p, s as u64 * 2).unwrap();
+                    assert!((k as u64 - 1) * l.shard_len() < s as u64 + TAG_LEN as u64);
+                }
+            }
+        }
         assert_eq!(
             Params::new(1000, 3, 2),
             Err(ParamsError::SegmentSize { size: 1000 })

@@ -66,8 +66,10 @@ pub enum MetadataError {
         /// Its length in bytes.
         len: usize,
     },
-    /// The name contains `/` or NUL, or is empty.
-    #[error("file name {name:?} is not a plain file name (empty, or contains '/' or NUL)")]
+    /// The name contains `/` or NUL, or is empty, `.` or `..`.
+    #[error(
+        "file name {name:?} is not a plain file name (empty, \".\", \"..\", or contains '/' or NUL)"
+    )]
     NameInvalid {
         /// The offending name.
         name: String,
@@ -99,7 +101,9 @@ impl Metadata {
         if name.len() > MAX_NAME_LEN {
             return Err(MetadataError::NameTooLong { len: name.len() });
         }
-        if self.name.is_some() && (name.is_empty() || name.contains(['/', '\0'])) {
+        if self.name.is_some()
+            && (name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']))
+        {
             return Err(MetadataError::NameInvalid {
                 name: name.to_owned(),
             });

@@ -284,21 +284,33 @@ impl Sealer {
         tag_out.copy_from_slice(&tag);
     }
 
-    /// Opens segment `index` in place: `buf` holds the sealed segment. On success the
-    /// first `buf.len() - TAG_LEN` bytes are the plaintext.
-    pub(crate) fn open_segment(&self, index: u64, buf: &mut [u8]) -> Result<(), TagMismatch> {
-        let (body, tag) = buf.split_at_mut(buf.len() - TAG_LEN);
-        let tag: [u8; TAG_LEN] = (&*tag).try_into().expect("split at TAG_LEN");
+    /// Opens segment `index`: checks the tag of `sealed` (ciphertext ‖ tag) and writes
+    /// the plaintext to `out` (`sealed.len() - TAG_LEN` bytes). `sealed` is left as it
+    /// was, so a caller can still hash or re-encode the authentic sealed bytes.
+    pub(crate) fn open_segment(
+        &self,
+        index: u64,
+        sealed: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), TagMismatch> {
+        let (body, tag) = sealed.split_at(sealed.len() - TAG_LEN);
+        let tag: [u8; TAG_LEN] = tag.try_into().expect("split at TAG_LEN");
         match &self.aead {
-            Some(aead) => aead
-                .decrypt_inout_detached(
+            Some(aead) => {
+                let buf = chacha20poly1305::aead::inout::InOutBuf::new(body, out)
+                    .expect("callers size `out` to the plaintext");
+                aead.decrypt_inout_detached(
                     &self.nonce(index),
                     &self.context(index),
-                    body.into(),
+                    buf,
                     &tag.into(),
                 )
-                .map_err(|_| TagMismatch),
-            None if constant_time_eq(&self.public_tag(index, body), &tag) => Ok(()),
+                .map_err(|_| TagMismatch)
+            }
+            None if constant_time_eq(&self.public_tag(index, body), &tag) => {
+                out.copy_from_slice(body);
+                Ok(())
+            }
             None => Err(TagMismatch),
         }
     }
@@ -382,15 +394,19 @@ mod tests {
         buf.resize(4096 + TAG_LEN, 0);
         s.seal_segment(1, &mut buf);
         let sealed = buf.clone();
-        s.open_segment(1, &mut buf).unwrap();
-        assert_eq!(&buf[..4096], &plain[..]);
+        let mut out = vec![0u8; 4096];
+        s.open_segment(1, &sealed, &mut out).unwrap();
+        assert_eq!(out, plain);
         // Another index, or a flipped bit anywhere, fails.
-        let mut b = sealed.clone();
-        assert_eq!(s.open_segment(0, &mut b), Err(TagMismatch));
+        assert_eq!(s.open_segment(0, &sealed, &mut out), Err(TagMismatch));
         for pos in [0, 100, 4095, 4096, 4096 + TAG_LEN - 1] {
             let mut b = sealed.clone();
             b[pos] ^= 0x10;
-            assert_eq!(s.open_segment(1, &mut b), Err(TagMismatch), "flip at {pos}");
+            assert_eq!(
+                s.open_segment(1, &b, &mut out),
+                Err(TagMismatch),
+                "flip at {pos}"
+            );
         }
     }
 
@@ -426,7 +442,8 @@ mod tests {
         let b = Sealer::new(Suite::XChaCha20Poly1305, layout(9000), salt, Some(&key));
         let mut buf = vec![7u8; 4096 + TAG_LEN];
         a.seal_segment(0, &mut buf);
-        assert_eq!(b.open_segment(0, &mut buf), Err(TagMismatch));
+        let mut out = vec![0u8; 4096];
+        assert_eq!(b.open_segment(0, &buf, &mut out), Err(TagMismatch));
     }
 
     #[test]
