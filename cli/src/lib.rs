@@ -1,16 +1,16 @@
 //! The `mosaic` command line.
 //!
-//! Today: the offline codec commands. `encode` turns a file into encrypted,
-//! erasure-coded columns plus a manifest in a local blob directory and prints the
-//! readcap; `decode` turns a readcap back into the file (whole or a range), from any `k`
-//! of the columns; `inspect` shows what a manifest says. The network commands (`node
-//! run`, `put`, `get`) build on the same codec.
+//! Network commands: `node run` starts a storage node; `put` encrypts and codes a file
+//! locally and places its columns on storage nodes found through the DHT; `get` fetches
+//! and decodes it. Offline commands over a local blob directory, handy without a
+//! network: `encode`, `decode`, `inspect`.
 //!
 //! Output contract: the one result a script wants (a cap, the file's bytes) goes to
 //! stdout; everything for humans goes to stderr. Exit codes: 0 success, 1 failure,
 //! 2 bad usage (from clap).
 
 mod local;
+mod net;
 
 use std::{
     fs::{self, File},
@@ -42,6 +42,61 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run or inspect a storage node.
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
+    /// Print this client's identity (what nodes' --allow lists), creating it if needed.
+    Id,
+    /// List the storage nodes of the network: found on the DHT, and reachable.
+    Nodes {
+        #[command(flatten)]
+        network: net::NetworkArgs,
+        #[command(flatten)]
+        client: net::ClientArgs,
+    },
+    /// Encrypt and erasure-code FILE locally and store its columns on storage nodes;
+    /// print its readcap (or public id).
+    Put {
+        /// The file to upload.
+        file: PathBuf,
+        /// Store unencrypted, for everyone: prints a public id (mi1…) instead.
+        #[arg(long)]
+        public: bool,
+        /// Data columns: any k of the k+m columns rebuild the file.
+        #[arg(short, default_value_t = DEFAULT_DATA_COLUMNS)]
+        k: u8,
+        /// Parity columns: how many nodes may be lost.
+        #[arg(short, default_value_t = DEFAULT_PARITY_COLUMNS)]
+        m: u8,
+        /// Plaintext bytes per segment (a multiple of 1024, 4 KiB to 16 MiB).
+        #[arg(long, default_value_t = DEFAULT_SEGMENT_SIZE)]
+        segment_size: u32,
+        /// Derive the key from the content and your convergence secret (deduplicates
+        /// among holders of that secret; see docs/format.md for the attacks it allows).
+        #[arg(long, conflicts_with = "public")]
+        convergent: bool,
+        /// Media type to record [default: guessed from the file name].
+        #[arg(long)]
+        media_type: Option<String>,
+        #[command(flatten)]
+        network: net::NetworkArgs,
+        #[command(flatten)]
+        client: net::ClientArgs,
+    },
+    /// Fetch a file from the network and decrypt it to OUT or stdout.
+    Get {
+        /// The readcap (mr1…) or, for a public file, its id (mi1…).
+        cap: String,
+        /// Write here instead of stdout (written whole or not at all).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        network: net::NetworkArgs,
+        #[command(flatten)]
+        client: net::ClientArgs,
+    },
     /// Encrypt and erasure-code FILE into the local blob directory; print its readcap.
     Encode {
         /// The file to encode.
@@ -88,9 +143,39 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// Run a storage node until SIGINT or SIGTERM.
+    Run {
+        #[command(flatten)]
+        network: net::NetworkArgs,
+        #[command(flatten)]
+        args: net::NodeRunArgs,
+    },
+    /// Print the node's identity, creating it if needed.
+    Id {
+        /// Data directory [default: $XDG_DATA_HOME/mosaic/node]
+        #[arg(long, env = "MOSAIC_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
 /// Runs the command line; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let default_level = match &cli.command {
+        Command::Node {
+            command: NodeCommand::Run { .. },
+        } => "info",
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -116,6 +201,41 @@ fn run(cli: Cli) -> Result<()> {
         None => data_home()?.join("local"),
     };
     match cli.command {
+        Command::Node {
+            command: NodeCommand::Run { network, args },
+        } => net::node_run(network, args),
+        Command::Node {
+            command: NodeCommand::Id { data_dir },
+        } => net::node_id(data_dir),
+        Command::Id => net::client_id(),
+        Command::Nodes { network, client } => net::nodes(network, client),
+        Command::Put {
+            file,
+            public,
+            k,
+            m,
+            segment_size,
+            convergent,
+            media_type,
+            network,
+            client,
+        } => net::put(
+            network,
+            client,
+            net::PutSpec {
+                file,
+                params: Params::new(segment_size, k, m)?,
+                public,
+                convergent,
+                media_type,
+            },
+        ),
+        Command::Get {
+            cap,
+            output,
+            network,
+            client,
+        } => net::get(network, client, &cap, output.as_deref()),
         Command::Encode {
             file,
             public,
@@ -152,12 +272,12 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// `$XDG_DATA_HOME/mosaic`, else `~/.local/share/mosaic`.
-fn data_home() -> Result<PathBuf> {
+pub(crate) fn data_home() -> Result<PathBuf> {
     xdg_dir("XDG_DATA_HOME", ".local/share")
 }
 
 /// `$XDG_CONFIG_HOME/mosaic`, else `~/.config/mosaic`.
-fn config_home() -> Result<PathBuf> {
+pub(crate) fn config_home() -> Result<PathBuf> {
     xdg_dir("XDG_CONFIG_HOME", ".config")
 }
 
@@ -186,28 +306,8 @@ fn cmd_encode(
         bail!("{} is not a regular file", path.display());
     }
     let length = meta.len();
-    let name = path.file_name().and_then(|n| n.to_str()).map(str::to_owned);
-    let media_type = media_type.or_else(|| {
-        name.as_deref()
-            .and_then(|n| mime_guess::from_path(n).first_raw())
-            .map(str::to_owned)
-    });
-    let metadata = Metadata {
-        name,
-        media_type,
-        modified: meta.modified().ok(),
-    };
-    let access = if public {
-        Access::Public
-    } else if convergent {
-        let secret = convergence_secret()?;
-        Access::Private(
-            FileKey::convergent(&secret, params, length, io::BufReader::new(open()?))
-                .with_context(|| format!("cannot read {}", path.display()))?,
-        )
-    } else {
-        Access::Private(FileKey::random())
-    };
+    let metadata = metadata_for(path, &meta, media_type);
+    let access = access_for(path, length, params, public, convergent)?;
 
     let n = params.columns();
     let mut temps = Vec::with_capacity(n);
@@ -260,6 +360,44 @@ fn cmd_encode(
     );
     println!("{cap}");
     Ok(())
+}
+
+/// The metadata recorded for `path`: its name, modification time, and media type
+/// (given, or guessed from the name).
+pub(crate) fn metadata_for(path: &Path, meta: &fs::Metadata, media_type: Option<String>) -> Metadata {
+    let name = path.file_name().and_then(|n| n.to_str()).map(str::to_owned);
+    let media_type = media_type.or_else(|| {
+        name.as_deref()
+            .and_then(|n| mime_guess::from_path(n).first_raw())
+            .map(str::to_owned)
+    });
+    Metadata {
+        name,
+        media_type,
+        modified: meta.modified().ok(),
+    }
+}
+
+/// Who may read the file: everyone, or holders of a random or convergent key.
+pub(crate) fn access_for(
+    path: &Path,
+    length: u64,
+    params: Params,
+    public: bool,
+    convergent: bool,
+) -> Result<Access> {
+    Ok(if public {
+        Access::Public
+    } else if convergent {
+        let secret = convergence_secret()?;
+        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        Access::Private(
+            FileKey::convergent(&secret, params, length, io::BufReader::new(file))
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        )
+    } else {
+        Access::Private(FileKey::random())
+    })
 }
 
 /// The user's convergence secret, created on first use (mode 0600).

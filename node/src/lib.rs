@@ -1,11 +1,22 @@
 //! `mosaic-node`: everything a Mosaic participant runs.
 //!
-//! Today this crate holds the [`codec`]: the pure, synchronous transformation between a
-//! plaintext file and its erasure-coded, encrypted, BLAKE3-addressed *columns* plus the
-//! small *manifest* that names them. The store, network, DHT and client pipelines are
-//! built on top of it (see `docs/architecture.md`).
+//! - [`codec`]: the pure, synchronous transformation between a plaintext file and its
+//!   erasure-coded, encrypted, BLAKE3-addressed *columns* plus the *manifest*;
+//! - [`store`]: a node's blobs (iroh-blobs) and pins (redb);
+//! - [`proto`]: Mosaic's storage protocol; [`net`]: the iroh endpoint;
+//! - [`dht`]: content routing and address lookup on the Mainline DHT;
+//! - [`daemon`]: a storage node; [`client`]: the put and get pipelines.
+//!
+//! See `docs/architecture.md`.
 //!
 //! Dependencies point down only: the codec knows nothing of files, sockets or async
 //! runtimes, so it can be property-tested and benchmarked alone.
 
+pub mod client;
 pub mod codec;
+pub mod daemon;
+pub mod dht;
+pub mod identity;
+pub mod net;
+pub mod proto;
+pub mod store;

@@ -1,0 +1,411 @@
+//! The network commands: `node run`, `node id`, `id`, `put`, `get`.
+//!
+//! Settings are looked up in one order, everywhere: command-line flag, then environment
+//! variable (`MOSAIC_*`), then the TOML file given by `--config` (`MOSAIC_CONFIG`), then
+//! the default. `docs/operations.md` lists them all; `docs/example.toml` shows the file.
+
+use std::{
+    collections::HashSet,
+    fs::{self, File},
+    io::{self, BufWriter},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+use iroh::EndpointId;
+use mosaic_node::{
+    client::{Client, ClientOptions},
+    codec::{Access, Cap, Params, PublicId, ReadCap},
+    daemon::{self, Node, NodeOptions},
+    dht::RoutingOptions,
+    identity,
+};
+use serde::Deserialize;
+
+/// Default QUIC port of a storage node.
+pub const DEFAULT_QUIC_PORT: u16 = 4919;
+/// Default DHT port of a storage node.
+pub const DEFAULT_DHT_PORT: u16 = 6881;
+
+/// Options shared by every command that talks to the network.
+#[derive(Debug, Clone, Args)]
+pub struct NetworkArgs {
+    /// DHT addresses (host:port) of nodes to join through, comma separated.
+    #[arg(long, env = "MOSAIC_BOOTSTRAP", value_delimiter = ',', global = true)]
+    pub bootstrap: Vec<String>,
+    /// Network name: nodes and clients of different networks ignore each other.
+    #[arg(long, env = "MOSAIC_NETWORK", global = true)]
+    pub network: Option<String>,
+    /// Use n0's public relays for connections that cannot be made directly.
+    #[arg(long, env = "MOSAIC_RELAY", global = true)]
+    pub relay: bool,
+    /// TOML configuration file.
+    #[arg(long, env = "MOSAIC_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+/// `mosaic node run` options. Unset options fall back to the config file, then defaults.
+#[derive(Debug, Clone, Args)]
+pub struct NodeRunArgs {
+    /// Data directory (identity key, blobs, metadata) [default: $XDG_DATA_HOME/mosaic/node]
+    #[arg(long, env = "MOSAIC_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// QUIC address to listen on (UDP) [default: 0.0.0.0:4919]
+    #[arg(long, env = "MOSAIC_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// DHT address to listen on (UDP; IPv4, all interfaces) [default: 0.0.0.0:6881]
+    #[arg(long, env = "MOSAIC_DHT_LISTEN")]
+    pub dht_listen: Option<SocketAddr>,
+    /// Extra address to publish, e.g. a public address forwarded to --listen.
+    #[arg(long, env = "MOSAIC_PUBLIC_ADDR", value_delimiter = ',')]
+    pub public_addr: Vec<SocketAddr>,
+    /// Bytes this node may store, e.g. `500GiB` [default: 10GiB]
+    #[arg(long, env = "MOSAIC_CAPACITY")]
+    pub capacity: Option<bytesize::ByteSize>,
+    /// Accept data from any client.
+    #[arg(long, env = "MOSAIC_OPEN", conflicts_with = "allow")]
+    pub open: bool,
+    /// Accept data only from these client ids (see `mosaic id`), comma separated.
+    #[arg(long, env = "MOSAIC_ALLOW", value_delimiter = ',')]
+    pub allow: Vec<String>,
+    /// How often to re-announce every record on the DHT [default: 10m]
+    #[arg(long, env = "MOSAIC_ANNOUNCE_INTERVAL")]
+    pub announce_interval: Option<humantime::Duration>,
+}
+
+/// The TOML configuration file (every field optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Network name.
+    pub network: Option<String>,
+    /// DHT bootstrap addresses.
+    pub bootstrap: Option<Vec<String>>,
+    /// Use relays.
+    pub relay: Option<bool>,
+    /// Node settings.
+    #[serde(default)]
+    pub node: NodeSection,
+}
+
+/// `[node]` in the configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// QUIC listen address.
+    pub listen: Option<SocketAddr>,
+    /// DHT listen address.
+    pub dht_listen: Option<SocketAddr>,
+    /// Published extra addresses.
+    pub public_addr: Option<Vec<SocketAddr>>,
+    /// Capacity, e.g. "500GiB".
+    pub capacity: Option<String>,
+    /// Accept data from anyone.
+    pub open: Option<bool>,
+    /// Client ids allowed to store.
+    pub allow: Option<Vec<String>>,
+    /// Re-announce interval, e.g. "10m".
+    pub announce_interval: Option<String>,
+}
+
+fn load_config(path: Option<&Path>) -> Result<ConfigFile> {
+    let Some(path) = path else {
+        return Ok(ConfigFile::default());
+    };
+    let text = fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("{} is not a valid Mosaic config file", path.display()))
+}
+
+fn routing_options(net: &NetworkArgs, file: &ConfigFile) -> RoutingOptions {
+    RoutingOptions {
+        network: net
+            .network
+            .clone()
+            .or_else(|| file.network.clone())
+            .unwrap_or_else(|| "mosaic".into()),
+        bootstrap: if net.bootstrap.is_empty() {
+            file.bootstrap.clone().unwrap_or_default()
+        } else {
+            net.bootstrap.clone()
+        },
+        ..RoutingOptions::default()
+    }
+}
+
+fn parse_ids(ids: &[String]) -> Result<HashSet<EndpointId>> {
+    ids.iter()
+        .map(|s| {
+            s.trim()
+                .parse::<EndpointId>()
+                .map_err(|e| anyhow!("{s:?} is not a client id ({e}); `mosaic id` prints one"))
+        })
+        .collect()
+}
+
+/// The default node data directory.
+pub fn default_node_dir() -> Result<PathBuf> {
+    Ok(crate::data_home()?.join("node"))
+}
+
+/// `mosaic node id`: prints the node's identity (creating it if needed).
+pub fn node_id(data_dir: Option<PathBuf>) -> Result<()> {
+    let dir = match data_dir {
+        Some(d) => d,
+        None => default_node_dir()?,
+    };
+    let key = identity::load_or_create(&dir.join("identity.key"))?;
+    println!("{}", key.public());
+    Ok(())
+}
+
+/// `mosaic id`: prints this client's identity (creating it if needed).
+pub fn client_id() -> Result<()> {
+    let key = identity::load_or_create(&crate::config_home()?.join("client.key"))?;
+    println!("{}", key.public());
+    Ok(())
+}
+
+/// `mosaic node run`.
+pub fn node_run(net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
+    let file = load_config(net.config.as_deref())?;
+    let n = &file.node;
+    let data_dir = match args.data_dir.or_else(|| n.data_dir.clone()) {
+        Some(d) => d,
+        None => default_node_dir()?,
+    };
+    let listen = args
+        .listen
+        .or(n.listen)
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], DEFAULT_QUIC_PORT)));
+    let dht_listen = args
+        .dht_listen
+        .or(n.dht_listen)
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], DEFAULT_DHT_PORT)));
+    let capacity = match (args.capacity, &n.capacity) {
+        (Some(c), _) => c.as_u64(),
+        (None, Some(s)) => s
+            .parse::<bytesize::ByteSize>()
+            .map_err(|e| anyhow!("capacity {s:?} in the config file: {e}"))?
+            .as_u64(),
+        (None, None) => 10 << 30,
+    };
+    let announce_interval: Duration = match (args.announce_interval, &n.announce_interval) {
+        (Some(d), _) => d.into(),
+        (None, Some(s)) => humantime::parse_duration(s).map_err(|e| anyhow!("announce_interval {s:?}: {e}"))?,
+        (None, None) => Duration::from_secs(600),
+    };
+    let allow = if args.allow.is_empty() {
+        n.allow.clone().unwrap_or_default()
+    } else {
+        args.allow.clone()
+    };
+    let open = args.open || (allow.is_empty() && n.open.unwrap_or(false));
+    let access = if open {
+        daemon::Access::Open
+    } else if !allow.is_empty() {
+        daemon::Access::Allow(parse_ids(&allow)?)
+    } else {
+        bail!("say who may store on this node: --open (anyone) or --allow ID,... (see `mosaic id`)");
+    };
+    let mut routing = routing_options(&net, &file);
+    routing.port = Some(dht_listen.port());
+    let options = NodeOptions {
+        data_dir,
+        listen,
+        public_addrs: if args.public_addr.is_empty() {
+            n.public_addr.clone().unwrap_or_default()
+        } else {
+            args.public_addr
+        },
+        routing,
+        capacity,
+        access,
+        relays: net.relay || file.relay.unwrap_or(false),
+        announce_interval,
+    };
+    runtime()?.block_on(async move {
+        let node = Node::spawn(options).await?;
+        eprintln!(
+            "mosaic node {} listening on {:?}, DHT on {}",
+            node.id(),
+            node.addrs(),
+            node.routing().local_addr().await.map(|a| a.to_string()).unwrap_or_default()
+        );
+        shutdown_signal().await;
+        eprintln!("shutting down");
+        node.shutdown().await;
+        anyhow::Ok(())
+    })
+}
+
+/// Settings for `put` and `get`.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// UDP address the client binds.
+    #[arg(long, env = "MOSAIC_BIND", default_value = "0.0.0.0:0")]
+    pub bind: SocketAddr,
+    /// How long to wait for one node to answer.
+    #[arg(long, env = "MOSAIC_CONNECT_TIMEOUT", default_value = "5s")]
+    pub connect_timeout: humantime::Duration,
+}
+
+async fn client(net: &NetworkArgs, args: &ClientArgs) -> Result<std::sync::Arc<Client>> {
+    let file = load_config(net.config.as_deref())?;
+    let routing = routing_options(net, &file);
+    if routing.bootstrap.is_empty() {
+        bail!("no network to join: pass --bootstrap HOST:PORT (a node's DHT address) or set MOSAIC_BOOTSTRAP");
+    }
+    let secret = identity::load_or_create(&crate::config_home()?.join("client.key"))?;
+    Ok(Client::connect(ClientOptions {
+        secret,
+        bind: args.bind,
+        routing,
+        relays: net.relay || file.relay.unwrap_or(false),
+        connect_timeout: args.connect_timeout.into(),
+        stall_timeout: Duration::from_secs(10),
+    })
+    .await?)
+}
+
+/// What `put` encodes.
+#[derive(Debug, Clone)]
+pub struct PutSpec {
+    /// The file.
+    pub file: PathBuf,
+    /// Coding parameters.
+    pub params: Params,
+    /// Public or private.
+    pub public: bool,
+    /// Convergent key.
+    pub convergent: bool,
+    /// Media type override.
+    pub media_type: Option<String>,
+}
+
+/// `mosaic put`.
+pub fn put(net: NetworkArgs, args: ClientArgs, spec: PutSpec) -> Result<()> {
+    let meta = fs::metadata(&spec.file).with_context(|| format!("cannot open {}", spec.file.display()))?;
+    if !meta.is_file() {
+        bail!("{} is not a regular file", spec.file.display());
+    }
+    let metadata = crate::metadata_for(&spec.file, &meta, spec.media_type.clone());
+    let access = crate::access_for(&spec.file, meta.len(), spec.params, spec.public, spec.convergent)?;
+    runtime()?.block_on(async move {
+        let client = client(&net, &args).await?;
+        let report = client.put(&spec.file, spec.params, access.clone(), metadata).await;
+        client.close().await;
+        let report = report?;
+        let id = report.manifest.id();
+        let cap = match &access {
+            Access::Public => PublicId { id }.to_string(),
+            Access::Private(key) => ReadCap { id, key: key.clone() }.to_string(),
+        };
+        eprintln!(
+            "stored {} ({} bytes) as {} columns on {} nodes; any {} rebuild it",
+            spec.file.display(),
+            meta.len(),
+            spec.params.columns(),
+            report.placement.len(),
+            spec.params.data_columns()
+        );
+        println!("{cap}");
+        anyhow::Ok(())
+    })
+}
+
+/// `mosaic nodes`: storage nodes found on the DHT and how they answer.
+pub fn nodes(net: NetworkArgs, args: ClientArgs) -> Result<()> {
+    runtime()?.block_on(async move {
+        let client = client(&net, &args).await?;
+        let result = client.storage_nodes().await;
+        client.close().await;
+        let (found, nodes) = result?;
+        eprintln!("{found} storage nodes announced, {} reachable", nodes.len());
+        for n in nodes {
+            println!(
+                "{}  rtt {:>7.2} ms  used {} of {}",
+                n.id,
+                n.rtt.as_secs_f64() * 1000.0,
+                bytesize::ByteSize(n.used),
+                bytesize::ByteSize(n.capacity)
+            );
+        }
+        anyhow::Ok(())
+    })
+}
+
+/// `mosaic get`.
+pub fn get(net: NetworkArgs, args: ClientArgs, cap: &str, output: Option<&Path>) -> Result<()> {
+    let cap: Cap = cap.parse()?;
+    runtime()?.block_on(async move {
+        let client = client(&net, &args).await?;
+        let result = match output {
+            None => {
+                let mut out = BufWriter::with_capacity(1 << 20, io::stdout());
+                client.get(&cap, &mut out).await.map_err(anyhow::Error::from)
+            }
+            Some(path) => get_to_file(&client, &cap, path).await,
+        };
+        client.close().await;
+        let report = result?;
+        if report.failovers > 0 {
+            eprintln!("note: {} column fetches failed over to other nodes", report.failovers);
+        }
+        anyhow::Ok(())
+    })
+}
+
+/// Writes beside the target, then renames: OUT is whole or absent, never partial.
+async fn get_to_file(client: &Client, cap: &Cap, path: &Path) -> Result<mosaic_node::client::GetReport> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.mosaic-partial",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out")
+    ));
+    let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    match client.get(cap, &mut out).await {
+        Ok(report) => {
+            let file = out.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(report)
+        }
+        Err(e) => {
+            drop(out);
+            let _ = fs::remove_file(&tmp);
+            Err(e.into())
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

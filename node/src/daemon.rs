@@ -1,0 +1,392 @@
+//! A storage node (`mosaic node run`): endpoint, store, storage protocol, DHT, and the
+//! background task that keeps the node's DHT records fresh.
+//!
+//! Wiring: one iroh endpoint accepts two ALPNs, iroh-blobs (`/iroh-bytes/4`: anyone may
+//! read, with verified streaming; push stays disabled) and Mosaic's storage protocol
+//! (`/mosaic/storage/1`: authorized identities store and pin). A Mainline DHT node in
+//! server mode stores other nodes' records and publishes this node's: its address, that
+//! it is a storage node, and every blob it holds. A blob stored is announced before the
+//! client is told it is stored, so a `get` right after a `put` finds it.
+
+use std::{
+    collections::HashSet,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use iroh::{
+    Endpoint, EndpointId,
+    endpoint::{Connection, RecvStream, SendStream, VarInt},
+    protocol::{AcceptError, ProtocolHandler, Router},
+};
+use iroh_blobs::BlobsProtocol;
+use tokio::{sync::mpsc, task::JoinHandle};
+use tracing::{debug, info, warn};
+
+use crate::{
+    codec::Hash,
+    dht::{Routing, RoutingError, RoutingOptions},
+    identity,
+    net::{self, EndpointOptions},
+    proto::{self, MAX_HASHES, Refusal, Request, Response},
+    store::{Store, StoreError},
+};
+
+/// Who may store and pin on a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone.
+    Open,
+    /// Only these identities.
+    Allow(HashSet<EndpointId>),
+}
+
+impl Access {
+    fn allows(&self, id: &EndpointId) -> bool {
+        match self {
+            Access::Open => true,
+            Access::Allow(ids) => ids.contains(id),
+        }
+    }
+}
+
+/// Everything a node needs to run. See `docs/operations.md` for the matching flags.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// Data directory: identity key, blobs, metadata.
+    pub data_dir: PathBuf,
+    /// QUIC (UDP) address to listen on.
+    pub listen: SocketAddr,
+    /// Extra addresses to publish (a public address in front of NAT or Docker).
+    pub public_addrs: Vec<SocketAddr>,
+    /// The DHT node's settings (server mode is forced on).
+    pub routing: RoutingOptions,
+    /// Bytes this node may hold.
+    pub capacity: u64,
+    /// Who may store and pin.
+    pub access: Access,
+    /// Use n0's public relays.
+    pub relays: bool,
+    /// How often every record is re-announced.
+    pub announce_interval: Duration,
+}
+
+/// The node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The identity key.
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The endpoint.
+    #[error(transparent)]
+    Net(#[from] net::NetError),
+    /// The DHT.
+    #[error(transparent)]
+    Routing(#[from] RoutingError),
+}
+
+/// Progress of the announcer, for status reports and metrics.
+#[derive(Debug, Default)]
+pub struct AnnounceStatus {
+    /// Records still to announce in the current round.
+    pub backlog: AtomicUsize,
+    /// Completed rounds.
+    pub rounds: AtomicU64,
+    /// Whether the last round reached the DHT for every record.
+    pub last_round_ok: AtomicBool,
+}
+
+/// A running storage node.
+#[derive(Debug)]
+pub struct Node {
+    router: Router,
+    store: Store,
+    routing: Routing,
+    addrs: Vec<SocketAddr>,
+    status: Arc<AnnounceStatus>,
+    announcer: JoinHandle<()>,
+}
+
+impl Node {
+    /// Starts a node.
+    pub async fn spawn(mut options: NodeOptions) -> Result<Self, NodeError> {
+        let secret = identity::load_or_create(&options.data_dir.join("identity.key"))?;
+        let store = Store::load(&options.data_dir, options.capacity).await?;
+        let endpoint = net::bind(EndpointOptions {
+            secret: secret.clone(),
+            bind: options.listen,
+            relays: options.relays,
+            alpns: vec![],
+        })
+        .await?;
+        options.routing.server = true;
+        let routing = Routing::spawn(options.routing.clone(), Some(&secret))?;
+        let addrs = net::direct_addrs(&endpoint, &options.public_addrs);
+        let storage = StorageProtocol {
+            store: store.clone(),
+            routing: routing.clone(),
+            access: Arc::new(options.access.clone()),
+        };
+        let router = Router::builder(endpoint.clone())
+            .accept(iroh_blobs::ALPN, BlobsProtocol::new(store.blobs(), None))
+            .accept(proto::ALPN, storage)
+            .spawn();
+        let status = Arc::new(AnnounceStatus::default());
+        let announcer = tokio::spawn(announce_loop(
+            routing.clone(),
+            store.clone(),
+            addrs.clone(),
+            options.announce_interval,
+            status.clone(),
+        ));
+        info!(
+            id = %endpoint.id(),
+            addrs = ?addrs,
+            dht = ?routing.local_addr().await.ok(),
+            "storage node running"
+        );
+        Ok(Self {
+            router,
+            store,
+            routing,
+            addrs,
+            status,
+            announcer,
+        })
+    }
+
+    /// The node's identity.
+    pub fn id(&self) -> EndpointId {
+        self.router.endpoint().id()
+    }
+    /// The endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        self.router.endpoint()
+    }
+    /// The direct addresses it publishes.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+    /// The DHT node.
+    pub fn routing(&self) -> &Routing {
+        &self.routing
+    }
+    /// The announcer's progress.
+    pub fn announce_status(&self) -> &AnnounceStatus {
+        &self.status
+    }
+
+    /// Stops accepting, closes connections, flushes the store.
+    pub async fn shutdown(self) {
+        self.announcer.abort();
+        // Also shuts the blob store down.
+        if let Err(e) = self.router.shutdown().await {
+            warn!("router shutdown: {e}");
+        }
+    }
+}
+
+/// Re-announces every record each `interval`; retries sooner after a round that did
+/// not reach the DHT (the first node of a network has no peers until others join).
+async fn announce_loop(
+    routing: Routing,
+    store: Store,
+    addrs: Vec<SocketAddr>,
+    interval: Duration,
+    status: Arc<AnnounceStatus>,
+) {
+    const RETRY: Duration = Duration::from_secs(2);
+    const PARALLEL: usize = 8;
+    loop {
+        let mut ok = routing.publish_addrs(&addrs).await.is_ok();
+        ok &= routing.announce_storage_node().await.is_ok();
+        let held = store.held().unwrap_or_default();
+        status.backlog.store(held.len(), Ordering::Relaxed);
+        for batch in held.chunks(PARALLEL) {
+            let results = n0_future::join_all(batch.iter().map(|h| routing.announce_blob(h))).await;
+            ok &= results.iter().all(|r| r.is_ok());
+            status.backlog.fetch_sub(batch.len(), Ordering::Relaxed);
+        }
+        status.rounds.fetch_add(1, Ordering::Relaxed);
+        status.last_round_ok.store(ok, Ordering::Relaxed);
+        debug!(blobs = held.len(), ok, "announce round done");
+        tokio::time::sleep(if ok { interval } else { interval.min(RETRY) }).await;
+    }
+}
+
+/// The storage protocol's handler.
+#[derive(Debug, Clone)]
+struct StorageProtocol {
+    store: Store,
+    routing: Routing,
+    access: Arc<Access>,
+}
+
+/// How long a store waits for its announce before answering anyway (the announcer
+/// retries).
+const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl ProtocolHandler for StorageProtocol {
+    async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
+        let peer = connection.remote_id();
+        while let Ok((send, recv)) = connection.accept_bi().await {
+            let this = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = this.serve(peer, send, recv).await {
+                    debug!(%peer, "storage request failed: {e}");
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
+fn refused(reason: Refusal, message: impl Into<String>) -> Response {
+    Response::Refused {
+        reason,
+        message: message.into(),
+    }
+}
+
+impl StorageProtocol {
+    async fn serve(
+        &self,
+        peer: EndpointId,
+        mut send: SendStream,
+        mut recv: RecvStream,
+    ) -> Result<(), proto::ProtoError> {
+        let response = match proto::read_frame::<Request>(&mut recv).await {
+            Err(e) => refused(Refusal::BadRequest, e.to_string()),
+            Ok(request) => self.handle(peer, request, &mut recv).await,
+        };
+        if matches!(response, Response::Refused { .. }) {
+            // Tell a client still sending a blob to stop; nothing it sent was kept.
+            let _ = recv.stop(VarInt::from_u32(1));
+        }
+        proto::write_frame(&mut send, &response).await?;
+        send.finish().map_err(|e| proto::ProtoError::Stream(e.to_string()))?;
+        // Let the response reach the client before the stream is dropped.
+        let _ = send.stopped().await;
+        Ok(())
+    }
+
+    async fn handle(&self, peer: EndpointId, request: Request, recv: &mut RecvStream) -> Response {
+        let unauthorized = || {
+            refused(
+                Refusal::Unauthorized,
+                format!(
+                    "this node does not accept data from {peer}: ask its operator to add it with --allow, or to run with --open"
+                ),
+            )
+        };
+        match request {
+            Request::Stat { hashes } | Request::Pin { hashes } | Request::Unpin { hashes }
+                if hashes.len() > MAX_HASHES =>
+            {
+                refused(
+                    Refusal::BadRequest,
+                    format!("{} hashes in one request; the limit is {MAX_HASHES}", hashes.len()),
+                )
+            }
+            Request::Stat { hashes } => {
+                let held = proto::hashes(&hashes)
+                    .iter()
+                    .map(|h| matches!(self.store.size_of(h), Ok(Some(_))))
+                    .collect();
+                Response::Stat {
+                    capacity: self.store.capacity(),
+                    used: self.store.used(),
+                    held,
+                }
+            }
+            _ if !self.access.allows(&peer) => unauthorized(),
+            Request::Store { size } => self.store_blob(peer, size, recv).await,
+            Request::Pin { hashes } => match self.store.pin(peer, &proto::hashes(&hashes)).await {
+                Ok(missing) => Response::Pinned {
+                    missing: missing.iter().map(|h| *h.as_bytes()).collect(),
+                },
+                Err(e) => refused(Refusal::Internal, e.to_string()),
+            },
+            Request::Unpin { hashes } => match self.store.unpin(peer, &proto::hashes(&hashes)).await {
+                Ok(()) => Response::Unpinned,
+                Err(e) => refused(Refusal::Internal, e.to_string()),
+            },
+        }
+    }
+
+    async fn store_blob(&self, peer: EndpointId, size: u64, recv: &mut RecvStream) -> Response {
+        // Forward the stream's chunks to the blob store through a small channel: the
+        // store wants a `Sync` stream, and this bounds what sits in memory.
+        let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(16);
+        let import = self.store.import(peer, size, ChannelStream(rx));
+        let forward = async {
+            let mut remaining = size;
+            while remaining > 0 {
+                let item = match recv.read_chunk(remaining.min(1 << 16) as usize).await {
+                    Ok(Some(chunk)) => {
+                        remaining -= (chunk.len() as u64).min(remaining);
+                        Ok(chunk)
+                    }
+                    Ok(None) => Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("the client sent {} of {size} bytes", size - remaining),
+                    )),
+                    Err(e) => Err(std::io::Error::other(e.to_string())),
+                };
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    break;
+                }
+            }
+            drop(tx);
+        };
+        let (result, ()) = tokio::join!(import, forward);
+        match result {
+            Ok(hash) => {
+                self.announce(&hash).await;
+                Response::Stored {
+                    hash: *hash.as_bytes(),
+                    size,
+                }
+            }
+            Err(e @ StoreError::NoSpace { .. }) => refused(Refusal::NoSpace, e.to_string()),
+            Err(e @ StoreError::SizeMismatch { .. }) => refused(Refusal::BadRequest, e.to_string()),
+            Err(e) => refused(Refusal::Internal, e.to_string()),
+        }
+    }
+
+    async fn announce(&self, hash: &Hash) {
+        match tokio::time::timeout(ANNOUNCE_TIMEOUT, self.routing.announce_blob(hash)).await {
+            Ok(Ok(())) => debug!(hash = %hash.fmt_short(), "announced"),
+            Ok(Err(e)) => warn!(hash = %hash.fmt_short(), "announce failed, will retry: {e}"),
+            Err(_) => warn!(hash = %hash.fmt_short(), "announce timed out, will retry"),
+        }
+    }
+}
+
+/// A `Stream` over an mpsc receiver (which is `Sync`, unlike most stream adapters).
+struct ChannelStream(mpsc::Receiver<std::io::Result<Bytes>>);
+
+impl n0_future::Stream for ChannelStream {
+    type Item = std::io::Result<Bytes>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}

@@ -1,0 +1,153 @@
+//! Mosaic's storage protocol (ALPN `/mosaic/storage/1`): what a client asks of a node.
+//!
+//! One request per QUIC bidirectional stream. A frame is a little-endian `u32` length
+//! followed by that many bytes of postcard-encoded [`Request`] or [`Response`]. A
+//! `Store` request is followed, on the same stream, by exactly `size` raw bytes of the
+//! blob; the node hashes them itself (BLAKE3, as iroh-blobs does) and answers with the
+//! hash, which the client compares with the one its encoder computed.
+//!
+//! Why the client pushes (rather than the node fetching from the client over
+//! iroh-blobs): one connection direction (a client behind NAT needs no incoming
+//! connection), authorization and space are checked before a byte is accepted, and the
+//! experimental iroh-blobs push path stays disabled. Reads go the other way, over
+//! iroh-blobs' verified streaming.
+//!
+//! Limits: a frame is at most [`MAX_FRAME`] bytes; a request names at most
+//! [`MAX_HASHES`] hashes; a node refuses a `Store` it has no room for before reading it.
+//! Anything malformed is refused with [`Refusal::BadRequest`] and changes nothing.
+
+use iroh::endpoint::{RecvStream, SendStream};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::Hash;
+
+/// The ALPN of the storage protocol.
+pub const ALPN: &[u8] = b"/mosaic/storage/1";
+/// Largest frame, in bytes.
+pub const MAX_FRAME: usize = 64 << 10;
+/// Most hashes in one request.
+pub const MAX_HASHES: usize = 1024;
+
+/// A client's request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Store the `size` bytes that follow and pin them for the caller.
+    Store {
+        /// Bytes that follow the frame.
+        size: u64,
+    },
+    /// Pin blobs the node already holds, for the caller.
+    Pin {
+        /// Blob hashes.
+        hashes: Vec<[u8; 32]>,
+    },
+    /// Drop the caller's pins on these blobs (other owners' pins stay).
+    Unpin {
+        /// Blob hashes.
+        hashes: Vec<[u8; 32]>,
+    },
+    /// Space, and which of these blobs the node holds.
+    Stat {
+        /// Blob hashes.
+        hashes: Vec<[u8; 32]>,
+    },
+}
+
+/// A node's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// The blob is stored and pinned for the caller.
+    Stored {
+        /// Its BLAKE3 hash, computed by the node.
+        hash: [u8; 32],
+        /// Its size.
+        size: u64,
+    },
+    /// Pins recorded; these hashes are not held here.
+    Pinned {
+        /// Hashes the node does not hold.
+        missing: Vec<[u8; 32]>,
+    },
+    /// Pins removed.
+    Unpinned,
+    /// The node's space and holdings.
+    Stat {
+        /// Capacity in bytes.
+        capacity: u64,
+        /// Bytes used by held blobs.
+        used: u64,
+        /// For each hash asked about, whether it is held.
+        held: Vec<bool>,
+    },
+    /// The request was refused; nothing changed.
+    Refused {
+        /// Why.
+        reason: Refusal,
+        /// For humans.
+        message: String,
+    },
+}
+
+/// Why a node refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refusal {
+    /// The caller's identity may not store or pin here.
+    Unauthorized,
+    /// Not enough free space.
+    NoSpace,
+    /// The request is malformed or exceeds a limit.
+    BadRequest,
+    /// The node failed internally.
+    Internal,
+}
+
+/// A protocol exchange failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtoError {
+    /// The QUIC stream failed.
+    #[error("connection error: {0}")]
+    Stream(String),
+    /// A frame was larger than [`MAX_FRAME`].
+    #[error("peer sent a {len}-byte frame; the limit is {MAX_FRAME}")]
+    FrameTooLarge {
+        /// Announced length.
+        len: usize,
+    },
+    /// A frame did not decode.
+    #[error("peer sent a malformed message: {0}")]
+    Malformed(String),
+}
+
+/// Writes one frame.
+pub async fn write_frame<T: Serialize>(send: &mut SendStream, msg: &T) -> Result<(), ProtoError> {
+    let body = postcard::to_stdvec(msg).map_err(|e| ProtoError::Malformed(e.to_string()))?;
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&body);
+    send.write_all(&frame)
+        .await
+        .map_err(|e| ProtoError::Stream(e.to_string()))
+}
+
+/// Reads one frame, refusing any larger than [`MAX_FRAME`] before reading it.
+pub async fn read_frame<T: for<'de> Deserialize<'de>>(recv: &mut RecvStream) -> Result<T, ProtoError> {
+    let mut len = [0u8; 4];
+    recv.read_exact(&mut len)
+        .await
+        .map_err(|e| ProtoError::Stream(e.to_string()))?;
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(ProtoError::FrameTooLarge { len });
+    }
+    let mut body = vec![0u8; len];
+    recv.read_exact(&mut body)
+        .await
+        .map_err(|e| ProtoError::Stream(e.to_string()))?;
+    postcard::from_bytes(&body).map_err(|e| ProtoError::Malformed(e.to_string()))
+}
+
+/// Converts wire hashes.
+pub fn hashes(h: &[[u8; 32]]) -> Vec<Hash> {
+    h.iter().map(|b| Hash::from_bytes(*b)).collect()
+}
