@@ -364,7 +364,11 @@ fn cmd_encode(
 
 /// The metadata recorded for `path`: its name, modification time, and media type
 /// (given, or guessed from the name).
-pub(crate) fn metadata_for(path: &Path, meta: &fs::Metadata, media_type: Option<String>) -> Metadata {
+pub(crate) fn metadata_for(
+    path: &Path,
+    meta: &fs::Metadata,
+    media_type: Option<String>,
+) -> Metadata {
     let name = path.file_name().and_then(|n| n.to_str()).map(str::to_owned);
     let media_type = media_type.or_else(|| {
         name.as_deref()

@@ -117,8 +117,10 @@ fn load_config(path: Option<&Path>) -> Result<ConfigFile> {
     let Some(path) = path else {
         return Ok(ConfigFile::default());
     };
-    let text = fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("{} is not a valid Mosaic config file", path.display()))
+    let text = fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    toml::from_str(&text)
+        .with_context(|| format!("{} is not a valid Mosaic config file", path.display()))
 }
 
 fn routing_options(net: &NetworkArgs, file: &ConfigFile) -> RoutingOptions {
@@ -196,7 +198,9 @@ pub fn node_run(net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
     };
     let announce_interval: Duration = match (args.announce_interval, &n.announce_interval) {
         (Some(d), _) => d.into(),
-        (None, Some(s)) => humantime::parse_duration(s).map_err(|e| anyhow!("announce_interval {s:?}: {e}"))?,
+        (None, Some(s)) => {
+            humantime::parse_duration(s).map_err(|e| anyhow!("announce_interval {s:?}: {e}"))?
+        }
         (None, None) => Duration::from_secs(600),
     };
     let allow = if args.allow.is_empty() {
@@ -210,7 +214,9 @@ pub fn node_run(net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
     } else if !allow.is_empty() {
         daemon::Access::Allow(parse_ids(&allow)?)
     } else {
-        bail!("say who may store on this node: --open (anyone) or --allow ID,... (see `mosaic id`)");
+        bail!(
+            "say who may store on this node: --open (anyone) or --allow ID,... (see `mosaic id`)"
+        );
     };
     let mut routing = routing_options(&net, &file);
     routing.port = Some(dht_listen.port());
@@ -234,7 +240,11 @@ pub fn node_run(net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
             "mosaic node {} listening on {:?}, DHT on {}",
             node.id(),
             node.addrs(),
-            node.routing().local_addr().await.map(|a| a.to_string()).unwrap_or_default()
+            node.routing()
+                .local_addr()
+                .await
+                .map(|a| a.to_string())
+                .unwrap_or_default()
         );
         shutdown_signal().await;
         eprintln!("shutting down");
@@ -258,7 +268,9 @@ async fn client(net: &NetworkArgs, args: &ClientArgs) -> Result<std::sync::Arc<C
     let file = load_config(net.config.as_deref())?;
     let routing = routing_options(net, &file);
     if routing.bootstrap.is_empty() {
-        bail!("no network to join: pass --bootstrap HOST:PORT (a node's DHT address) or set MOSAIC_BOOTSTRAP");
+        bail!(
+            "no network to join: pass --bootstrap HOST:PORT (a node's DHT address) or set MOSAIC_BOOTSTRAP"
+        );
     }
     let secret = identity::load_or_create(&crate::config_home()?.join("client.key"))?;
     Ok(Client::connect(ClientOptions {
@@ -289,21 +301,34 @@ pub struct PutSpec {
 
 /// `mosaic put`.
 pub fn put(net: NetworkArgs, args: ClientArgs, spec: PutSpec) -> Result<()> {
-    let meta = fs::metadata(&spec.file).with_context(|| format!("cannot open {}", spec.file.display()))?;
+    let meta =
+        fs::metadata(&spec.file).with_context(|| format!("cannot open {}", spec.file.display()))?;
     if !meta.is_file() {
         bail!("{} is not a regular file", spec.file.display());
     }
     let metadata = crate::metadata_for(&spec.file, &meta, spec.media_type.clone());
-    let access = crate::access_for(&spec.file, meta.len(), spec.params, spec.public, spec.convergent)?;
+    let access = crate::access_for(
+        &spec.file,
+        meta.len(),
+        spec.params,
+        spec.public,
+        spec.convergent,
+    )?;
     runtime()?.block_on(async move {
         let client = client(&net, &args).await?;
-        let report = client.put(&spec.file, spec.params, access.clone(), metadata).await;
+        let report = client
+            .put(&spec.file, spec.params, access.clone(), metadata)
+            .await;
         client.close().await;
         let report = report?;
         let id = report.manifest.id();
         let cap = match &access {
             Access::Public => PublicId { id }.to_string(),
-            Access::Private(key) => ReadCap { id, key: key.clone() }.to_string(),
+            Access::Private(key) => ReadCap {
+                id,
+                key: key.clone(),
+            }
+            .to_string(),
         };
         eprintln!(
             "stored {} ({} bytes) as {} columns on {} nodes; any {} rebuild it",
@@ -347,22 +372,35 @@ pub fn get(net: NetworkArgs, args: ClientArgs, cap: &str, output: Option<&Path>)
         let result = match output {
             None => {
                 let mut out = BufWriter::with_capacity(1 << 20, io::stdout());
-                client.get(&cap, &mut out).await.map_err(anyhow::Error::from)
+                client
+                    .get(&cap, &mut out)
+                    .await
+                    .map_err(anyhow::Error::from)
             }
             Some(path) => get_to_file(&client, &cap, path).await,
         };
         client.close().await;
         let report = result?;
         if report.failovers > 0 {
-            eprintln!("note: {} column fetches failed over to other nodes", report.failovers);
+            eprintln!(
+                "note: {} column fetches failed over to other nodes",
+                report.failovers
+            );
         }
         anyhow::Ok(())
     })
 }
 
 /// Writes beside the target, then renames: OUT is whole or absent, never partial.
-async fn get_to_file(client: &Client, cap: &Cap, path: &Path) -> Result<mosaic_node::client::GetReport> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+async fn get_to_file(
+    client: &Client,
+    cap: &Cap,
+    path: &Path,
+) -> Result<mosaic_node::client::GetReport> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.mosaic-partial",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("out")
@@ -385,7 +423,9 @@ async fn get_to_file(client: &Client, cap: &Cap, path: &Path) -> Result<mosaic_n
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 async fn shutdown_signal() {

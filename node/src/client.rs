@@ -36,10 +36,7 @@ use std::{
 
 use bao_tree::io::BaoContentItem;
 use bytes::Bytes;
-use iroh::{
-    Endpoint, EndpointId, SecretKey,
-    endpoint::Connection,
-};
+use iroh::{Endpoint, EndpointId, SecretKey, endpoint::Connection};
 use iroh_blobs::{
     get::fsm,
     protocol::{ChunkRanges, ChunkRangesExt, GetRequest},
@@ -90,7 +87,9 @@ pub enum ClientError {
     #[error(transparent)]
     Routing(#[from] RoutingError),
     /// The DHT could not be joined.
-    #[error("could not join the network through {bootstrap:?}: check --bootstrap and that those nodes are running")]
+    #[error(
+        "could not join the network through {bootstrap:?}: check --bootstrap and that those nodes are running"
+    )]
     NoNetwork {
         /// The bootstrap addresses tried.
         bootstrap: Vec<String>,
@@ -118,7 +117,9 @@ pub enum ClientError {
         reason: String,
     },
     /// A node stored other bytes than were sent.
-    #[error("node {node} reports hash {got} for column {column}, expected {expected}: the data was altered in transit or by the node")]
+    #[error(
+        "node {node} reports hash {got} for column {column}, expected {expected}: the data was altered in transit or by the node"
+    )]
     StoredHashMismatch {
         /// The node.
         node: EndpointId,
@@ -141,7 +142,9 @@ pub enum ClientError {
     #[error(transparent)]
     Encode(#[from] EncodeError),
     /// The manifest could not be found or reached.
-    #[error("no node holding file {id} could be reached ({holders} announced it): it may be gone, or its holders offline")]
+    #[error(
+        "no node holding file {id} could be reached ({holders} announced it): it may be gone, or its holders offline"
+    )]
     ManifestUnavailable {
         /// The file id.
         id: Hash,
@@ -266,10 +269,19 @@ impl Client {
             return Err(format!("node {} published no address", id.fmt_short()));
         }
         let target = net::endpoint_addr(id, &addrs);
-        let conn = tokio::time::timeout(self.options.connect_timeout, self.endpoint.connect(target, alpn))
-            .await
-            .map_err(|_| format!("no answer from {} within {:?}", id.fmt_short(), self.options.connect_timeout))?
-            .map_err(|e| e.to_string())?;
+        let conn = tokio::time::timeout(
+            self.options.connect_timeout,
+            self.endpoint.connect(target, alpn),
+        )
+        .await
+        .map_err(|_| {
+            format!(
+                "no answer from {} within {:?}",
+                id.fmt_short(),
+                self.options.connect_timeout
+            )
+        })?
+        .map_err(|e| e.to_string())?;
         self.conns
             .lock()
             .expect("not poisoned")
@@ -325,7 +337,8 @@ impl Client {
         let mut upload_key = [0u8; 32];
         getrandom::fill(&mut upload_key).expect("the operating system's random source");
         let chosen = place(&nodes, &upload_key, n);
-        let layout = crate::codec::Layout::new(params, length).ok_or(EncodeError::TooLarge { length })?;
+        let layout =
+            crate::codec::Layout::new(params, length).ok_or(EncodeError::TooLarge { length })?;
         let column_len = layout.column_len();
 
         // Upload tasks, one per column, fed by the encoder through bounded channels.
@@ -335,32 +348,38 @@ impl Client {
             let (tx, rx) = mpsc::channel::<Bytes>(PUT_PIPE_DEPTH);
             senders.push(tx);
             let conn = node.conn.clone();
-            uploads.push(tokio::spawn(async move { upload(&conn, column_len, rx).await }));
+            uploads.push(tokio::spawn(
+                async move { upload(&conn, column_len, rx).await },
+            ));
         }
         let file = std::fs::File::open(path).map_err(input_err)?;
         let path_owned = path.to_owned();
-        let encoder = tokio::task::spawn_blocking(move || -> Result<Option<Manifest>, ClientError> {
-            let mut reader = BufReader::with_capacity(1 << 20, file);
-            let mut encoder = Encoder::new(params, &access, length)?;
-            while let Some(stripe) = encoder.next_stripe(&mut reader)? {
-                for (tx, shard) in senders.iter().zip(stripe.shards()) {
-                    if tx.blocking_send(Bytes::copy_from_slice(shard)).is_err() {
-                        // An upload failed; its task reports why.
-                        return Ok(None);
+        let encoder =
+            tokio::task::spawn_blocking(move || -> Result<Option<Manifest>, ClientError> {
+                let mut reader = BufReader::with_capacity(1 << 20, file);
+                let mut encoder = Encoder::new(params, &access, length)?;
+                while let Some(stripe) = encoder.next_stripe(&mut reader)? {
+                    for (tx, shard) in senders.iter().zip(stripe.shards()) {
+                        if tx.blocking_send(Bytes::copy_from_slice(shard)).is_err() {
+                            // An upload failed; its task reports why.
+                            return Ok(None);
+                        }
                     }
                 }
-            }
-            let mut probe = [0u8; 1];
-            if reader.read(&mut probe).map_err(|source| ClientError::Input {
-                path: path_owned.clone(),
-                source,
-            })? != 0
-            {
-                return Err(EncodeError::InputTooLong { expected: length }.into());
-            }
-            drop(senders);
-            Ok(Some(encoder.finish(&metadata)?))
-        });
+                let mut probe = [0u8; 1];
+                if reader
+                    .read(&mut probe)
+                    .map_err(|source| ClientError::Input {
+                        path: path_owned.clone(),
+                        source,
+                    })?
+                    != 0
+                {
+                    return Err(EncodeError::InputTooLong { expected: length }.into());
+                }
+                drop(senders);
+                Ok(Some(encoder.finish(&metadata)?))
+            });
         let encoded = encoder.await.expect("the encoder thread does not panic");
         let mut stored = Vec::with_capacity(n);
         for (column, task) in uploads.into_iter().enumerate() {
@@ -445,7 +464,11 @@ impl Client {
 
     /// Downloads the file `cap` names and writes its plaintext to `out`. On error, what
     /// was written must be discarded (the CLI writes to a temporary file).
-    pub async fn get(&self, cap: &Cap, out: &mut (dyn Write + Send)) -> Result<GetReport, ClientError> {
+    pub async fn get(
+        &self,
+        cap: &Cap,
+        out: &mut (dyn Write + Send),
+    ) -> Result<GetReport, ClientError> {
         let manifest = self.manifest(&cap.id()).await?;
         let key = match cap {
             Cap::Read(c) => Some(c.key.clone()),
@@ -456,14 +479,16 @@ impl Client {
         let (k, n) = (layout.params().data_columns(), layout.params().columns());
 
         // Holders of every column, dialed, ranked by round-trip time.
-        let holders = n0_future::join_all(manifest.columns().iter().map(|h| self.routing.providers(h))).await;
+        let holders =
+            n0_future::join_all(manifest.columns().iter().map(|h| self.routing.providers(h))).await;
         let mut ids: HashSet<EndpointId> = HashSet::new();
         for list in holders.iter().flatten() {
             ids.extend(list.iter().copied());
         }
-        let dialed = n0_future::join_all(ids.into_iter().map(|id| async move {
-            (id, self.dial(id, iroh_blobs::ALPN).await)
-        }))
+        let dialed = n0_future::join_all(
+            ids.into_iter()
+                .map(|id| async move { (id, self.dial(id, iroh_blobs::ALPN).await) }),
+        )
         .await;
         let mut reachable: HashMap<EndpointId, (Connection, Duration)> = HashMap::new();
         for (id, result) in dialed {
@@ -557,7 +582,12 @@ impl Client {
                         report.failovers += 1;
                         if let Some(c) = spare.pop() {
                             report.columns_used.push(c.column);
-                            active.push(Fetch::start(c, layout, segment, self.options.stall_timeout));
+                            active.push(Fetch::start(
+                                c,
+                                layout,
+                                segment,
+                                self.options.stall_timeout,
+                            ));
                             waiting.push(true);
                         } else if got.len() + waiting.iter().filter(|w| **w).count() < k {
                             let have: HashSet<usize> = got.iter().map(|g| g.0).collect();
@@ -565,7 +595,10 @@ impl Client {
                                 available: have.len() + waiting.iter().filter(|w| **w).count(),
                                 need: k,
                                 missing: (0..n)
-                                    .filter(|c| !have.contains(c) && !active.iter().any(|f| f.source.column == *c))
+                                    .filter(|c| {
+                                        !have.contains(c)
+                                            && !active.iter().any(|f| f.source.column == *c)
+                                    })
                                     .collect(),
                             });
                         }
@@ -591,11 +624,14 @@ impl Client {
                 decoder.shard_mut(*column).copy_from_slice(shard);
                 decoder.set_present(*column, true);
             }
-            let opened = decoder.open_segment().map_err(|_| DecodeError::Inconsistent {
-                segment: Some(segment),
-                columns: got.iter().map(|g| g.0).collect(),
-            })?;
-            out.write_all(opened.plaintext).map_err(ClientError::Output)?;
+            let opened = decoder
+                .open_segment()
+                .map_err(|_| DecodeError::Inconsistent {
+                    segment: Some(segment),
+                    columns: got.iter().map(|g| g.0).collect(),
+                })?;
+            out.write_all(opened.plaintext)
+                .map_err(ClientError::Output)?;
         }
         for f in active {
             f.task.abort();
@@ -623,7 +659,12 @@ struct Fetch {
 }
 
 impl Fetch {
-    fn start(source: ColumnSource, layout: crate::codec::Layout, from: u64, stall: Duration) -> Self {
+    fn start(
+        source: ColumnSource,
+        layout: crate::codec::Layout,
+        from: u64,
+        stall: Duration,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(GET_PIPE_DEPTH);
         let task = tokio::spawn(fetch_column(source.clone(), layout, from, stall, tx));
         Self { source, rx, task }
@@ -654,7 +695,11 @@ async fn fetch_column(
         }
     }
     let _ = tx
-        .send(Err(format!("every holder of column {} failed: {}", source.column, errors.join("; "))))
+        .send(Err(format!(
+            "every holder of column {} failed: {}",
+            source.column,
+            errors.join("; ")
+        )))
         .await;
 }
 
@@ -675,7 +720,9 @@ async fn stream_segments(
     let request = GetRequest::blob_ranges(hash, ChunkRanges::bytes(start..));
     let at_start = fsm::start(conn.clone(), request, Default::default());
     let step = |what: &'static str| move |e: String| format!("{what}: {e}");
-    let connected = timed(stall, at_start.next()).await?.map_err(|e| step("request")(e.to_string()))?;
+    let connected = timed(stall, at_start.next())
+        .await?
+        .map_err(|e| step("request")(e.to_string()))?;
     let fsm::ConnectedNext::StartRoot(root) = timed(stall, connected.next())
         .await?
         .map_err(|e| step("connect")(e.to_string()))?
@@ -686,7 +733,10 @@ async fn stream_segments(
         .await?
         .map_err(|e| step("header")(e.to_string()))?;
     if size != layout.column_len() {
-        return Err(format!("holder reports {size} bytes, expected {}", layout.column_len()));
+        return Err(format!(
+            "holder reports {size} bytes, expected {}",
+            layout.column_len()
+        ));
     }
     let mut shard: Vec<u8> = Vec::with_capacity(layout.segment_shard_len(*next));
     let mut pos = start;
@@ -760,15 +810,26 @@ pub async fn stat(conn: &Connection, hashes: &[Hash]) -> Result<(u64, u64, Vec<b
     .await
     .map_err(|e| e.to_string())?;
     let _ = send.finish();
-    match proto::read_frame::<Response>(&mut recv).await.map_err(|e| e.to_string())? {
-        Response::Stat { capacity, used, held } => Ok((capacity, used, held)),
+    match proto::read_frame::<Response>(&mut recv)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Response::Stat {
+            capacity,
+            used,
+            held,
+        } => Ok((capacity, used, held)),
         Response::Refused { message, .. } => Err(message),
         other => Err(format!("unexpected answer {other:?}")),
     }
 }
 
 /// Streams `size` bytes from `rx` to a node as one `Store`; returns the hash it computed.
-async fn upload(conn: &Connection, size: u64, mut rx: mpsc::Receiver<Bytes>) -> Result<Hash, String> {
+async fn upload(
+    conn: &Connection,
+    size: u64,
+    mut rx: mpsc::Receiver<Bytes>,
+) -> Result<Hash, String> {
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
     proto::write_frame(&mut send, &Request::Store { size })
         .await
@@ -796,7 +857,8 @@ async fn fetch_small(conn: &Connection, hash: &Hash, max: usize) -> Result<Vec<u
     let hash = iroh_blobs::Hash::from_bytes(*hash.as_bytes());
     let at_start = fsm::start(conn.clone(), GetRequest::blob(hash), Default::default());
     let connected = at_start.next().await.map_err(|e| e.to_string())?;
-    let fsm::ConnectedNext::StartRoot(root) = connected.next().await.map_err(|e| e.to_string())? else {
+    let fsm::ConnectedNext::StartRoot(root) = connected.next().await.map_err(|e| e.to_string())?
+    else {
         return Err("unexpected response shape".into());
     };
     let (mut content, size) = root.next().next().await.map_err(|e| e.to_string())?;
@@ -808,9 +870,7 @@ async fn fetch_small(conn: &Connection, hash: &Hash, max: usize) -> Result<Vec<u
         match content.next().await {
             fsm::BlobContentNext::More((more, item)) => {
                 content = more;
-                if let BaoContentItem::Leaf(leaf) =
-                    item.map_err(|e| e.to_string())?
-                {
+                if let BaoContentItem::Leaf(leaf) = item.map_err(|e| e.to_string())? {
                     let at = leaf.offset as usize;
                     out[at..at + leaf.data.len()].copy_from_slice(&leaf.data);
                 }

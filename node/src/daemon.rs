@@ -130,6 +130,17 @@ impl Node {
         })
         .await?;
         options.routing.server = true;
+        // Peers remembered from the last run: a node that bootstrapped others (and so
+        // has no --bootstrap itself) can rejoin them after a restart.
+        let peers_file = options.data_dir.join(PEERS_FILE);
+        options.routing.extra_bootstrap = std::fs::read_to_string(&peers_file)
+            .map(|s| {
+                s.lines()
+                    .map(str::to_owned)
+                    .filter(|l| !l.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
         let routing = Routing::spawn(options.routing.clone(), Some(&secret))?;
         let addrs = net::direct_addrs(&endpoint, &options.public_addrs);
         let storage = StorageProtocol {
@@ -148,6 +159,7 @@ impl Node {
             addrs.clone(),
             options.announce_interval,
             status.clone(),
+            peers_file,
         ));
         info!(
             id = %endpoint.id(),
@@ -200,14 +212,19 @@ impl Node {
     }
 }
 
+/// Where a node remembers its DHT peers between runs (one `host:port` per line).
+const PEERS_FILE: &str = "dht-peers";
+
 /// Re-announces every record each `interval`; retries sooner after a round that did
 /// not reach the DHT (the first node of a network has no peers until others join).
+/// Saves the DHT's peers after each round for the next start.
 async fn announce_loop(
     routing: Routing,
     store: Store,
     addrs: Vec<SocketAddr>,
     interval: Duration,
     status: Arc<AnnounceStatus>,
+    peers_file: PathBuf,
 ) {
     const RETRY: Duration = Duration::from_secs(2);
     const PARALLEL: usize = 8;
@@ -224,6 +241,14 @@ async fn announce_loop(
         status.rounds.fetch_add(1, Ordering::Relaxed);
         status.last_round_ok.store(ok, Ordering::Relaxed);
         debug!(blobs = held.len(), ok, "announce round done");
+        if let Ok(peers) = routing.to_bootstrap().await {
+            if !peers.is_empty() {
+                let tmp = peers_file.with_extension("tmp");
+                if std::fs::write(&tmp, peers.join("\n")).is_ok() {
+                    let _ = std::fs::rename(&tmp, &peers_file);
+                }
+            }
+        }
         tokio::time::sleep(if ok { interval } else { interval.min(RETRY) }).await;
     }
 }
@@ -278,7 +303,8 @@ impl StorageProtocol {
             let _ = recv.stop(VarInt::from_u32(1));
         }
         proto::write_frame(&mut send, &response).await?;
-        send.finish().map_err(|e| proto::ProtoError::Stream(e.to_string()))?;
+        send.finish()
+            .map_err(|e| proto::ProtoError::Stream(e.to_string()))?;
         // Let the response reach the client before the stream is dropped.
         let _ = send.stopped().await;
         Ok(())
@@ -299,7 +325,10 @@ impl StorageProtocol {
             {
                 refused(
                     Refusal::BadRequest,
-                    format!("{} hashes in one request; the limit is {MAX_HASHES}", hashes.len()),
+                    format!(
+                        "{} hashes in one request; the limit is {MAX_HASHES}",
+                        hashes.len()
+                    ),
                 )
             }
             Request::Stat { hashes } => {
@@ -321,10 +350,12 @@ impl StorageProtocol {
                 },
                 Err(e) => refused(Refusal::Internal, e.to_string()),
             },
-            Request::Unpin { hashes } => match self.store.unpin(peer, &proto::hashes(&hashes)).await {
-                Ok(()) => Response::Unpinned,
-                Err(e) => refused(Refusal::Internal, e.to_string()),
-            },
+            Request::Unpin { hashes } => {
+                match self.store.unpin(peer, &proto::hashes(&hashes)).await {
+                    Ok(()) => Response::Unpinned,
+                    Err(e) => refused(Refusal::Internal, e.to_string()),
+                }
+            }
         }
     }
 

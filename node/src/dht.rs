@@ -36,7 +36,10 @@ pub const MAX_PUBLISHED_ADDRS: usize = 16;
 
 /// The DHT key under which holders of `hash` announce themselves.
 pub fn blob_key(network: &str, hash: &Hash) -> Id {
-    derive_id(BLOB_KEY_CONTEXT, &[network.as_bytes(), &[0], hash.as_bytes()].concat())
+    derive_id(
+        BLOB_KEY_CONTEXT,
+        &[network.as_bytes(), &[0], hash.as_bytes()].concat(),
+    )
 }
 
 /// The DHT key under which the storage nodes of `network` announce themselves.
@@ -58,6 +61,8 @@ pub struct RoutingOptions {
     pub port: Option<u16>,
     /// DHT addresses (`host:port`) of nodes to join through. Empty: start a network.
     pub bootstrap: Vec<String>,
+    /// More addresses to try, e.g. peers remembered from a previous run.
+    pub extra_bootstrap: Vec<String>,
     /// Answer other nodes' queries and store their records (storage nodes do).
     pub server: bool,
     /// Records older than this are ignored by readers.
@@ -75,6 +80,7 @@ impl Default for RoutingOptions {
             network: "mosaic".into(),
             port: None,
             bootstrap: Vec::new(),
+            extra_bootstrap: Vec::new(),
             server: false,
             stale_after: Duration::from_secs(60 * 60),
             lookup_timeout: Duration::from_secs(10),
@@ -108,12 +114,17 @@ pub struct Routing {
 
 impl Routing {
     /// Starts the DHT node. Must run inside a tokio runtime.
-    pub fn spawn(options: RoutingOptions, secret: Option<&SecretKey>) -> Result<Self, RoutingError> {
+    pub fn spawn(
+        options: RoutingOptions,
+        secret: Option<&SecretKey>,
+    ) -> Result<Self, RoutingError> {
         let mut builder = Dht::builder();
-        if options.bootstrap.is_empty() {
+        let mut all: Vec<String> = options.bootstrap.clone();
+        all.extend(options.extra_bootstrap.iter().cloned());
+        if all.is_empty() {
             builder.no_bootstrap();
         } else {
-            builder.bootstrap(&options.bootstrap);
+            builder.bootstrap(&all);
         }
         if let Some(port) = options.port {
             builder.port(port);
@@ -136,12 +147,30 @@ impl Routing {
 
     /// The local UDP address of the DHT node.
     pub async fn local_addr(&self) -> Result<SocketAddrV4, RoutingError> {
-        Ok(self.dht.info().await.map_err(|_| RoutingError::Shutdown)?.local_addr())
+        Ok(self
+            .dht
+            .info()
+            .await
+            .map_err(|_| RoutingError::Shutdown)?
+            .local_addr())
+    }
+
+    /// Addresses of nodes in the routing table, to bootstrap from next time.
+    pub async fn to_bootstrap(&self) -> Result<Vec<String>, RoutingError> {
+        self.dht
+            .to_bootstrap()
+            .await
+            .map_err(|_| RoutingError::Shutdown)
     }
 
     /// Nodes in the routing table.
     pub async fn routing_table_size(&self) -> Result<usize, RoutingError> {
-        Ok(self.dht.info().await.map_err(|_| RoutingError::Shutdown)?.routing_table_size())
+        Ok(self
+            .dht
+            .info()
+            .await
+            .map_err(|_| RoutingError::Shutdown)?
+            .routing_table_size())
     }
 
     /// Waits until the node has joined the network (has a routing table); `false` if it
@@ -195,7 +224,11 @@ impl Routing {
 
     /// The EndpointIds that announced `key`, freshest first, stale records dropped.
     async fn signed_peers(&self, key: Id) -> Result<Vec<EndpointId>, RoutingError> {
-        let mut stream = self.dht.get_signed_peers(key).await.map_err(|_| RoutingError::Shutdown)?;
+        let mut stream = self
+            .dht
+            .get_signed_peers(key)
+            .await
+            .map_err(|_| RoutingError::Shutdown)?;
         let now_us = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
@@ -236,7 +269,8 @@ impl Routing {
 
     /// Nodes that announced holding `hash`.
     pub async fn providers(&self, hash: &Hash) -> Result<Vec<EndpointId>, RoutingError> {
-        self.signed_peers(blob_key(&self.options.network, hash)).await
+        self.signed_peers(blob_key(&self.options.network, hash))
+            .await
     }
 
     /// Storage nodes of the network.

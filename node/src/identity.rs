@@ -21,7 +21,9 @@ pub enum IdentityError {
         source: io::Error,
     },
     /// The file is not 32 bytes.
-    #[error("{path} is not an identity key (32 bytes expected, found {len}): move it away to create a new identity")]
+    #[error(
+        "{path} is not an identity key (32 bytes expected, found {len}): move it away to create a new identity"
+    )]
     Malformed {
         /// The key file.
         path: String,
@@ -54,10 +56,14 @@ pub fn load_or_create(path: &Path) -> Result<SecretKey, IdentityError> {
                 },
                 Err(source) => io_err(source),
             })?;
-            let bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| IdentityError::Malformed {
-                path: shown.clone(),
-                len: bytes.len(),
-            })?;
+            let bytes: [u8; 32] =
+                bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| IdentityError::Malformed {
+                        path: shown.clone(),
+                        len: bytes.len(),
+                    })?;
             Ok(SecretKey::from_bytes(&bytes))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -77,14 +83,21 @@ pub fn load_or_create(path: &Path) -> Result<SecretKey, IdentityError> {
 #[cfg(unix)]
 fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = fs::File::options().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = fs::File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }
 
 #[cfg(not(unix))]
 fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut f = fs::File::options().write(true).create_new(true).open(path)?;
+    let mut f = fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }
@@ -94,7 +107,11 @@ fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
 fn check_private(path: &Path) -> Result<(), Result<u32, io::Error>> {
     use std::os::unix::fs::PermissionsExt;
     let mode = fs::metadata(path).map_err(Err)?.permissions().mode();
-    if mode & 0o077 != 0 { Err(Ok(mode & 0o777)) } else { Ok(()) }
+    if mode & 0o077 != 0 {
+        Err(Ok(mode & 0o777))
+    } else {
+        Ok(())
+    }
 }
 
 #[cfg(not(unix))]
@@ -116,7 +133,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
             fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
             let err = load_or_create(&path).unwrap_err();
             assert!(err.to_string().contains("chmod 600"), "{err}");
@@ -125,9 +145,16 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(dir.path().join("short.key"), fs::Permissions::from_mode(0o600)).unwrap();
+            fs::set_permissions(
+                dir.path().join("short.key"),
+                fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
         }
         let err = load_or_create(&dir.path().join("short.key")).unwrap_err();
-        assert!(matches!(err, IdentityError::Malformed { len: 3, .. }), "{err}");
+        assert!(
+            matches!(err, IdentityError::Malformed { len: 3, .. }),
+            "{err}"
+        );
     }
 }

@@ -55,7 +55,10 @@ pub async fn bind(options: EndpointOptions) -> Result<Endpoint, NetError> {
         .alpns(options.alpns.clone())
         .bind_addr(options.bind)
         .map_err(|e| err(e.to_string()))?;
-    builder.bind().await.map_err(|e: BindError| err(e.to_string()))
+    builder
+        .bind()
+        .await
+        .map_err(|e: BindError| err(e.to_string()))
 }
 
 /// The direct addresses to publish for `endpoint`: its bound sockets, with an

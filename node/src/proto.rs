@@ -131,7 +131,9 @@ pub async fn write_frame<T: Serialize>(send: &mut SendStream, msg: &T) -> Result
 }
 
 /// Reads one frame, refusing any larger than [`MAX_FRAME`] before reading it.
-pub async fn read_frame<T: for<'de> Deserialize<'de>>(recv: &mut RecvStream) -> Result<T, ProtoError> {
+pub async fn read_frame<T: for<'de> Deserialize<'de>>(
+    recv: &mut RecvStream,
+) -> Result<T, ProtoError> {
     let mut len = [0u8; 4];
     recv.read_exact(&mut len)
         .await
