@@ -452,3 +452,70 @@ fn put_refuses_when_too_few_nodes_are_reachable() {
     let cap = c.put(&file, &["-k", "2", "-m", "1"]);
     assert!(cap.starts_with("mr1"));
 }
+
+/// What the README tells a newcomer: `mosaic devnet`, then `put` and `get` with the
+/// default bootstrap (127.0.0.1:6881).
+#[test]
+fn readme_devnet_put_get_with_defaults() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let mut devnet = Command::new(env!("CARGO_BIN_EXE_mosaic"))
+        .args([
+            "devnet",
+            "--data-dir",
+            tmp.path().join("devnet").to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr_pipe = devnet.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log = Arc::new(Mutex::new(String::new()));
+    let log2 = log.clone();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
+            if line.starts_with("devnet:") {
+                let _ = tx.send(());
+            }
+            log2.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    let started = rx.recv_timeout(Duration::from_secs(30));
+    let client = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mosaic"))
+            .args(args)
+            .env("XDG_CONFIG_HOME", tmp.path().join("client"))
+            .env("HOME", tmp.path())
+            .env_remove("MOSAIC_BOOTSTRAP")
+            .output()
+            .unwrap()
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        started.unwrap_or_else(|_| panic!("devnet did not start:\n{}", log.lock().unwrap()));
+        let (file, data) = write_file(tmp.path(), "README.md", 5000);
+        // The nodes announce themselves in the background: retry until all are found.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let cap = loop {
+            let out = client(&["put", file.to_str().unwrap()]);
+            if out.status.success() {
+                break String::from_utf8(out.stdout).unwrap().trim().to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "put never succeeded: {}",
+                stderr(&out)
+            );
+            thread::sleep(Duration::from_millis(500));
+        };
+        let copy = tmp.path().join("copy.md");
+        let out = client(&["get", &cap, "-o", copy.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(fs::read(&copy).unwrap(), data);
+    }));
+    let _ = devnet.kill();
+    let _ = devnet.wait();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}

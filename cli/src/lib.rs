@@ -47,6 +47,20 @@ enum Command {
         #[command(subcommand)]
         command: NodeCommand,
     },
+    /// Run a whole local network in this process: COUNT storage nodes on 127.0.0.1
+    /// (QUIC 4919+i, DHT 6881+i), open to any client. For trying Mosaic and for
+    /// development; `put` and `get` find it with their default bootstrap.
+    Devnet {
+        /// Number of storage nodes.
+        #[arg(long, default_value_t = 5)]
+        nodes: usize,
+        /// Directory for the nodes' data [default: $XDG_DATA_HOME/mosaic/devnet]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Capacity of each node.
+        #[arg(long, default_value = "2GiB")]
+        capacity: bytesize::ByteSize,
+    },
     /// Print this client's identity (what nodes' --allow lists), creating it if needed.
     Id,
     /// List the storage nodes of the network: found on the DHT, and reachable.
@@ -150,7 +164,7 @@ enum NodeCommand {
         #[command(flatten)]
         network: net::NetworkArgs,
         #[command(flatten)]
-        args: net::NodeRunArgs,
+        args: Box<net::NodeRunArgs>,
     },
     /// Print the node's identity, creating it if needed.
     Id {
@@ -167,6 +181,7 @@ pub fn main() -> ExitCode {
         Command::Node {
             command: NodeCommand::Run { .. },
         } => "info",
+        Command::Devnet { .. } => "warn",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -203,11 +218,16 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Node {
             command: NodeCommand::Run { network, args },
-        } => net::node_run(network, args),
+        } => net::node_run(network, *args),
         Command::Node {
             command: NodeCommand::Id { data_dir },
         } => net::node_id(data_dir),
         Command::Id => net::client_id(),
+        Command::Devnet {
+            nodes,
+            data_dir,
+            capacity,
+        } => net::devnet(nodes, data_dir, capacity),
         Command::Nodes { network, client } => net::nodes(network, client),
         Command::Put {
             file,

@@ -33,7 +33,9 @@ pub const DEFAULT_DHT_PORT: u16 = 6881;
 /// Options shared by every command that talks to the network.
 #[derive(Debug, Clone, Args)]
 pub struct NetworkArgs {
-    /// DHT addresses (host:port) of nodes to join through, comma separated.
+    /// DHT addresses (host:port) of nodes to join through, comma separated [clients'
+    /// default: 127.0.0.1:6881, a node on this machine; a node's default: none, it
+    /// starts a network]
     #[arg(long, env = "MOSAIC_BOOTSTRAP", value_delimiter = ',', global = true)]
     pub bootstrap: Vec<String>,
     /// Network name: nodes and clients of different networks ignore each other.
@@ -253,6 +255,59 @@ pub fn node_run(net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
     })
 }
 
+/// `mosaic devnet`: `count` storage nodes in this process, on loopback: node `i` on
+/// QUIC port 4919 + i and DHT port 6881 + i, data in `dir/node<i>`, node 0 the
+/// bootstrap. Clients find it with the default bootstrap, 127.0.0.1:6881.
+pub fn devnet(count: usize, dir: Option<PathBuf>, capacity: bytesize::ByteSize) -> Result<()> {
+    if count == 0 {
+        bail!("a devnet needs at least one node");
+    }
+    let dir = match dir {
+        Some(d) => d,
+        None => crate::data_home()?.join("devnet"),
+    };
+    runtime()?.block_on(async move {
+        let mut nodes = Vec::with_capacity(count);
+        for i in 0..count {
+            let dht = DEFAULT_DHT_PORT + i as u16;
+            let options = NodeOptions {
+                data_dir: dir.join(format!("node{i}")),
+                listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_QUIC_PORT + i as u16)),
+                public_addrs: vec![],
+                routing: RoutingOptions {
+                    network: "mosaic".into(),
+                    port: Some(dht),
+                    bootstrap: if i == 0 {
+                        vec![]
+                    } else {
+                        vec![format!("127.0.0.1:{DEFAULT_DHT_PORT}")]
+                    },
+                    ..RoutingOptions::default()
+                },
+                capacity: capacity.as_u64(),
+                access: daemon::Access::Open,
+                relays: false,
+                announce_interval: Duration::from_secs(600),
+            };
+            let node = Node::spawn(options)
+                .await
+                .with_context(|| format!("cannot start devnet node {i} (ports {} and {dht} free?)", DEFAULT_QUIC_PORT + i as u16))?;
+            eprintln!("node {i}: {} QUIC {:?} DHT 127.0.0.1:{dht}", node.id(), node.addrs());
+            nodes.push(node);
+        }
+        eprintln!(
+            "devnet: {count} storage nodes, data in {}. In another terminal:\n  mosaic put FILE\n  mosaic get CAP -o OUT\nCtrl-C stops it.",
+            dir.display()
+        );
+        shutdown_signal().await;
+        eprintln!("shutting down");
+        for node in nodes {
+            node.shutdown().await;
+        }
+        anyhow::Ok(())
+    })
+}
+
 /// Settings for `put` and `get`.
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
@@ -266,11 +321,10 @@ pub struct ClientArgs {
 
 async fn client(net: &NetworkArgs, args: &ClientArgs) -> Result<std::sync::Arc<Client>> {
     let file = load_config(net.config.as_deref())?;
-    let routing = routing_options(net, &file);
+    let mut routing = routing_options(net, &file);
     if routing.bootstrap.is_empty() {
-        bail!(
-            "no network to join: pass --bootstrap HOST:PORT (a node's DHT address) or set MOSAIC_BOOTSTRAP"
-        );
+        // A node (or `mosaic devnet`) on this machine, at the default DHT port.
+        routing.bootstrap = vec![format!("127.0.0.1:{DEFAULT_DHT_PORT}")];
     }
     let secret = identity::load_or_create(&crate::config_home()?.join("client.key"))?;
     Ok(Client::connect(ClientOptions {

@@ -260,7 +260,7 @@ impl Routing {
             }
         }
         let mut found: Vec<([u8; 32], u64)> = newest.into_iter().collect();
-        found.sort_by(|a, b| b.1.cmp(&a.1));
+        found.sort_by_key(|f| std::cmp::Reverse(f.1));
         Ok(found
             .into_iter()
             .filter_map(|(k, _)| EndpointId::from_bytes(&k).ok())
