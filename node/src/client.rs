@@ -88,7 +88,7 @@ pub enum ClientError {
     Routing(#[from] RoutingError),
     /// The DHT could not be joined.
     #[error(
-        "could not join the network through {bootstrap:?}: check --bootstrap and that those nodes are running"
+        "could not join the network through {bootstrap:?}: check --bootstrap and that those nodes are running (to try Mosaic locally, start `mosaic devnet`)"
     )]
     NoNetwork {
         /// The bootstrap addresses tried.
