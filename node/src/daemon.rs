@@ -364,19 +364,28 @@ impl StorageProtocol {
         // store wants a `Sync` stream, and this bounds what sits in memory.
         let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(16);
         let import = self.store.import(peer, size, ChannelStream(rx));
+        // Returns what the client did wrong, if anything.
         let forward = async {
             let mut remaining = size;
+            let mut client_fault = None;
             while remaining > 0 {
                 let item = match recv.read_chunk(remaining.min(1 << 16) as usize).await {
                     Ok(Some(chunk)) => {
                         remaining -= (chunk.len() as u64).min(remaining);
                         Ok(chunk)
                     }
-                    Ok(None) => Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        format!("the client sent {} of {size} bytes", size - remaining),
-                    )),
-                    Err(e) => Err(std::io::Error::other(e.to_string())),
+                    Ok(None) => {
+                        let msg = format!(
+                            "the client sent {} of the {size} bytes it announced",
+                            size - remaining
+                        );
+                        client_fault = Some(msg.clone());
+                        Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, msg))
+                    }
+                    Err(e) => {
+                        client_fault = Some(format!("the upload stream failed: {e}"));
+                        Err(std::io::Error::other(e.to_string()))
+                    }
                 };
                 let failed = item.is_err();
                 if tx.send(item).await.is_err() || failed {
@@ -384,8 +393,9 @@ impl StorageProtocol {
                 }
             }
             drop(tx);
+            client_fault
         };
-        let (result, ()) = tokio::join!(import, forward);
+        let (result, client_fault) = tokio::join!(import, forward);
         match result {
             Ok(hash) => {
                 self.announce(&hash).await;
@@ -396,11 +406,19 @@ impl StorageProtocol {
             }
             Err(e @ StoreError::NoSpace { .. }) => refused(Refusal::NoSpace, e.to_string()),
             Err(e @ StoreError::SizeMismatch { .. }) => refused(Refusal::BadRequest, e.to_string()),
+            Err(_) if client_fault.is_some() => {
+                refused(Refusal::BadRequest, client_fault.unwrap_or_default())
+            }
             Err(e) => refused(Refusal::Internal, e.to_string()),
         }
     }
 
     async fn announce(&self, hash: &Hash) {
+        // Alone (no DHT peers yet) an announce cannot succeed: leave it to the announcer.
+        if self.routing.routing_table_size().await.unwrap_or(0) == 0 {
+            debug!(hash = %hash.fmt_short(), "no DHT peers yet; announcing later");
+            return;
+        }
         match tokio::time::timeout(ANNOUNCE_TIMEOUT, self.routing.announce_blob(hash)).await {
             Ok(Ok(())) => debug!(hash = %hash.fmt_short(), "announced"),
             Ok(Err(e)) => warn!(hash = %hash.fmt_short(), "announce failed, will retry: {e}"),
