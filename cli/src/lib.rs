@@ -11,6 +11,7 @@
 
 mod local;
 mod net;
+mod output;
 
 use std::{
     fs::{self, File},
@@ -75,25 +76,8 @@ enum Command {
     Put {
         /// The file to upload.
         file: PathBuf,
-        /// Store unencrypted, for everyone: prints a public id (mi1…) instead.
-        #[arg(long)]
-        public: bool,
-        /// Data columns: any k of the k+m columns rebuild the file.
-        #[arg(short, default_value_t = DEFAULT_DATA_COLUMNS)]
-        k: u8,
-        /// Parity columns: how many nodes may be lost.
-        #[arg(short, default_value_t = DEFAULT_PARITY_COLUMNS)]
-        m: u8,
-        /// Plaintext bytes per segment (a multiple of 1024, 4 KiB to 16 MiB).
-        #[arg(long, default_value_t = DEFAULT_SEGMENT_SIZE)]
-        segment_size: u32,
-        /// Derive the key from the content and your convergence secret (deduplicates
-        /// among holders of that secret; see docs/format.md for the attacks it allows).
-        #[arg(long, conflicts_with = "public")]
-        convergent: bool,
-        /// Media type to record [default: guessed from the file name].
-        #[arg(long)]
-        media_type: Option<String>,
+        #[command(flatten)]
+        coding: CodingArgs,
         #[command(flatten)]
         network: net::NetworkArgs,
         #[command(flatten)]
@@ -115,26 +99,8 @@ enum Command {
     Encode {
         /// The file to encode.
         file: PathBuf,
-        /// Store unencrypted, for everyone: prints a public id (mi1…) instead.
-        #[arg(long)]
-        public: bool,
-        /// Data columns: any k of the k+m columns rebuild the file.
-        #[arg(short, default_value_t = DEFAULT_DATA_COLUMNS)]
-        k: u8,
-        /// Parity columns: how many may be lost.
-        #[arg(short, default_value_t = DEFAULT_PARITY_COLUMNS)]
-        m: u8,
-        /// Plaintext bytes per segment (a multiple of 1024, 4 KiB to 16 MiB).
-        #[arg(long, default_value_t = DEFAULT_SEGMENT_SIZE)]
-        segment_size: u32,
-        /// Derive the key from the content and your convergence secret, so identical
-        /// uploads by holders of that secret deduplicate (see docs/format.md for the
-        /// attacks this allows among them).
-        #[arg(long, conflicts_with = "public")]
-        convergent: bool,
-        /// Media type to record [default: guessed from the file name].
-        #[arg(long)]
-        media_type: Option<String>,
+        #[command(flatten)]
+        coding: CodingArgs,
     },
     /// Decode a file from the local blob directory.
     Decode {
@@ -155,6 +121,37 @@ enum Command {
         /// A readcap (mr1…) or id (mi1…).
         cap: String,
     },
+}
+
+/// How a file is encoded: shared by `put` and `encode`.
+#[derive(Debug, Clone, clap::Args)]
+struct CodingArgs {
+    /// Store unencrypted, for everyone: prints a public id (mi1…) instead of a readcap.
+    #[arg(long)]
+    public: bool,
+    /// Data columns: any k of the k+m columns rebuild the file.
+    #[arg(short, default_value_t = DEFAULT_DATA_COLUMNS)]
+    k: u8,
+    /// Parity columns: how many columns (nodes) may be lost.
+    #[arg(short, default_value_t = DEFAULT_PARITY_COLUMNS)]
+    m: u8,
+    /// Plaintext bytes per segment (a multiple of 1024, 4 KiB to 16 MiB).
+    #[arg(long, default_value_t = DEFAULT_SEGMENT_SIZE)]
+    segment_size: u32,
+    /// Derive the key from the content and your convergence secret, so identical uploads
+    /// by holders of that secret deduplicate (see docs/format.md for the attacks this
+    /// allows among them).
+    #[arg(long, conflicts_with = "public")]
+    convergent: bool,
+    /// Media type to record [default: guessed from the file name].
+    #[arg(long)]
+    media_type: Option<String>,
+}
+
+impl CodingArgs {
+    fn params(&self) -> Result<Params> {
+        Ok(Params::new(self.segment_size, self.k, self.m)?)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -231,12 +228,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Nodes { network, client } => net::nodes(network, client),
         Command::Put {
             file,
-            public,
-            k,
-            m,
-            segment_size,
-            convergent,
-            media_type,
+            coding,
             network,
             client,
         } => net::put(
@@ -244,10 +236,10 @@ fn run(cli: Cli) -> Result<()> {
             client,
             net::PutSpec {
                 file,
-                params: Params::new(segment_size, k, m)?,
-                public,
-                convergent,
-                media_type,
+                params: coding.params()?,
+                public: coding.public,
+                convergent: coding.convergent,
+                media_type: coding.media_type,
             },
         ),
         Command::Get {
@@ -256,20 +248,19 @@ fn run(cli: Cli) -> Result<()> {
             network,
             client,
         } => net::get(network, client, &cap, output.as_deref()),
-        Command::Encode {
-            file,
-            public,
-            k,
-            m,
-            segment_size,
-            convergent,
-            media_type,
-        } => {
-            let params = Params::new(segment_size, k, m)?;
+        Command::Encode { file, coding } => {
+            let params = coding.params()?;
             let store = LocalStore::open(&dir).with_context(|| {
                 format!("cannot open the local blob directory {}", dir.display())
             })?;
-            cmd_encode(&store, &file, params, public, convergent, media_type)
+            cmd_encode(
+                &store,
+                &file,
+                params,
+                coding.public,
+                coding.convergent,
+                coding.media_type,
+            )
         }
         Command::Decode {
             cap,
@@ -427,67 +418,13 @@ pub(crate) fn access_for(
 /// The user's convergence secret, created on first use (mode 0600).
 fn convergence_secret() -> Result<ConvergenceSecret> {
     let path = config_home()?.join("convergence.secret");
-    match fs::read(&path) {
-        Ok(bytes) => {
-            check_private(&path)?;
-            let bytes: [u8; 32] = bytes.try_into().map_err(|_| {
-                anyhow!(
-                    "{} is not a convergence secret (32 bytes expected)",
-                    path.display()
-                )
-            })?;
-            Ok(ConvergenceSecret::from_bytes(bytes))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let secret = ConvergenceSecret::random();
-            fs::create_dir_all(path.parent().expect("a file in a directory"))?;
-            write_private(&path, secret.as_bytes())
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            eprintln!("created a convergence secret in {}", path.display());
-            Ok(secret)
-        }
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    let existed = path.exists();
+    let secret =
+        ConvergenceSecret::from_bytes(mosaic_node::identity::load_or_create_secret(&path)?);
+    if !existed {
+        eprintln!("created a convergence secret in {}", path.display());
     }
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = File::options()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut f = File::options().write(true).create_new(true).open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
-/// Refuses a secret file that others can read.
-#[cfg(unix)]
-fn check_private(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = fs::metadata(path)?.permissions().mode();
-    if mode & 0o077 != 0 {
-        bail!(
-            "{} can be read by other users (mode {:o}): run `chmod 600 {}`",
-            path.display(),
-            mode & 0o777,
-            path.display()
-        );
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_private(_: &Path) -> Result<()> {
-    Ok(())
+    Ok(secret)
 }
 
 fn load_manifest(store: &LocalStore, id: &Hash) -> Result<Manifest> {
@@ -540,30 +477,10 @@ fn cmd_decode(
     let report = match output {
         None => run(&mut io::stdout().lock(), &mut decoder, &mut columns)?,
         Some(path) => {
-            // Write beside the target, then rename: OUT is whole or absent, never partial.
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let tmp = dir.join(format!(
-                ".{}.mosaic-partial",
-                path.file_name().and_then(|n| n.to_str()).unwrap_or("out")
-            ));
-            let mut f =
-                File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-            match run(&mut f, &mut decoder, &mut columns) {
-                Ok(report) => {
-                    f.sync_all()?;
-                    fs::rename(&tmp, path)
-                        .with_context(|| format!("cannot write {}", path.display()))?;
-                    report
-                }
-                Err(e) => {
-                    drop(f);
-                    let _ = fs::remove_file(&tmp);
-                    return Err(e);
-                }
-            }
+            let mut out = output::AtomicFile::create(path)?;
+            let report = run(&mut out, &mut decoder, &mut columns)?;
+            out.commit()?;
+            report
         }
     };
     warn_faults(&report);

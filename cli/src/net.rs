@@ -6,7 +6,7 @@
 
 use std::{
     collections::HashSet,
-    fs::{self, File},
+    fs,
     io::{self, BufWriter},
     net::SocketAddr,
     path::{Path, PathBuf},
@@ -445,35 +445,16 @@ pub fn get(net: NetworkArgs, args: ClientArgs, cap: &str, output: Option<&Path>)
     })
 }
 
-/// Writes beside the target, then renames: OUT is whole or absent, never partial.
+/// Downloads into an [`crate::output::AtomicFile`]: OUT is whole or absent.
 async fn get_to_file(
     client: &Client,
     cap: &Cap,
     path: &Path,
 ) -> Result<mosaic_node::client::GetReport> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.mosaic-partial",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out")
-    ));
-    let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    match client.get(cap, &mut out).await {
-        Ok(report) => {
-            let file = out.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
-            fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-            Ok(report)
-        }
-        Err(e) => {
-            drop(out);
-            let _ = fs::remove_file(&tmp);
-            Err(e.into())
-        }
-    }
+    let mut out = crate::output::AtomicFile::create(path)?;
+    let report = client.get(cap, &mut out).await?;
+    out.commit()?;
+    Ok(report)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -235,36 +235,49 @@ impl Routing {
             .unwrap_or(0);
         let oldest = now_us.saturating_sub(self.options.stale_after.as_micros() as u64);
         let mut newest: HashMap<[u8; 32], u64> = HashMap::new();
-        let deadline = tokio::time::Instant::now() + self.options.lookup_timeout;
-        loop {
-            // Until something is found, wait up to the deadline; after, only `settle`.
-            let wait = if newest.is_empty() {
-                deadline.saturating_duration_since(tokio::time::Instant::now())
-            } else {
-                self.options.settle
-            };
-            match tokio::time::timeout(wait, stream.next()).await {
-                Ok(Some(batch)) => {
-                    for announce in batch {
-                        let t = announce.timestamp();
-                        if t >= oldest {
-                            let e = newest.entry(*announce.key()).or_insert(t);
-                            *e = (*e).max(t);
-                        }
-                    }
+        self.collect_settled(&mut stream, |batch: Vec<_>| {
+            for announce in batch {
+                let t = announce.timestamp();
+                if t >= oldest {
+                    let e = newest.entry(*announce.key()).or_insert(t);
+                    *e = (*e).max(t);
                 }
-                Ok(None) | Err(_) => break,
             }
-            if tokio::time::Instant::now() >= deadline {
-                break;
-            }
-        }
+            !newest.is_empty()
+        })
+        .await;
         let mut found: Vec<([u8; 32], u64)> = newest.into_iter().collect();
         found.sort_by_key(|f| std::cmp::Reverse(f.1));
         Ok(found
             .into_iter()
             .filter_map(|(k, _)| EndpointId::from_bytes(&k).ok())
             .collect())
+    }
+
+    /// Feeds a lookup's results to `take` until the lookup ends, its deadline passes, or
+    /// (once `take` has said it found something) nothing more arrives for `settle`: a
+    /// query otherwise waits for every dead node it asked to time out.
+    async fn collect_settled<T>(
+        &self,
+        stream: &mut (impl n0_future::Stream<Item = T> + Unpin),
+        mut take: impl FnMut(T) -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + self.options.lookup_timeout;
+        let mut found = false;
+        loop {
+            let wait = if found {
+                self.options.settle
+            } else {
+                deadline.saturating_duration_since(tokio::time::Instant::now())
+            };
+            match tokio::time::timeout(wait, stream.next()).await {
+                Ok(Some(item)) => found |= take(item),
+                Ok(None) | Err(_) => return,
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+        }
     }
 
     /// Nodes that announced holding `hash`.
@@ -289,25 +302,13 @@ impl Routing {
             .await
             .map_err(|_| RoutingError::Shutdown)?;
         let mut best: Option<MutableItem> = None;
-        let deadline = tokio::time::Instant::now() + self.options.lookup_timeout;
-        loop {
-            let wait = if best.is_none() {
-                deadline.saturating_duration_since(tokio::time::Instant::now())
-            } else {
-                self.options.settle
-            };
-            match tokio::time::timeout(wait, stream.next()).await {
-                Ok(Some(item)) => {
-                    if best.as_ref().is_none_or(|b| item.seq() > b.seq()) {
-                        best = Some(item);
-                    }
-                }
-                Ok(None) | Err(_) => break,
+        self.collect_settled(&mut stream, |item: MutableItem| {
+            if best.as_ref().is_none_or(|b| item.seq() > b.seq()) {
+                best = Some(item);
             }
-            if tokio::time::Instant::now() >= deadline {
-                break;
-            }
-        }
+            true
+        })
+        .await;
         Ok(best
             .and_then(|item| postcard::from_bytes::<Vec<SocketAddr>>(item.value()).ok())
             .unwrap_or_default())

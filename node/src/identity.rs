@@ -1,8 +1,9 @@
-//! A participant's long-lived identity: an ed25519 secret key in a file of its own.
+//! Secret key files: a participant's long-lived identity (an ed25519 secret key), and
+//! any other 32-byte secret (the convergence secret).
 //!
-//! The same key is the iroh `EndpointId` (so peers know who connects from the QUIC
-//! handshake itself) and signs the node's DHT records. The file is 32 raw bytes, created
-//! with mode 0600; a key file that other users can read is refused.
+//! The identity key is the iroh `EndpointId` (so peers know who connects from the QUIC
+//! handshake itself) and signs the node's DHT records. A file is 32 raw bytes, created
+//! with mode 0600; a file that other users can read is refused.
 
 use std::{fs, io, io::Write, path::Path};
 
@@ -40,8 +41,14 @@ pub enum IdentityError {
     },
 }
 
-/// Loads the secret key at `path`, creating it (and its directory) on first use.
+/// Loads the identity key at `path`, creating it (and its directory) on first use.
 pub fn load_or_create(path: &Path) -> Result<SecretKey, IdentityError> {
+    load_or_create_secret(path).map(|bytes| SecretKey::from_bytes(&bytes))
+}
+
+/// Loads the 32-byte secret at `path`, creating a random one (and its directory) on
+/// first use.
+pub fn load_or_create_secret(path: &Path) -> Result<[u8; 32], IdentityError> {
     let shown = path.display().to_string();
     let io_err = |source| IdentityError::Io {
         path: shown.clone(),
@@ -56,15 +63,13 @@ pub fn load_or_create(path: &Path) -> Result<SecretKey, IdentityError> {
                 },
                 Err(source) => io_err(source),
             })?;
-            let bytes: [u8; 32] =
-                bytes
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| IdentityError::Malformed {
-                        path: shown.clone(),
-                        len: bytes.len(),
-                    })?;
-            Ok(SecretKey::from_bytes(&bytes))
+            bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| IdentityError::Malformed {
+                    path: shown.clone(),
+                    len: bytes.len(),
+                })
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if let Some(dir) = path.parent() {
@@ -72,9 +77,8 @@ pub fn load_or_create(path: &Path) -> Result<SecretKey, IdentityError> {
             }
             let mut bytes = [0u8; 32];
             getrandom::fill(&mut bytes).map_err(|e| io_err(io::Error::other(e.to_string())))?;
-            let key = SecretKey::from_bytes(&bytes);
             write_private(path, &bytes).map_err(io_err)?;
-            Ok(key)
+            Ok(bytes)
         }
         Err(e) => Err(io_err(e)),
     }
