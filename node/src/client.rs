@@ -394,10 +394,14 @@ impl Client {
         let manifest = match encoded? {
             Some(m) => m,
             None => {
-                return Err(stored
-                    .into_iter()
-                    .find_map(Result::err)
-                    .expect("the encoder stops only when an upload failed"));
+                // The encoder stops early only when an upload task went away.
+                return Err(stored.into_iter().find_map(Result::err).unwrap_or_else(|| {
+                    ClientError::Store {
+                        node: chosen[0].id,
+                        what: "a column".into(),
+                        reason: "an upload stopped before the file was sent".into(),
+                    }
+                }));
             }
         };
         for (column, result) in stored.into_iter().enumerate() {
