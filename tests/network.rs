@@ -393,6 +393,17 @@ fn a_corrupted_column_is_detected_and_the_file_comes_from_other_nodes() {
     // Flip bytes in every large blob file on two nodes' disks (their columns).
     let mut corrupted = 0;
     for i in [0, 1] {
+        // Restart only once the node has saved its DHT peers: node 0 started the
+        // network (no --bootstrap) and rejoins through them.
+        let peers = c.nodes[i].dir.join("dht-peers");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !peers.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "node {i} never saved its DHT peers"
+            );
+            thread::sleep(Duration::from_millis(200));
+        }
         c.kill(i);
         for entry in walk(&c.nodes[i].dir.join("blobs")) {
             if entry.extension().is_some_and(|e| e == "data")
