@@ -876,7 +876,11 @@ async fn fetch_small(conn: &Connection, hash: &Hash, max: usize) -> Result<Vec<u
                 content = more;
                 if let BaoContentItem::Leaf(leaf) = item.map_err(|e| e.to_string())? {
                     let at = leaf.offset as usize;
-                    out[at..at + leaf.data.len()].copy_from_slice(&leaf.data);
+                    out.get_mut(at..at + leaf.data.len())
+                        .ok_or_else(|| {
+                            format!("peer sent bytes at {at} beyond the {size}-byte blob")
+                        })?
+                        .copy_from_slice(&leaf.data);
                 }
             }
             fsm::BlobContentNext::Done(_) => return Ok(out),
