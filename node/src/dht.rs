@@ -187,17 +187,16 @@ impl Routing {
 
     /// Announces that this node holds `hash`.
     pub async fn announce_blob(&self, hash: &Hash) -> Result<(), RoutingError> {
-        let key = blob_key(&self.options.network, hash);
-        self.dht
-            .announce_signed_peer(key, self.signer()?)
-            .await
-            .map(|_| ())
-            .map_err(|e| RoutingError::Put(e.to_string()))
+        self.announce(blob_key(&self.options.network, hash)).await
     }
 
     /// Announces that this node is a storage node of the network.
     pub async fn announce_storage_node(&self) -> Result<(), RoutingError> {
-        let key = storage_key(&self.options.network);
+        self.announce(storage_key(&self.options.network)).await
+    }
+
+    /// Announces this node's key under `key` as a signed peer.
+    async fn announce(&self, key: Id) -> Result<(), RoutingError> {
         self.dht
             .announce_signed_peer(key, self.signer()?)
             .await
