@@ -9,6 +9,7 @@
 //! stdout; everything for humans goes to stderr. Exit codes: 0 success, 1 failure,
 //! 2 bad usage (from clap).
 
+mod gateway;
 mod local;
 mod net;
 mod output;
@@ -62,6 +63,11 @@ enum Command {
         #[arg(long, default_value = "2GiB")]
         capacity: bytesize::ByteSize,
     },
+    /// Run an HTTP gateway that streams files from the network to browsers.
+    Gateway {
+        #[command(subcommand)]
+        command: GatewayCommand,
+    },
     /// Print this client's identity (what nodes' --allow lists), creating it if needed.
     Id,
     /// List the storage nodes of the network: found on the DHT, and reachable.
@@ -74,8 +80,13 @@ enum Command {
     /// Encrypt and erasure-code FILE locally and store its columns on storage nodes;
     /// print its readcap (or public id).
     Put {
-        /// The file to upload.
+        /// The file to upload (a directory with -r).
         file: PathBuf,
+        /// Upload a directory tree as one public directory (needs --public): every
+        /// file, then an index; prints the directory's id, which a gateway serves as a
+        /// static site at /p/ID/.
+        #[arg(short, long, requires = "public")]
+        recursive: bool,
         #[command(flatten)]
         coding: CodingArgs,
         #[command(flatten)]
@@ -155,6 +166,22 @@ impl CodingArgs {
 }
 
 #[derive(Debug, Subcommand)]
+enum GatewayCommand {
+    /// Serve HTTP until SIGINT or SIGTERM (routes: docs/gateway.md).
+    Run {
+        /// HTTP address to listen on [default: 127.0.0.1:8080]
+        #[arg(long, env = "MOSAIC_GATEWAY_LISTEN")]
+        listen: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        gateway: gateway::GatewayArgs,
+        #[command(flatten)]
+        network: net::NetworkArgs,
+        #[command(flatten)]
+        client: net::ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum NodeCommand {
     /// Run a storage node until SIGINT or SIGTERM.
     Run {
@@ -177,7 +204,8 @@ pub fn main() -> ExitCode {
     let default_level = match &cli.command {
         Command::Node {
             command: NodeCommand::Run { .. },
-        } => "info",
+        }
+        | Command::Gateway { .. } => "info",
         Command::Devnet { .. } => "warn",
         _ => "warn",
     };
@@ -220,6 +248,15 @@ fn run(cli: Cli) -> Result<()> {
             command: NodeCommand::Id { data_dir },
         } => net::node_id(data_dir),
         Command::Id => net::client_id(),
+        Command::Gateway {
+            command:
+                GatewayCommand::Run {
+                    listen,
+                    gateway,
+                    network,
+                    client,
+                },
+        } => net::gateway_run(network, client, listen, gateway),
         Command::Devnet {
             nodes,
             data_dir,
@@ -228,6 +265,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Nodes { network, client } => net::nodes(network, client),
         Command::Put {
             file,
+            recursive: true,
+            coding,
+            network,
+            client,
+        } => net::put_dir(network, client, &file, coding.params()?),
+        Command::Put {
+            file,
+            recursive: false,
             coding,
             network,
             client,

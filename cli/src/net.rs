@@ -21,6 +21,7 @@ use mosaic_node::{
     codec::{Access, Cap, Params, PublicId, ReadCap},
     daemon::{self, Node, NodeOptions},
     dht::RoutingOptions,
+    dir::{Directory, Entry as DirEntry},
     identity,
 };
 use serde::Deserialize;
@@ -76,6 +77,13 @@ pub struct NodeRunArgs {
     /// How often to re-announce every record on the DHT [default: 10m]
     #[arg(long, env = "MOSAIC_ANNOUNCE_INTERVAL")]
     pub announce_interval: Option<humantime::Duration>,
+    /// Also run an HTTP gateway on this address (e.g. 127.0.0.1:8080); its cache lives
+    /// in the data directory, its other settings come from `[gateway]` and
+    /// `MOSAIC_GATEWAY_*` as for `mosaic gateway run`.
+    #[arg(long, env = "MOSAIC_GATEWAY")]
+    pub gateway: Option<SocketAddr>,
+    #[command(flatten)]
+    pub gateway_settings: crate::gateway::GatewayArgs,
 }
 
 /// The TOML configuration file (every field optional).
@@ -91,6 +99,9 @@ pub struct ConfigFile {
     /// Node settings.
     #[serde(default)]
     pub node: NodeSection,
+    /// Gateway settings.
+    #[serde(default)]
+    pub gateway: crate::gateway::GatewaySection,
 }
 
 /// `[node]` in the configuration file.
@@ -113,6 +124,8 @@ pub struct NodeSection {
     pub allow: Option<Vec<String>>,
     /// Re-announce interval, e.g. "10m".
     pub announce_interval: Option<String>,
+    /// Embedded gateway's HTTP address.
+    pub gateway: Option<SocketAddr>,
 }
 
 fn load_config(path: Option<&Path>) -> Result<ConfigFile> {
@@ -222,22 +235,54 @@ pub fn node_run(net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
     };
     let mut routing = routing_options(&net, &file);
     routing.port = Some(dht_listen.port());
+    let gateway = match args.gateway.or(n.gateway) {
+        None => None,
+        Some(addr) => Some(args.gateway_settings.resolve(
+            &file.gateway,
+            data_dir.join("gateway-cache"),
+            Some(addr),
+        )?),
+    };
+    let relays = net.relay || file.relay.unwrap_or(false);
     let options = NodeOptions {
-        data_dir,
+        data_dir: data_dir.clone(),
         listen,
         public_addrs: if args.public_addr.is_empty() {
             n.public_addr.clone().unwrap_or_default()
         } else {
             args.public_addr
         },
-        routing,
+        routing: routing.clone(),
         capacity,
         access,
-        relays: net.relay || file.relay.unwrap_or(false),
+        relays,
         announce_interval,
     };
     runtime()?.block_on(async move {
         let node = Node::spawn(options).await?;
+        // The embedded gateway is a client of the network like any other, with its own
+        // identity, joining the DHT through this node.
+        let gateway = match gateway {
+            None => None,
+            Some(gateway_options) => {
+                let mut gateway_routing = routing.clone();
+                gateway_routing.port = None;
+                gateway_routing
+                    .bootstrap
+                    .insert(0, format!("127.0.0.1:{}", dht_listen.port()));
+                let client = Client::connect(ClientOptions {
+                    secret: identity::load_or_create(&data_dir.join("gateway.key"))?,
+                    bind: SocketAddr::from(([0, 0, 0, 0], 0)),
+                    routing: gateway_routing,
+                    relays,
+                    connect_timeout: Duration::from_secs(5),
+                    stall_timeout: Duration::from_secs(10),
+                })
+                .await
+                .context("the embedded gateway could not join the DHT")?;
+                Some(crate::gateway::start(client, gateway_options).await?)
+            }
+        };
         eprintln!(
             "mosaic node {} listening on {:?}, DHT on {}",
             node.id(),
@@ -250,7 +295,35 @@ pub fn node_run(net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
         );
         shutdown_signal().await;
         eprintln!("shutting down");
+        if let Some(g) = gateway {
+            g.shutdown();
+        }
         node.shutdown().await;
+        anyhow::Ok(())
+    })
+}
+
+/// `mosaic gateway run`.
+pub fn gateway_run(
+    net: NetworkArgs,
+    args: ClientArgs,
+    listen: Option<SocketAddr>,
+    gateway: crate::gateway::GatewayArgs,
+) -> Result<()> {
+    let file = load_config(net.config.as_deref())?;
+    let options = gateway.resolve(
+        &file.gateway,
+        crate::data_home()?.join("gateway-cache"),
+        listen,
+    )?;
+    runtime()?.block_on(async move {
+        let client = client(&net, &args).await?;
+        let gateway = crate::gateway::start(client.clone(), options).await?;
+        eprintln!("mosaic gateway on http://{}", gateway.local_addr());
+        shutdown_signal().await;
+        eprintln!("shutting down");
+        gateway.shutdown();
+        client.close().await;
         anyhow::Ok(())
     })
 }
@@ -397,6 +470,115 @@ pub fn put(net: NetworkArgs, args: ClientArgs, spec: PutSpec) -> Result<()> {
     })
 }
 
+/// `mosaic put -r DIR --public`: every regular file under `dir` as a public file, then
+/// the directory index (see `mosaic_node::dir`); prints the directory's public id.
+pub fn put_dir(net: NetworkArgs, args: ClientArgs, dir: &Path, params: Params) -> Result<()> {
+    if !fs::metadata(dir)
+        .with_context(|| format!("cannot open {}", dir.display()))?
+        .is_dir()
+    {
+        bail!(
+            "{} is not a directory (without -r, put uploads one file)",
+            dir.display()
+        );
+    }
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files)?;
+    files.sort();
+    if files.is_empty() {
+        bail!("{} holds no regular file to upload", dir.display());
+    }
+    let name = dir
+        .canonicalize()
+        .ok()
+        .and_then(|d| d.file_name().and_then(|n| n.to_str()).map(str::to_owned));
+    runtime()?.block_on(async move {
+        let client = client(&net, &args).await?;
+        let result = async {
+            let mut index = Directory::new();
+            let total = files.len();
+            for (i, (rel, path)) in files.iter().enumerate() {
+                let meta = fs::metadata(path)
+                    .with_context(|| format!("cannot open {}", path.display()))?;
+                let metadata = crate::metadata_for(path, &meta, None);
+                let report = client
+                    .put(path, params, Access::Public, metadata)
+                    .await
+                    .with_context(|| format!("uploading {rel}"))?;
+                let id = PublicId {
+                    id: report.manifest.id(),
+                };
+                eprintln!("[{}/{total}] {rel}  {id}", i + 1);
+                index.insert(
+                    rel,
+                    DirEntry {
+                        id,
+                        size: meta.len(),
+                    },
+                )?;
+            }
+            let tmp = std::env::temp_dir().join(format!(
+                "mosaic-dir-{}-{}.json",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0)
+            ));
+            fs::write(&tmp, index.to_bytes())
+                .with_context(|| format!("cannot write {}", tmp.display()))?;
+            let metadata = mosaic_node::codec::Metadata {
+                name: name.clone(),
+                media_type: Some(mosaic_node::dir::MEDIA_TYPE.to_owned()),
+                modified: None,
+            };
+            let report = client.put(&tmp, params, Access::Public, metadata).await;
+            let _ = fs::remove_file(&tmp);
+            let id = PublicId {
+                id: report
+                    .context("uploading the directory index")?
+                    .manifest
+                    .id(),
+            };
+            eprintln!("stored directory {} ({total} files)", dir.display());
+            println!("{id}");
+            anyhow::Ok(())
+        }
+        .await;
+        client.close().await;
+        result
+    })
+}
+
+/// Collects the regular files under `dir` as (path relative to `root` with `/`, path).
+/// Symbolic links are skipped (with a note): a directory upload is what is there.
+fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()> {
+    for entry in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let entry = entry?;
+        let path = entry.path();
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            walk(root, &path, out)?;
+        } else if kind.is_file() {
+            let rel = path
+                .strip_prefix(root)
+                .expect("under root")
+                .iter()
+                .map(|c| {
+                    c.to_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| anyhow!("{} has a name that is not UTF-8", path.display()))
+                })
+                .collect::<Result<Vec<_>>>()?
+                .join("/");
+            out.push((rel, path));
+        } else {
+            eprintln!("skipping {} (not a regular file)", path.display());
+        }
+    }
+    Ok(())
+}
+
 /// `mosaic nodes`: storage nodes found on the DHT and how they answer.
 pub fn nodes(net: NetworkArgs, args: ClientArgs) -> Result<()> {
     runtime()?.block_on(async move {
@@ -447,7 +629,7 @@ pub fn get(net: NetworkArgs, args: ClientArgs, cap: &str, output: Option<&Path>)
 
 /// Downloads into an [`crate::output::AtomicFile`]: OUT is whole or absent.
 async fn get_to_file(
-    client: &Client,
+    client: &std::sync::Arc<Client>,
     cap: &Cap,
     path: &Path,
 ) -> Result<mosaic_node::client::GetReport> {

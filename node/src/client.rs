@@ -25,24 +25,21 @@
 //! 5. finally check that all `n` columns, re-encoded, match the manifest.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     io::{BufReader, Read, Write},
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
-    task::Poll,
     time::Duration,
 };
 
 use bao_tree::io::BaoContentItem;
 use bytes::Bytes;
 use iroh::{Endpoint, EndpointId, SecretKey, endpoint::Connection};
-use iroh_blobs::{
-    get::fsm,
-    protocol::{ChunkRanges, ChunkRangesExt, GetRequest},
-};
-use tokio::{sync::mpsc, task::JoinHandle};
-use tracing::{debug, warn};
+use iroh_blobs::{get::fsm, protocol::GetRequest};
+use n0_future::StreamExt;
+use tokio::sync::mpsc;
+use tracing::debug;
 
 use crate::{
     codec::{
@@ -52,6 +49,7 @@ use crate::{
     dht::{Routing, RoutingError, RoutingOptions},
     net::{self, EndpointOptions, NetError},
     proto::{self, Request, Response},
+    reader::ReadOptions,
 };
 
 /// Shards buffered between the encoder and each upload task.
@@ -169,6 +167,9 @@ pub enum ClientError {
     /// Decoding failed.
     #[error(transparent)]
     Decode(#[from] DecodeError),
+    /// The read stopped before its end without saying why (its task ended).
+    #[error("the read stopped before the end of the file; try again")]
+    ReadStopped,
     /// Writing the output failed.
     #[error("writing the output failed: {0}")]
     Output(std::io::Error),
@@ -211,7 +212,7 @@ pub struct GetReport {
 pub struct Client {
     endpoint: Endpoint,
     routing: Routing,
-    options: ClientOptions,
+    pub(crate) options: ClientOptions,
     conns: Mutex<HashMap<(EndpointId, &'static [u8]), Connection>>,
 }
 
@@ -258,7 +259,11 @@ impl Client {
     }
 
     /// Dials `id` on `alpn`, reusing a live connection.
-    async fn dial(&self, id: EndpointId, alpn: &'static [u8]) -> Result<Connection, String> {
+    pub(crate) async fn dial(
+        &self,
+        id: EndpointId,
+        alpn: &'static [u8],
+    ) -> Result<Connection, String> {
         if let Some(c) = self.conns.lock().expect("not poisoned").get(&(id, alpn)) {
             if c.close_reason().is_none() {
                 return Ok(c.clone());
@@ -448,6 +453,37 @@ impl Client {
         })
     }
 
+    /// Downloads the whole file `cap` names and writes its plaintext to `out`, checking
+    /// all `n` columns against the manifest at the end. On error, what was written must
+    /// be discarded (the CLI writes to a temporary file).
+    pub async fn get(
+        self: &Arc<Self>,
+        cap: &Cap,
+        out: &mut (dyn Write + Send),
+    ) -> Result<GetReport, ClientError> {
+        let manifest = self.manifest(&cap.id()).await?;
+        let decoder = Decoder::new(manifest, cap.key())?;
+        let mut segments = self.read(
+            decoder,
+            ReadOptions {
+                check_whole: true,
+                ..Default::default()
+            },
+        );
+        let mut expected = segments.range();
+        while let Some(segment) = segments.next().await {
+            let segment = segment?;
+            debug_assert_eq!(Some(segment.index), expected.next());
+            out.write_all(&segment.plaintext)
+                .map_err(ClientError::Output)?;
+        }
+        if expected.next().is_some() {
+            return Err(ClientError::ReadStopped);
+        }
+        out.flush().map_err(ClientError::Output)?;
+        Ok(segments.report())
+    }
+
     /// Fetches and checks the manifest of file `id`.
     pub async fn manifest(&self, id: &Hash) -> Result<Manifest, ClientError> {
         let holders = self.routing.providers(id).await?;
@@ -465,336 +501,10 @@ impl Client {
             holders: holders.len(),
         })
     }
-
-    /// Downloads the file `cap` names and writes its plaintext to `out`. On error, what
-    /// was written must be discarded (the CLI writes to a temporary file).
-    pub async fn get(
-        &self,
-        cap: &Cap,
-        out: &mut (dyn Write + Send),
-    ) -> Result<GetReport, ClientError> {
-        let manifest = self.manifest(&cap.id()).await?;
-        let key = match cap {
-            Cap::Read(c) => Some(c.key.clone()),
-            Cap::Public(_) => None,
-        };
-        let mut decoder = Decoder::new(manifest.clone(), key.as_ref())?;
-        let layout = *manifest.layout();
-        let (k, n) = (layout.params().data_columns(), layout.params().columns());
-
-        // Holders of every column, dialed, ranked by round-trip time.
-        let holders =
-            n0_future::join_all(manifest.columns().iter().map(|h| self.routing.providers(h))).await;
-        let mut ids: HashSet<EndpointId> = HashSet::new();
-        for list in holders.iter().flatten() {
-            ids.extend(list.iter().copied());
-        }
-        let dialed = n0_future::join_all(
-            ids.into_iter()
-                .map(|id| async move { (id, self.dial(id, iroh_blobs::ALPN).await) }),
-        )
-        .await;
-        let mut reachable: HashMap<EndpointId, (Connection, Duration)> = HashMap::new();
-        for (id, result) in dialed {
-            match result {
-                Ok(conn) => {
-                    let r = rtt(&conn);
-                    reachable.insert(id, (conn, r));
-                }
-                Err(e) => debug!(node = %id.fmt_short(), "unreachable: {e}"),
-            }
-        }
-        let mut columns: Vec<ColumnSource> = Vec::new();
-        let mut missing = Vec::new();
-        for (column, list) in holders.into_iter().enumerate() {
-            let mut sources: Vec<(EndpointId, Connection, Duration)> = list
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|id| reachable.get(&id).map(|(c, r)| (id, c.clone(), *r)))
-                .collect();
-            sources.sort_by_key(|s| s.2);
-            if sources.is_empty() {
-                missing.push(column);
-            } else {
-                columns.push(ColumnSource {
-                    column,
-                    hash: manifest.columns()[column],
-                    holders: sources.into_iter().map(|(id, c, _)| (id, c)).collect(),
-                    best_rtt: Duration::ZERO,
-                });
-            }
-        }
-        for c in &mut columns {
-            c.best_rtt = reachable[&c.holders[0].0].1;
-        }
-        if columns.len() < k {
-            return Err(ClientError::ColumnsUnavailable {
-                available: columns.len(),
-                need: k,
-                missing,
-            });
-        }
-        // Fastest first; data columns first among equals (no Reed–Solomon work).
-        columns.sort_by_key(|c| (c.best_rtt, c.column));
-
-        decoder.hash_columns(&vec![true; n]);
-        let mut report = GetReport::default();
-        let mut spare: Vec<ColumnSource> = columns.split_off((k + 1).min(columns.len()));
-        spare.reverse(); // pop() takes the fastest
-        let mut active: Vec<Fetch> = columns
-            .into_iter()
-            .map(|c| {
-                report.columns_used.push(c.column);
-                Fetch::start(c, layout, 0, self.options.stall_timeout)
-            })
-            .collect();
-        for segment in 0..layout.segments() {
-            let mut got: Vec<(usize, Vec<u8>)> = Vec::with_capacity(k);
-            let mut waiting: Vec<bool> = vec![true; active.len()];
-            while got.len() < k {
-                let next = std::future::poll_fn(|cx| {
-                    for (i, f) in active.iter_mut().enumerate() {
-                        if waiting[i] {
-                            if let Poll::Ready(m) = f.rx.poll_recv(cx) {
-                                return Poll::Ready((i, m));
-                            }
-                        }
-                    }
-                    Poll::Pending
-                })
-                .await;
-                match next {
-                    (i, Some(Ok((seg, shard)))) if seg == segment => {
-                        waiting[i] = false;
-                        got.push((active[i].source.column, shard));
-                    }
-                    (i, other) => {
-                        // Failed (or out of step): replace it with a spare column, from
-                        // this segment on.
-                        let failed = active.swap_remove(i);
-                        waiting.swap_remove(i);
-                        failed.task.abort();
-                        warn!(
-                            column = failed.source.column,
-                            "column fetch failed at segment {segment}: {}",
-                            match other {
-                                Some(Err(e)) => e,
-                                Some(Ok((s, _))) => format!("sent segment {s}"),
-                                None => "ended".into(),
-                            }
-                        );
-                        report.failovers += 1;
-                        if let Some(c) = spare.pop() {
-                            report.columns_used.push(c.column);
-                            active.push(Fetch::start(
-                                c,
-                                layout,
-                                segment,
-                                self.options.stall_timeout,
-                            ));
-                            waiting.push(true);
-                        } else if got.len() + waiting.iter().filter(|w| **w).count() < k {
-                            let have: HashSet<usize> = got.iter().map(|g| g.0).collect();
-                            return Err(ClientError::ColumnsUnavailable {
-                                available: have.len() + waiting.iter().filter(|w| **w).count(),
-                                need: k,
-                                missing: (0..n)
-                                    .filter(|c| {
-                                        !have.contains(c)
-                                            && !active.iter().any(|f| f.source.column == *c)
-                                    })
-                                    .collect(),
-                            });
-                        }
-                    }
-                }
-            }
-            // After the first segment, drop the slowest: whatever has not delivered.
-            if segment == 0 {
-                let mut i = 0;
-                while i < active.len() {
-                    if waiting[i] {
-                        let slow = active.swap_remove(i);
-                        waiting.swap_remove(i);
-                        slow.task.abort();
-                        spare.insert(0, slow.source);
-                    } else {
-                        i += 1;
-                    }
-                }
-            }
-            decoder.begin_segment(segment);
-            for (column, shard) in &got {
-                decoder.shard_mut(*column).copy_from_slice(shard);
-                decoder.set_present(*column, true);
-            }
-            let opened = decoder
-                .open_segment()
-                .map_err(|_| DecodeError::Inconsistent {
-                    segment: Some(segment),
-                    columns: got.iter().map(|g| g.0).collect(),
-                })?;
-            out.write_all(opened.plaintext)
-                .map_err(ClientError::Output)?;
-        }
-        for f in active {
-            f.task.abort();
-        }
-        decoder.check_columns()?;
-        out.flush().map_err(ClientError::Output)?;
-        Ok(report)
-    }
-}
-
-/// One column and its reachable holders, best first.
-#[derive(Debug, Clone)]
-struct ColumnSource {
-    column: usize,
-    hash: Hash,
-    holders: Vec<(EndpointId, Connection)>,
-    best_rtt: Duration,
-}
-
-/// A running column fetch: verified shards, one segment at a time, in order.
-struct Fetch {
-    source: ColumnSource,
-    rx: mpsc::Receiver<Result<(u64, Vec<u8>), String>>,
-    task: JoinHandle<()>,
-}
-
-impl Fetch {
-    fn start(
-        source: ColumnSource,
-        layout: crate::codec::Layout,
-        from: u64,
-        stall: Duration,
-    ) -> Self {
-        let (tx, rx) = mpsc::channel(GET_PIPE_DEPTH);
-        let task = tokio::spawn(fetch_column(source.clone(), layout, from, stall, tx));
-        Self { source, rx, task }
-    }
-}
-
-/// Streams segments `from..` of one column, trying its holders in turn: a holder that
-/// fails or stalls is left for the next, which resumes at the first missing segment.
-async fn fetch_column(
-    source: ColumnSource,
-    layout: crate::codec::Layout,
-    from: u64,
-    stall: Duration,
-    tx: mpsc::Sender<Result<(u64, Vec<u8>), String>>,
-) {
-    let mut next = from;
-    let mut errors = Vec::new();
-    for (holder, conn) in &source.holders {
-        match stream_segments(conn, &source.hash, &layout, &mut next, stall, &tx).await {
-            Ok(()) => return,
-            Err(e) => {
-                debug!(holder = %holder.fmt_short(), column = source.column, "fetch failed: {e}");
-                errors.push(format!("{}: {e}", holder.fmt_short()));
-            }
-        }
-        if tx.is_closed() {
-            return;
-        }
-    }
-    let _ = tx
-        .send(Err(format!(
-            "every holder of column {} failed: {}",
-            source.column,
-            errors.join("; ")
-        )))
-        .await;
-}
-
-/// Requests the column from segment `*next` on and sends each complete segment's shard.
-async fn stream_segments(
-    conn: &Connection,
-    hash: &Hash,
-    layout: &crate::codec::Layout,
-    next: &mut u64,
-    stall: Duration,
-    tx: &mpsc::Sender<Result<(u64, Vec<u8>), String>>,
-) -> Result<(), String> {
-    if *next >= layout.segments() {
-        return Ok(());
-    }
-    let start = layout.column_span(*next).start;
-    let hash = iroh_blobs::Hash::from_bytes(*hash.as_bytes());
-    let request = GetRequest::blob_ranges(hash, ChunkRanges::bytes(start..));
-    let at_start = fsm::start(conn.clone(), request, Default::default());
-    let step = |what: &'static str| move |e: String| format!("{what}: {e}");
-    let connected = timed(stall, at_start.next())
-        .await?
-        .map_err(|e| step("request")(e.to_string()))?;
-    let fsm::ConnectedNext::StartRoot(root) = timed(stall, connected.next())
-        .await?
-        .map_err(|e| step("connect")(e.to_string()))?
-    else {
-        return Err("unexpected response shape".into());
-    };
-    let (mut content, size) = timed(stall, root.next().next())
-        .await?
-        .map_err(|e| step("header")(e.to_string()))?;
-    if size != layout.column_len() {
-        return Err(format!(
-            "holder reports {size} bytes, expected {}",
-            layout.column_len()
-        ));
-    }
-    let mut shard: Vec<u8> = Vec::with_capacity(layout.segment_shard_len(*next));
-    let mut pos = start;
-    loop {
-        match timed(stall, content.next()).await? {
-            fsm::BlobContentNext::More((more, item)) => {
-                content = more;
-                let item = item.map_err(|e| step("verify")(e.to_string()))?;
-                let BaoContentItem::Leaf(leaf) = item else {
-                    continue;
-                };
-                // Leaves come in order; skip bytes before the segment we need.
-                let mut data: &[u8] = &leaf.data;
-                if leaf.offset < pos {
-                    let skip = ((pos - leaf.offset) as usize).min(data.len());
-                    data = &data[skip..];
-                }
-                while !data.is_empty() && *next < layout.segments() {
-                    let want = layout.segment_shard_len(*next) - shard.len();
-                    let take = want.min(data.len());
-                    shard.extend_from_slice(&data[..take]);
-                    data = &data[take..];
-                    pos += take as u64;
-                    if shard.len() == layout.segment_shard_len(*next) {
-                        let full = std::mem::take(&mut shard);
-                        if tx.send(Ok((*next, full))).await.is_err() {
-                            return Ok(()); // the reader dropped this column
-                        }
-                        *next += 1;
-                        if *next < layout.segments() {
-                            shard.reserve(layout.segment_shard_len(*next));
-                        }
-                    }
-                }
-            }
-            fsm::BlobContentNext::Done(_) => {
-                return if *next >= layout.segments() {
-                    Ok(())
-                } else {
-                    Err(format!("stream ended at segment {}", *next))
-                };
-            }
-        }
-    }
-}
-
-async fn timed<T>(limit: Duration, fut: impl Future<Output = T>) -> Result<T, String> {
-    tokio::time::timeout(limit, fut)
-        .await
-        .map_err(|_| format!("no progress for {limit:?}"))
 }
 
 /// The round-trip time of a connection's selected path.
-fn rtt(conn: &Connection) -> Duration {
+pub(crate) fn rtt(conn: &Connection) -> Duration {
     conn.paths()
         .iter()
         .find(|p| p.is_selected())

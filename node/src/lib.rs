@@ -5,7 +5,8 @@
 //! - [`store`]: a node's blobs (iroh-blobs) and pins (redb);
 //! - [`proto`]: Mosaic's storage protocol; [`net`]: the iroh endpoint;
 //! - [`dht`]: content routing and address lookup on the Mainline DHT;
-//! - [`daemon`]: a storage node; [`client`]: the put and get pipelines.
+//! - [`daemon`]: a storage node; [`client`]: the put pipeline and the client's
+//!   connections; [`reader`]: reading files segment by segment (get, gateway).
 //!
 //! See `docs/architecture.md`.
 //!
@@ -16,7 +17,9 @@ pub mod client;
 pub mod codec;
 pub mod daemon;
 pub mod dht;
+pub mod dir;
 pub mod identity;
 pub mod net;
 pub mod proto;
+pub mod reader;
 pub mod store;

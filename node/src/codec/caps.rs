@@ -69,6 +69,13 @@ impl Cap {
             Cap::Public(p) => p.id,
         }
     }
+    /// The key, for a readcap.
+    pub fn key(&self) -> Option<&FileKey> {
+        match self {
+            Cap::Read(c) => Some(&c.key),
+            Cap::Public(_) => None,
+        }
+    }
 }
 
 /// Why a string is not a capability. Every variant says what to check.

@@ -386,6 +386,20 @@ impl Decoder {
         Err(SegmentError::Corrupt { columns: present })
     }
 
+    /// After [`Decoder::open_segment`] succeeded: the segment's authentic data shards,
+    /// `k` shards of [`Layout::segment_shard_len`] bytes, concatenated (the sealed
+    /// segment and its zero padding). Given back as the first `k` shards, they open the
+    /// segment again without erasure decoding: what a cache keeps.
+    pub fn data_shards(&self) -> &[u8] {
+        let k = self.layout().params().data_columns();
+        &self.stripe[..k * self.shard_len()]
+    }
+
+    /// After [`Decoder::open_segment`] succeeded: the segment's plaintext.
+    pub fn plaintext(&self) -> &[u8] {
+        &self.plain[..self.layout().plain_len(self.segment)]
+    }
+
     fn opened(&self, corrupt: Vec<usize>) -> Opened<'_> {
         let plain = self.layout().plain_len(self.segment);
         Opened {

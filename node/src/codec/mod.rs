@@ -37,7 +37,7 @@ pub use decode::{
     decode_file, decode_range, verify_columns,
 };
 pub use encode::{Access, EncodeError, Encoder, Stripe, encode};
-pub use hash::Hash;
+pub use hash::{Hash, HashParseError};
 pub use layout::{
     COLUMN_ALIGN, DEFAULT_DATA_COLUMNS, DEFAULT_PARITY_COLUMNS, DEFAULT_SEGMENT_SIZE,
     FORMAT_VERSION, LAST_SHARD_ALIGN, Layout, MAX_COLUMNS, MAX_LENGTH, MAX_SEGMENT_SIZE,

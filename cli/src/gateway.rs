@@ -1,0 +1,102 @@
+//! `mosaic gateway run`, and the gateway a storage node embeds with `--gateway ADDR`.
+//!
+//! Settings follow the CLI's one order: flag, environment (`MOSAIC_GATEWAY_*`), the
+//! `[gateway]` section of the config file, default.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::{Context, Result, anyhow};
+use clap::Args;
+use mosaic_gateway::{Gateway, GatewayOptions};
+use mosaic_node::client::Client;
+use serde::Deserialize;
+
+/// Default HTTP address of a gateway.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Gateway options shared by `mosaic gateway run` and `mosaic node run --gateway`
+/// (the HTTP address is each command's own flag).
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    /// Gateway: segment cache directory [default: $XDG_DATA_HOME/mosaic/gateway-cache]
+    #[arg(long, env = "MOSAIC_GATEWAY_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Gateway: bytes the segment cache may hold on disk [default: 1GiB]
+    #[arg(long, env = "MOSAIC_GATEWAY_CACHE_SIZE")]
+    pub cache_size: Option<bytesize::ByteSize>,
+    /// Gateway: how long finding a file may take before 404 / 504 [default: 5s]
+    #[arg(long, env = "MOSAIC_GATEWAY_LOOKUP_TIMEOUT")]
+    pub lookup_timeout: Option<humantime::Duration>,
+    /// Gateway: file of denied ids and hashes (one per line, reloaded when it changes)
+    #[arg(long, env = "MOSAIC_GATEWAY_DENYLIST")]
+    pub denylist: Option<PathBuf>,
+}
+
+/// `[gateway]` in the configuration file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySection {
+    /// HTTP listen address.
+    pub listen: Option<SocketAddr>,
+    /// Cache directory.
+    pub cache_dir: Option<PathBuf>,
+    /// Cache size, e.g. "10GiB".
+    pub cache_size: Option<String>,
+    /// Lookup timeout, e.g. "5s".
+    pub lookup_timeout: Option<String>,
+    /// Denylist file.
+    pub denylist: Option<PathBuf>,
+}
+
+impl GatewayArgs {
+    /// Resolves flags, environment, file and defaults; `default_cache` is used when
+    /// none names a cache directory.
+    pub fn resolve(
+        &self,
+        file: &GatewaySection,
+        default_cache: PathBuf,
+        listen: Option<SocketAddr>,
+    ) -> Result<GatewayOptions> {
+        let listen = match listen.or(file.listen) {
+            Some(a) => a,
+            None => DEFAULT_LISTEN.parse().expect("valid default"),
+        };
+        let cache_bytes = match (self.cache_size, &file.cache_size) {
+            (Some(c), _) => c.as_u64(),
+            (None, Some(s)) => s
+                .parse::<bytesize::ByteSize>()
+                .map_err(|e| anyhow!("gateway cache_size {s:?} in the config file: {e}"))?
+                .as_u64(),
+            (None, None) => 1 << 30,
+        };
+        let lookup_timeout: Duration = match (self.lookup_timeout, &file.lookup_timeout) {
+            (Some(d), _) => d.into(),
+            (None, Some(s)) => humantime::parse_duration(s)
+                .map_err(|e| anyhow!("gateway lookup_timeout {s:?}: {e}"))?,
+            (None, None) => Duration::from_secs(5),
+        };
+        Ok(GatewayOptions {
+            listen,
+            cache_dir: self
+                .cache_dir
+                .clone()
+                .or_else(|| file.cache_dir.clone())
+                .unwrap_or(default_cache),
+            cache_bytes,
+            lookup_timeout,
+            denylist: self.denylist.clone().or_else(|| file.denylist.clone()),
+        })
+    }
+}
+
+/// Starts a gateway on `client`.
+pub async fn start(client: Arc<Client>, options: GatewayOptions) -> Result<Gateway> {
+    let listen = options.listen;
+    let cache = options.cache_dir.clone();
+    Gateway::spawn(client, options).await.with_context(|| {
+        format!(
+            "cannot start the gateway on {listen} with cache {} (address in use? directory writable?)",
+            cache.display()
+        )
+    })
+}

@@ -1,0 +1,284 @@
+//! Directories: a public file listing other public files by path, so that a directory
+//! tree (a static website) is one id.
+//!
+//! `mosaic put -r DIR --public` stores every file of the tree as a public file, then
+//! this index, whose metadata media type is [`MEDIA_TYPE`]. Its bytes are JSON:
+//!
+//! ```json
+//! {"mosaic_directory": 1,
+//!  "entries": [{"path": "index.html", "id": "mi1…", "size": 1234}, …]}
+//! ```
+//!
+//! Invariants (checked by [`Directory::parse`], so a gateway can trust a parsed index):
+//! paths are relative, `/`-separated, with no empty, `.` or `..` component, unique,
+//! sorted, and no path is both a file and a directory prefix of another; every id is
+//! a public id. Sub-directories are implied by paths. An index is at most
+//! [`MAX_INDEX_LEN`] bytes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{Hash, PublicId};
+
+/// The media type that marks a public file as a directory index.
+pub const MEDIA_TYPE: &str = "application/vnd.mosaic.directory+json";
+/// Largest index a reader accepts (about 100 000 entries).
+pub const MAX_INDEX_LEN: u64 = 16 << 20;
+const VERSION: u32 = 1;
+
+/// One file of a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its public id.
+    pub id: PublicId,
+    /// Its length in bytes.
+    pub size: u64,
+}
+
+/// A directory index.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Directory {
+    entries: BTreeMap<String, Entry>,
+}
+
+/// What a path names in a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup<'a> {
+    /// A file.
+    File(&'a Entry),
+    /// A directory (the root, or a prefix of some paths).
+    Dir,
+    /// Nothing.
+    Missing,
+}
+
+/// An index that is not valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("directory index is malformed: {0}")]
+pub struct DirectoryError(String);
+
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    mosaic_directory: u32,
+    entries: Vec<WireEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireEntry {
+    path: String,
+    id: String,
+    size: u64,
+}
+
+/// Whether `path` is a valid entry path.
+pub fn valid_path(path: &str) -> bool {
+    !path.is_empty()
+        && path.len() <= 4096
+        && !path.contains(['\0', '\\'])
+        && path
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+impl Directory {
+    /// An empty directory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a file; fails on an invalid or duplicate path, or one that clashes with a
+    /// directory.
+    pub fn insert(&mut self, path: &str, entry: Entry) -> Result<(), DirectoryError> {
+        if !valid_path(path) {
+            return Err(DirectoryError(format!("invalid path {path:?}")));
+        }
+        if self.entries.contains_key(path) {
+            return Err(DirectoryError(format!("duplicate path {path:?}")));
+        }
+        let as_dir = format!("{path}/");
+        if self
+            .entries
+            .range(as_dir.clone()..)
+            .next()
+            .is_some_and(|(p, _)| p.starts_with(&as_dir))
+        {
+            return Err(DirectoryError(format!(
+                "{path:?} is both a file and a directory"
+            )));
+        }
+        let mut prefix = path;
+        while let Some(i) = prefix.rfind('/') {
+            prefix = &prefix[..i];
+            if self.entries.contains_key(prefix) {
+                return Err(DirectoryError(format!(
+                    "{prefix:?} is both a file and a directory"
+                )));
+            }
+        }
+        self.entries.insert(path.to_owned(), entry);
+        Ok(())
+    }
+
+    /// The entries, sorted by path.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &Entry)> {
+        self.entries.iter().map(|(p, e)| (p.as_str(), e))
+    }
+
+    /// Number of files.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+    /// Whether it lists no file.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// What `path` names (`""` is the root; a trailing `/` is ignored).
+    pub fn lookup(&self, path: &str) -> Lookup<'_> {
+        let path = path.trim_end_matches('/');
+        if path.is_empty() {
+            return Lookup::Dir;
+        }
+        if let Some(e) = self.entries.get(path) {
+            return Lookup::File(e);
+        }
+        let prefix = format!("{path}/");
+        match self.entries.range(prefix.clone()..).next() {
+            Some((p, _)) if p.starts_with(&prefix) => Lookup::Dir,
+            _ => Lookup::Missing,
+        }
+    }
+
+    /// The direct children of directory `dir` (`""` for the root): names, and the entry
+    /// for files (`None` for sub-directories).
+    pub fn children(&self, dir: &str) -> Vec<(String, Option<&Entry>)> {
+        let dir = dir.trim_end_matches('/');
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        let mut out: Vec<(String, Option<&Entry>)> = Vec::new();
+        for (p, e) in self.entries.range(prefix.clone()..) {
+            let Some(rest) = p.strip_prefix(&prefix) else {
+                break;
+            };
+            match rest.split_once('/') {
+                None => out.push((rest.to_owned(), Some(e))),
+                Some((sub, _)) => {
+                    if out.last().is_none_or(|(n, e)| n != sub || e.is_some()) {
+                        out.push((sub.to_owned(), None));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The index's bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let wire = Wire {
+            mosaic_directory: VERSION,
+            entries: self
+                .entries
+                .iter()
+                .map(|(path, e)| WireEntry {
+                    path: path.clone(),
+                    id: e.id.to_string(),
+                    size: e.size,
+                })
+                .collect(),
+        };
+        serde_json::to_vec(&wire).expect("serializing plain data cannot fail")
+    }
+
+    /// Parses and checks an index.
+    pub fn parse(bytes: &[u8]) -> Result<Self, DirectoryError> {
+        if bytes.len() as u64 > MAX_INDEX_LEN {
+            return Err(DirectoryError(format!(
+                "{} bytes, more than the {MAX_INDEX_LEN} allowed",
+                bytes.len()
+            )));
+        }
+        let wire: Wire =
+            serde_json::from_slice(bytes).map_err(|e| DirectoryError(e.to_string()))?;
+        if wire.mosaic_directory != VERSION {
+            return Err(DirectoryError(format!(
+                "version {} (this build reads {VERSION})",
+                wire.mosaic_directory
+            )));
+        }
+        let mut dir = Directory::new();
+        for e in wire.entries {
+            let id: PublicId =
+                e.id.parse()
+                    .map_err(|err| DirectoryError(format!("entry {:?}: {err}", e.path)))?;
+            dir.insert(&e.path, Entry { id, size: e.size })?;
+        }
+        Ok(dir)
+    }
+
+    /// Every id it lists.
+    pub fn ids(&self) -> impl Iterator<Item = Hash> + '_ {
+        self.entries.values().map(|e| e.id.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: u8) -> Entry {
+        Entry {
+            id: PublicId { id: Hash::of(&[n]) },
+            size: n as u64,
+        }
+    }
+
+    #[test]
+    fn round_trip_lookup_and_children() {
+        let mut d = Directory::new();
+        d.insert("index.html", entry(1)).unwrap();
+        d.insert("css/site.css", entry(2)).unwrap();
+        d.insert("css/img/a.png", entry(3)).unwrap();
+        d.insert("docs/index.html", entry(4)).unwrap();
+        let back = Directory::parse(&d.to_bytes()).unwrap();
+        assert_eq!(back, d);
+        assert_eq!(back.lookup(""), Lookup::Dir);
+        assert_eq!(back.lookup("css"), Lookup::Dir);
+        assert_eq!(back.lookup("css/"), Lookup::Dir);
+        assert_eq!(back.lookup("cs"), Lookup::Missing);
+        assert_eq!(back.lookup("index.html"), Lookup::File(&entry(1)));
+        let root: Vec<String> = back.children("").into_iter().map(|c| c.0).collect();
+        assert_eq!(root, ["css", "docs", "index.html"]);
+        let css = back.children("css");
+        assert_eq!(css.len(), 2);
+        assert_eq!(css[0].0, "img");
+        assert!(css[0].1.is_none());
+        assert_eq!(css[1].0, "site.css");
+    }
+
+    #[test]
+    fn refuses_bad_paths_and_clashes() {
+        let mut d = Directory::new();
+        for bad in ["", "/abs", "a//b", "a/./b", "../x", "a/", "a\\b"] {
+            assert!(d.insert(bad, entry(1)).is_err(), "{bad:?}");
+        }
+        d.insert("a/b", entry(1)).unwrap();
+        assert!(d.insert("a", entry(2)).is_err(), "file over a directory");
+        assert!(
+            d.insert("a/b/c", entry(2)).is_err(),
+            "directory over a file"
+        );
+        assert!(d.insert("a/b", entry(2)).is_err(), "duplicate");
+        assert!(Directory::parse(b"{}").is_err());
+        assert!(Directory::parse(br#"{"mosaic_directory":2,"entries":[]}"#).is_err());
+        assert!(
+            Directory::parse(
+                br#"{"mosaic_directory":1,"entries":[{"path":"x","id":"nope","size":1}]}"#
+            )
+            .is_err()
+        );
+    }
+}

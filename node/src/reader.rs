@@ -1,0 +1,758 @@
+//! Reading a file from the network segment by segment, in order: what `mosaic get` and
+//! the gateway run.
+//!
+//! A read covers a range of segments. Segments already in the caller's
+//! [`SegmentCache`] are opened from it (no network at all when the whole range is
+//! cached); from the first segment missing, the reader finds every column's holders on
+//! the DHT, ranks the columns by the round-trip time of their best holder, fetches the
+//! best `k + 1` columns in parallel with iroh-blobs verified streaming (only the byte
+//! span of the segments asked for), drops the slowest once the first segment is in, and
+//! hands `k` shards per segment to the decoder. A column whose holder fails or stalls is
+//! resumed from its next holder, or replaced by a spare column, from the current segment
+//! on.
+//!
+//! Invariants:
+//! - every segment yielded opened under the file's key (private files: AEAD tag; public
+//!   files: BLAKE3 tag), whatever it came from; a cache entry that does not open is
+//!   dropped and the segment fetched again;
+//! - a whole-file read with [`ReadOptions::check_whole`] also re-encodes every segment
+//!   and checks all `n` columns against the manifest before its last item: an uploader
+//!   cannot show different readers different files under one id;
+//! - memory is bounded: [`GET_PIPE_DEPTH`] shards per active column plus one stripe,
+//!   whatever the file size; dropping the stream stops every fetch.
+
+use std::{
+    collections::{HashMap, HashSet},
+    fmt,
+    ops::Range,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bao_tree::io::BaoContentItem;
+use bytes::Bytes;
+use iroh::{EndpointId, endpoint::Connection};
+use iroh_blobs::{
+    get::fsm,
+    protocol::{ChunkRanges, ChunkRangesExt, GetRequest},
+};
+use n0_future::Stream;
+use tokio::{sync::mpsc, task::JoinHandle};
+use tracing::{debug, warn};
+
+use crate::{
+    client::{Client, ClientError, GET_PIPE_DEPTH, GetReport, rtt},
+    codec::{DecodeError, Decoder, Hash, Layout, Manifest},
+};
+
+/// Where a reader keeps and finds segments it already has: the `k` authentic data
+/// shards of a segment ([`Decoder::data_shards`]), which open again without erasure
+/// decoding. Entries hold ciphertext for private files, so a cache never serves a
+/// segment to a reader without the key: opening fails and the entry is dropped.
+pub trait SegmentCache: Send + Sync + fmt::Debug {
+    /// The data shards of segment `segment` of file `id`, if kept.
+    fn get(&self, id: &Hash, segment: u64) -> Option<Bytes>;
+    /// Keeps the data shards of a segment just opened.
+    fn put(&self, id: &Hash, segment: u64, shards: Bytes);
+    /// Forgets an entry that did not open.
+    fn remove(&self, id: &Hash, segment: u64);
+}
+
+/// What to read.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// Segments to read; `None` for the whole file.
+    pub segments: Option<Range<u64>>,
+    /// Re-encode and check all `n` columns against the manifest (whole-file reads only;
+    /// ignored for a partial range).
+    pub check_whole: bool,
+    /// Segments already at hand, and where to keep the ones fetched.
+    pub cache: Option<Arc<dyn SegmentCache>>,
+}
+
+/// One segment's plaintext.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// Its index in the file.
+    pub index: u64,
+    /// Its plaintext.
+    pub plaintext: Bytes,
+    /// Whether it came from the cache.
+    pub cached: bool,
+}
+
+/// The segments of a read, in order. Dropping it stops the read and every fetch.
+#[derive(Debug)]
+pub struct SegmentStream {
+    rx: mpsc::Receiver<Result<Segment, ClientError>>,
+    task: JoinHandle<()>,
+    report: Arc<Mutex<GetReport>>,
+    range: Range<u64>,
+}
+
+impl SegmentStream {
+    /// The segments this read yields, when all goes well.
+    pub fn range(&self) -> Range<u64> {
+        self.range.clone()
+    }
+    /// What the read noticed so far.
+    pub fn report(&self) -> GetReport {
+        self.report.lock().expect("not poisoned").clone()
+    }
+}
+
+impl Stream for SegmentStream {
+    type Item = Result<Segment, ClientError>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl Drop for SegmentStream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Client {
+    /// Reads segments of the file `decoder` opens (see the module notes).
+    pub fn read(self: &Arc<Self>, decoder: Decoder, options: ReadOptions) -> SegmentStream {
+        let all = 0..decoder.layout().segments();
+        let range = match options.segments.clone() {
+            Some(r) => r.start.min(all.end)..r.end.min(all.end),
+            None => all.clone(),
+        };
+        let check_whole = options.check_whole && range == all;
+        let (tx, rx) = mpsc::channel(2);
+        let report = Arc::new(Mutex::new(GetReport::default()));
+        let task = tokio::spawn({
+            let client = self.clone();
+            let report = report.clone();
+            let range = range.clone();
+            async move {
+                let reader = Reader {
+                    client: &client,
+                    decoder,
+                    cache: options.cache,
+                    tx: &tx,
+                    report: &report,
+                };
+                if let Err(e) = reader.run(range, check_whole).await {
+                    let _ = tx.send(Err(e)).await;
+                }
+            }
+        });
+        SegmentStream {
+            rx,
+            task,
+            report,
+            range,
+        }
+    }
+
+    /// Finds the holders of every column of `manifest`, dials them and ranks the
+    /// columns by the round-trip time of their best holder (data columns first among
+    /// equals). Fails if fewer than `k` columns have a reachable holder.
+    async fn locate(&self, manifest: &Manifest) -> Result<Vec<ColumnSource>, ClientError> {
+        let k = manifest.layout().params().data_columns();
+        let holders = n0_future::join_all(
+            manifest
+                .columns()
+                .iter()
+                .map(|h| self.routing().providers(h)),
+        )
+        .await;
+        let mut ids: HashSet<EndpointId> = HashSet::new();
+        for list in holders.iter().flatten() {
+            ids.extend(list.iter().copied());
+        }
+        let dialed = n0_future::join_all(
+            ids.into_iter()
+                .map(|id| async move { (id, self.dial(id, iroh_blobs::ALPN).await) }),
+        )
+        .await;
+        let mut reachable: HashMap<EndpointId, (Connection, Duration)> = HashMap::new();
+        for (id, result) in dialed {
+            match result {
+                Ok(conn) => {
+                    let r = rtt(&conn);
+                    reachable.insert(id, (conn, r));
+                }
+                Err(e) => debug!(node = %id.fmt_short(), "unreachable: {e}"),
+            }
+        }
+        let mut columns: Vec<ColumnSource> = Vec::new();
+        let mut missing = Vec::new();
+        for (column, list) in holders.into_iter().enumerate() {
+            let mut sources: Vec<(EndpointId, Connection, Duration)> = list
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|id| reachable.get(&id).map(|(c, r)| (id, c.clone(), *r)))
+                .collect();
+            sources.sort_by_key(|s| s.2);
+            match sources.first() {
+                None => missing.push(column),
+                Some(best) => columns.push(ColumnSource {
+                    column,
+                    hash: manifest.columns()[column],
+                    best_rtt: best.2,
+                    holders: sources.into_iter().map(|(id, c, _)| (id, c)).collect(),
+                }),
+            }
+        }
+        if columns.len() < k {
+            return Err(ClientError::ColumnsUnavailable {
+                available: columns.len(),
+                need: k,
+                missing,
+            });
+        }
+        columns.sort_by_key(|c| (c.best_rtt, c.column));
+        Ok(columns)
+    }
+}
+
+/// One read in progress.
+struct Reader<'a> {
+    client: &'a Client,
+    decoder: Decoder,
+    cache: Option<Arc<dyn SegmentCache>>,
+    tx: &'a mpsc::Sender<Result<Segment, ClientError>>,
+    report: &'a Mutex<GetReport>,
+}
+
+impl Reader<'_> {
+    async fn run(mut self, range: Range<u64>, check_whole: bool) -> Result<(), ClientError> {
+        let layout = *self.decoder.layout();
+        let n = layout.params().columns();
+        if check_whole {
+            self.decoder.hash_columns(&vec![true; n]);
+        }
+        let mut segment = range.start;
+        // The cached prefix of the range.
+        while segment < range.end && self.open_cached(segment) {
+            if !self.send(segment, true).await {
+                return Ok(());
+            }
+            segment += 1;
+        }
+        if segment < range.end {
+            let columns = self.client.locate(self.decoder.manifest()).await?;
+            if !self.fetch(columns, segment..range.end).await? {
+                return Ok(());
+            }
+        }
+        if check_whole {
+            self.decoder.check_columns()?;
+        }
+        Ok(())
+    }
+
+    /// Opens `segment` from the cache, if it is there and opens.
+    fn open_cached(&mut self, segment: u64) -> bool {
+        let Some(cache) = self.cache.clone() else {
+            return false;
+        };
+        let id = self.decoder.manifest().id();
+        let Some(shards) = cache.get(&id, segment) else {
+            return false;
+        };
+        let layout = *self.decoder.layout();
+        let k = layout.params().data_columns();
+        let len = layout.segment_shard_len(segment);
+        if shards.len() != k * len {
+            cache.remove(&id, segment);
+            return false;
+        }
+        self.decoder.begin_segment(segment);
+        for c in 0..k {
+            self.decoder
+                .shard_mut(c)
+                .copy_from_slice(&shards[c * len..(c + 1) * len]);
+            self.decoder.set_present(c, true);
+        }
+        if self.decoder.open_segment().is_ok() {
+            true
+        } else {
+            warn!(%id, segment, "cached segment does not open; fetching it again");
+            cache.remove(&id, segment);
+            false
+        }
+    }
+
+    /// Sends the segment just opened; `false` if the reader is gone.
+    async fn send(&mut self, index: u64, cached: bool) -> bool {
+        // `open_segment` succeeded just before: the plaintext is the decoder's.
+        let plaintext = Bytes::copy_from_slice(self.decoder.plaintext());
+        self.tx
+            .send(Ok(Segment {
+                index,
+                plaintext,
+                cached,
+            }))
+            .await
+            .is_ok()
+    }
+
+    /// Fetches segments `range` from the network; `false` if the reader went away.
+    async fn fetch(
+        &mut self,
+        columns: Vec<ColumnSource>,
+        range: Range<u64>,
+    ) -> Result<bool, ClientError> {
+        let layout = *self.decoder.layout();
+        let (k, n) = (layout.params().data_columns(), layout.params().columns());
+        let stall = self.client.options.stall_timeout;
+        let id = self.decoder.manifest().id();
+        let mut columns = columns;
+        let mut spare: Vec<ColumnSource> = columns.split_off((k + 1).min(columns.len()));
+        spare.reverse(); // pop() takes the fastest
+        let mut active: Vec<Fetch> = Vec::new();
+        for c in columns {
+            self.report
+                .lock()
+                .expect("not poisoned")
+                .columns_used
+                .push(c.column);
+            active.push(Fetch::start(c, layout, range.clone(), stall));
+        }
+        for segment in range.clone() {
+            let mut got: Vec<(usize, Vec<u8>)> = Vec::with_capacity(k);
+            let mut waiting: Vec<bool> = vec![true; active.len()];
+            while got.len() < k {
+                let next = std::future::poll_fn(|cx| {
+                    for (i, f) in active.iter_mut().enumerate() {
+                        if waiting[i] {
+                            if let Poll::Ready(m) = f.rx.poll_recv(cx) {
+                                return Poll::Ready((i, m));
+                            }
+                        }
+                    }
+                    Poll::Pending
+                })
+                .await;
+                match next {
+                    (i, Some(Ok((seg, shard)))) if seg == segment => {
+                        waiting[i] = false;
+                        got.push((active[i].source.column, shard));
+                    }
+                    (i, other) => {
+                        // Failed (or out of step): replace it with a spare column, from
+                        // this segment on.
+                        let failed = active.swap_remove(i);
+                        waiting.swap_remove(i);
+                        warn!(
+                            column = failed.source.column,
+                            "column fetch failed at segment {segment}: {}",
+                            match other {
+                                Some(Err(e)) => e,
+                                Some(Ok((s, _))) => format!("sent segment {s}"),
+                                None => "ended".into(),
+                            }
+                        );
+                        drop(failed);
+                        let mut report = self.report.lock().expect("not poisoned");
+                        report.failovers += 1;
+                        if let Some(c) = spare.pop() {
+                            report.columns_used.push(c.column);
+                            active.push(Fetch::start(c, layout, segment..range.end, stall));
+                            waiting.push(true);
+                        } else if got.len() + waiting.iter().filter(|w| **w).count() < k {
+                            let have: HashSet<usize> = got.iter().map(|g| g.0).collect();
+                            return Err(ClientError::ColumnsUnavailable {
+                                available: have.len() + waiting.iter().filter(|w| **w).count(),
+                                need: k,
+                                missing: (0..n)
+                                    .filter(|c| {
+                                        !have.contains(c)
+                                            && !active.iter().any(|f| f.source.column == *c)
+                                    })
+                                    .collect(),
+                            });
+                        }
+                    }
+                }
+            }
+            // After the first segment, drop the slowest: whatever has not delivered.
+            if segment == range.start {
+                let mut i = 0;
+                while i < active.len() {
+                    if waiting[i] {
+                        let slow = active.swap_remove(i);
+                        waiting.swap_remove(i);
+                        spare.insert(0, slow.source.clone());
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            self.decoder.begin_segment(segment);
+            for (column, shard) in &got {
+                self.decoder.shard_mut(*column).copy_from_slice(shard);
+                self.decoder.set_present(*column, true);
+            }
+            self.decoder
+                .open_segment()
+                .map_err(|_| DecodeError::Inconsistent {
+                    segment: Some(segment),
+                    columns: got.iter().map(|g| g.0).collect(),
+                })?;
+            if let Some(cache) = &self.cache {
+                cache.put(
+                    &id,
+                    segment,
+                    Bytes::copy_from_slice(self.decoder.data_shards()),
+                );
+            }
+            if !self.send(segment, false).await {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// One column and its reachable holders, best first.
+#[derive(Debug, Clone)]
+struct ColumnSource {
+    column: usize,
+    hash: Hash,
+    holders: Vec<(EndpointId, Connection)>,
+    best_rtt: Duration,
+}
+
+/// A running column fetch: verified shards, one segment at a time, in order. Dropping
+/// it stops the fetch.
+struct Fetch {
+    source: ColumnSource,
+    rx: mpsc::Receiver<Result<(u64, Vec<u8>), String>>,
+    task: JoinHandle<()>,
+}
+
+impl Fetch {
+    fn start(source: ColumnSource, layout: Layout, range: Range<u64>, stall: Duration) -> Self {
+        let (tx, rx) = mpsc::channel(GET_PIPE_DEPTH);
+        let task = tokio::spawn(fetch_column(source.clone(), layout, range, stall, tx));
+        Self { source, rx, task }
+    }
+}
+
+impl Drop for Fetch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Streams segments `range` of one column, trying its holders in turn: a holder that
+/// fails or stalls is left for the next, which resumes at the first missing segment.
+async fn fetch_column(
+    source: ColumnSource,
+    layout: Layout,
+    range: Range<u64>,
+    stall: Duration,
+    tx: mpsc::Sender<Result<(u64, Vec<u8>), String>>,
+) {
+    let mut next = range.start;
+    let mut errors = Vec::new();
+    for (holder, conn) in &source.holders {
+        match stream_segments(
+            conn,
+            &source.hash,
+            &layout,
+            &mut next,
+            range.end,
+            stall,
+            &tx,
+        )
+        .await
+        {
+            Ok(()) => return,
+            Err(e) => {
+                debug!(holder = %holder.fmt_short(), column = source.column, "fetch failed: {e}");
+                errors.push(format!("{}: {e}", holder.fmt_short()));
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+    }
+    let _ = tx
+        .send(Err(format!(
+            "every holder of column {} failed: {}",
+            source.column,
+            errors.join("; ")
+        )))
+        .await;
+}
+
+/// Requests the column's bytes for segments `*next..end` and sends each complete
+/// segment's shard, advancing `*next`.
+async fn stream_segments(
+    conn: &Connection,
+    hash: &Hash,
+    layout: &Layout,
+    next: &mut u64,
+    end: u64,
+    stall: Duration,
+    tx: &mpsc::Sender<Result<(u64, Vec<u8>), String>>,
+) -> Result<(), String> {
+    if *next >= end {
+        return Ok(());
+    }
+    let start = layout.column_span(*next).start;
+    let stop = layout.column_span(end - 1).end;
+    let hash = iroh_blobs::Hash::from_bytes(*hash.as_bytes());
+    let request = GetRequest::blob_ranges(hash, ChunkRanges::bytes(start..stop));
+    let at_start = fsm::start(conn.clone(), request, Default::default());
+    let step = |what: &'static str| move |e: String| format!("{what}: {e}");
+    let connected = timed(stall, at_start.next())
+        .await?
+        .map_err(|e| step("request")(e.to_string()))?;
+    let fsm::ConnectedNext::StartRoot(root) = timed(stall, connected.next())
+        .await?
+        .map_err(|e| step("connect")(e.to_string()))?
+    else {
+        return Err("unexpected response shape".into());
+    };
+    let (mut content, size) = timed(stall, root.next().next())
+        .await?
+        .map_err(|e| step("header")(e.to_string()))?;
+    if size != layout.column_len() {
+        return Err(format!(
+            "holder reports {size} bytes, expected {}",
+            layout.column_len()
+        ));
+    }
+    let mut shard: Vec<u8> = Vec::with_capacity(layout.segment_shard_len(*next));
+    let mut pos = start;
+    loop {
+        match timed(stall, content.next()).await? {
+            fsm::BlobContentNext::More((more, item)) => {
+                content = more;
+                let item = item.map_err(|e| step("verify")(e.to_string()))?;
+                let BaoContentItem::Leaf(leaf) = item else {
+                    continue;
+                };
+                // Leaves come in order; skip bytes before the segment we need (a leaf
+                // is a whole chunk group, which may start before it).
+                let mut data: &[u8] = &leaf.data;
+                if leaf.offset < pos {
+                    let skip = ((pos - leaf.offset) as usize).min(data.len());
+                    data = &data[skip..];
+                }
+                while !data.is_empty() && *next < end {
+                    let want = layout.segment_shard_len(*next) - shard.len();
+                    let take = want.min(data.len());
+                    shard.extend_from_slice(&data[..take]);
+                    data = &data[take..];
+                    pos += take as u64;
+                    if shard.len() == layout.segment_shard_len(*next) {
+                        let full = std::mem::take(&mut shard);
+                        if tx.send(Ok((*next, full))).await.is_err() {
+                            return Ok(()); // the reader dropped this column
+                        }
+                        *next += 1;
+                        if *next < end {
+                            shard.reserve(layout.segment_shard_len(*next));
+                        }
+                    }
+                }
+            }
+            fsm::BlobContentNext::Done(_) => {
+                return if *next >= end {
+                    Ok(())
+                } else {
+                    Err(format!("stream ended at segment {}", *next))
+                };
+            }
+        }
+    }
+}
+
+async fn timed<T>(limit: Duration, fut: impl Future<Output = T>) -> Result<T, String> {
+    tokio::time::timeout(limit, fut)
+        .await
+        .map_err(|_| format!("no progress for {limit:?}"))
+}
+
+/// A raw blob could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlobError {
+    /// No node announces it.
+    #[error("no storage node announces this blob")]
+    NotFound,
+    /// Nodes announce it, but none answered with it.
+    #[error("{holders} nodes announce it but none could serve it: {reasons}")]
+    Unavailable {
+        /// Nodes announcing it.
+        holders: usize,
+        /// What went wrong with each.
+        reasons: String,
+    },
+    /// The DHT failed.
+    #[error(transparent)]
+    Routing(#[from] crate::dht::RoutingError),
+}
+
+/// A blob on a node that holds it, its size proven (verified streaming of its last
+/// chunk).
+#[derive(Debug)]
+pub struct RemoteBlob {
+    conn: Connection,
+    hash: iroh_blobs::Hash,
+    size: u64,
+    stall: Duration,
+}
+
+impl Client {
+    /// Finds a node holding blob `hash` and learns its size.
+    pub async fn open_blob(&self, hash: &Hash) -> Result<RemoteBlob, BlobError> {
+        let holders = self.routing().providers(hash).await?;
+        if holders.is_empty() {
+            return Err(BlobError::NotFound);
+        }
+        let stall = self.options.stall_timeout;
+        let blob_hash = iroh_blobs::Hash::from_bytes(*hash.as_bytes());
+        let mut reasons = Vec::new();
+        for holder in &holders {
+            let attempt = async {
+                let conn = self.dial(*holder, iroh_blobs::ALPN).await?;
+                let size = proven_size(&conn, blob_hash, stall).await?;
+                Ok::<_, String>(RemoteBlob {
+                    conn,
+                    hash: blob_hash,
+                    size,
+                    stall,
+                })
+            };
+            match attempt.await {
+                Ok(blob) => return Ok(blob),
+                Err(e) => reasons.push(format!("{}: {e}", holder.fmt_short())),
+            }
+        }
+        Err(BlobError::Unavailable {
+            holders: holders.len(),
+            reasons: reasons.join("; "),
+        })
+    }
+}
+
+/// The size of a blob, proven by fetching and verifying its last chunk.
+async fn proven_size(
+    conn: &Connection,
+    hash: iroh_blobs::Hash,
+    stall: Duration,
+) -> Result<u64, String> {
+    let request = GetRequest::blob_ranges(hash, ChunkRanges::last_chunk());
+    let (mut content, size) = blob_content(conn, request, stall).await?;
+    // The size the holder claims is proven once the last chunk verifies against it.
+    loop {
+        match timed(stall, content.next()).await? {
+            fsm::BlobContentNext::More((more, item)) => {
+                item.map_err(|e| format!("verify: {e}"))?;
+                content = more;
+            }
+            fsm::BlobContentNext::Done(_) => return Ok(size),
+        }
+    }
+}
+
+/// Starts a request and returns its content reader and the size the holder claims.
+async fn blob_content(
+    conn: &Connection,
+    request: GetRequest,
+    stall: Duration,
+) -> Result<(fsm::AtBlobContent, u64), String> {
+    let at_start = fsm::start(conn.clone(), request, Default::default());
+    let connected = timed(stall, at_start.next())
+        .await?
+        .map_err(|e| format!("request: {e}"))?;
+    let fsm::ConnectedNext::StartRoot(root) = timed(stall, connected.next())
+        .await?
+        .map_err(|e| format!("connect: {e}"))?
+    else {
+        return Err("unexpected response shape".into());
+    };
+    timed(stall, root.next().next())
+        .await?
+        .map_err(|e| format!("header: {e}"))
+}
+
+impl RemoteBlob {
+    /// Its size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Its bytes in `range`, verified as they arrive. A verification or network failure
+    /// ends the stream with an error.
+    pub fn stream(self, range: Range<u64>) -> impl Stream<Item = Result<Bytes, String>> + Send {
+        let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(4);
+        let task = tokio::spawn(async move {
+            if let Err(e) = self.send_range(range, &tx).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        let guard = AbortOnDrop(task);
+        n0_future::stream::unfold((rx, guard), |(mut rx, guard)| async move {
+            rx.recv().await.map(|item| (item, (rx, guard)))
+        })
+    }
+
+    async fn send_range(
+        &self,
+        range: Range<u64>,
+        tx: &mpsc::Sender<Result<Bytes, String>>,
+    ) -> Result<(), String> {
+        if range.is_empty() {
+            return Ok(());
+        }
+        let request = GetRequest::blob_ranges(self.hash, ChunkRanges::bytes(range.clone()));
+        let (mut content, _) = blob_content(&self.conn, request, self.stall).await?;
+        let mut sent = range.start;
+        loop {
+            match timed(self.stall, content.next()).await? {
+                fsm::BlobContentNext::More((more, item)) => {
+                    content = more;
+                    let BaoContentItem::Leaf(leaf) = item.map_err(|e| format!("verify: {e}"))?
+                    else {
+                        continue;
+                    };
+                    let start = leaf.offset;
+                    let end = start + leaf.data.len() as u64;
+                    let from = sent.max(start);
+                    let to = range.end.min(end);
+                    if from < to {
+                        let bytes = leaf
+                            .data
+                            .slice((from - start) as usize..(to - start) as usize);
+                        sent = to;
+                        if tx.send(Ok(bytes)).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+                fsm::BlobContentNext::Done(_) => {
+                    return if sent >= range.end {
+                        Ok(())
+                    } else {
+                        Err(format!("the holder stopped at byte {sent}"))
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
