@@ -1,0 +1,222 @@
+//! What the black-box tests share: a cluster of real `mosaic node run` processes on
+//! loopback with their own Mainline DHT (node 0 starts it, the others bootstrap from
+//! it), and the real `mosaic` CLI as the client. No internet: relays off, nothing but
+//! 127.0.0.1.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    fs,
+    io::{BufRead, BufReader},
+    net::UdpSocket,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::{Arc, Mutex},
+    thread,
+    time::{Duration, Instant},
+};
+
+/// Clusters are heavy on a 2-core machine: one test at a time.
+pub static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct NodeProc {
+    pub dir: PathBuf,
+    pub dht: u16,
+    pub args: Vec<String>,
+    pub child: Option<Child>,
+    pub log: Arc<Mutex<String>>,
+}
+
+pub struct Cluster {
+    pub tmp: tempfile::TempDir,
+    pub network: String,
+    pub nodes: Vec<NodeProc>,
+}
+
+impl Cluster {
+    /// Starts `n` nodes; `extra` are added to every node's arguments.
+    pub fn start(n: usize, extra: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let network = format!("test-{}-{nanos}", std::process::id());
+        let mut cluster = Cluster {
+            tmp,
+            network,
+            nodes: Vec::new(),
+        };
+        let dht0 = free_udp_port();
+        for i in 0..n {
+            let dht = if i == 0 { dht0 } else { free_udp_port() };
+            let quic = free_udp_port();
+            let dir = cluster.tmp.path().join(format!("node{i}"));
+            let mut args: Vec<String> = vec![
+                "node".into(),
+                "run".into(),
+                "--data-dir".into(),
+                dir.display().to_string(),
+                "--listen".into(),
+                format!("127.0.0.1:{quic}"),
+                "--dht-listen".into(),
+                format!("127.0.0.1:{dht}"),
+                "--network".into(),
+                cluster.network.clone(),
+                "--capacity".into(),
+                "2GiB".into(),
+                "--announce-interval".into(),
+                "3s".into(),
+            ];
+            if i > 0 {
+                args.push("--bootstrap".into());
+                args.push(format!("127.0.0.1:{dht0}"));
+            }
+            args.extend(extra.iter().map(|s| s.to_string()));
+            cluster.nodes.push(NodeProc {
+                dir,
+                dht,
+                args,
+                child: None,
+                log: Arc::new(Mutex::new(String::new())),
+            });
+            cluster.spawn(i);
+        }
+        cluster
+    }
+
+    pub fn spawn(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mosaic"))
+            .args(&node.args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = node.log.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("listening on") {
+                    let _ = tx.send(());
+                }
+                log.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("node {i} did not start:\n{}", node.log.lock().unwrap()));
+        node.child = Some(child);
+    }
+
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.nodes[0].dht)
+    }
+
+    /// Runs the CLI as a client of this cluster.
+    pub fn mosaic(&self, args: &[&str]) -> Output {
+        self.mosaic_as("client", args)
+    }
+
+    /// Runs the CLI with the identity in `tmp/<who>`.
+    pub fn mosaic_as(&self, who: &str, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_mosaic"))
+            .args(args)
+            .env("MOSAIC_BOOTSTRAP", self.bootstrap())
+            .env("MOSAIC_NETWORK", &self.network)
+            .env("MOSAIC_BIND", "127.0.0.1:0")
+            .env("MOSAIC_CONNECT_TIMEOUT", "2s")
+            .env("XDG_CONFIG_HOME", self.tmp.path().join(who))
+            .env("HOME", self.tmp.path())
+            .output()
+            .unwrap()
+    }
+
+    /// Waits until `want` storage nodes are announced and reachable.
+    pub fn wait_for_nodes(&self, want: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = self.mosaic(&["nodes"]);
+            let reachable = String::from_utf8_lossy(&out.stdout).lines().count();
+            if out.status.success() && reachable >= want {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "only {reachable} of {want} nodes reachable: {}\n{}",
+                    String::from_utf8_lossy(&out.stderr),
+                    self.logs()
+                );
+            }
+            thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("--- node {i} ---\n{}", n.log.lock().unwrap()))
+            .collect()
+    }
+
+    pub fn put(&self, file: &Path, extra: &[&str]) -> String {
+        let mut args = vec!["put", file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = self.mosaic(&args);
+        assert!(
+            out.status.success(),
+            "put failed: {}\n{}",
+            stderr(&out),
+            self.logs()
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    pub fn get(&self, cap: &str, to: &Path) -> Output {
+        self.mosaic(&["get", cap, "-o", to.to_str().unwrap()])
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn write_file(dir: &Path, name: &str, len: usize) -> (PathBuf, Vec<u8>) {
+    let mut data = vec![0u8; len];
+    let mut h = blake3::Hasher::new();
+    h.update(name.as_bytes());
+    h.finalize_xof().fill(&mut data);
+    let p = dir.join(name);
+    fs::write(&p, &data).unwrap();
+    (p, data)
+}
+
+/// Every node whose process is alive.
+pub fn alive(c: &Cluster) -> usize {
+    c.nodes.iter().filter(|n| n.child.is_some()).count()
+}

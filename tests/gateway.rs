@@ -1,0 +1,476 @@
+//! Black-box gateway tests: 5 real storage node processes, a real `mosaic gateway run`
+//! process, files uploaded with the real CLI, and HTTP/1.1 spoken over a plain TCP
+//! socket (so every header the gateway sends is seen as sent).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::{
+    collections::HashMap,
+    fs,
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    thread,
+    time::{Duration, Instant},
+};
+
+use common::*;
+use mosaic_node::codec::{Cap, FileKey, ReadCap};
+
+/// A `mosaic gateway run` process.
+struct Gateway {
+    addr: SocketAddr,
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Gateway {
+    fn start(c: &Cluster, extra: &[&str]) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let cache = c.tmp.path().join(format!("gateway-cache-{port}"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mosaic"))
+            .args(["gateway", "run", "--listen", &addr.to_string()])
+            .args(["--cache-dir", cache.to_str().unwrap()])
+            .args(["--lookup-timeout", "5s"])
+            .args(extra)
+            .env("MOSAIC_BOOTSTRAP", c.bootstrap())
+            .env("MOSAIC_NETWORK", &c.network)
+            .env("MOSAIC_BIND", "127.0.0.1:0")
+            .env("MOSAIC_CONNECT_TIMEOUT", "2s")
+            .env("XDG_CONFIG_HOME", c.tmp.path().join("gateway"))
+            .env("HOME", c.tmp.path())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let gateway = Self { addr, child, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = gateway.try_request("GET", "/health", &[]) {
+                if r.status == 200 {
+                    return gateway;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway not healthy:\n{}",
+                gateway.log.lock().unwrap()
+            );
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+        self.try_request(method, path, headers)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", self.log.lock().unwrap()))
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, &[])
+    }
+
+    fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> std::io::Result<Reply> {
+        let mut s = self.send(method, path, headers)?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw)?;
+        Ok(Reply::parse(&raw, method == "HEAD"))
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> std::io::Result<TcpStream> {
+        let mut s = TcpStream::connect(self.addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))?;
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes())?;
+        Ok(s)
+    }
+
+    fn metrics(&self) -> String {
+        String::from_utf8(self.get("/metrics").body).unwrap()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP response.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn parse(raw: &[u8], head_only: bool) -> Self {
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a complete response head");
+        let head = std::str::from_utf8(&raw[..split]).unwrap();
+        let mut lines = head.split("\r\n");
+        let status: u16 = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers: HashMap<String, String> = lines
+            .map(|l| {
+                let (k, v) = l.split_once(':').unwrap();
+                (k.trim().to_ascii_lowercase(), v.trim().to_owned())
+            })
+            .collect();
+        let mut body = raw[split + 4..].to_vec();
+        if headers.get("transfer-encoding").map(String::as_str) == Some("chunked") {
+            body = dechunk(&body);
+        }
+        if head_only {
+            assert!(body.is_empty(), "HEAD answered with a body");
+        }
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..eol]).unwrap().trim(), 16).unwrap();
+        data = &data[eol + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+/// A deterministic pseudo-random sequence for ranges (xorshift).
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn cluster() -> Cluster {
+    let c = Cluster::start(5, &["--open"]);
+    c.wait_for_nodes(5);
+    c
+}
+
+#[test]
+fn files_are_served_with_ranges_validators_and_clear_errors() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    // 5.5 segments of 1 MiB: ranges cross segment boundaries and hit the short last one.
+    let len = (5 << 20) + (1 << 19);
+    let (file, data) = write_file(c.tmp.path(), "movie.webm", len);
+    let cap = c.put(&file, &[]);
+    let (pub_file, pub_data) = write_file(c.tmp.path(), "notes.txt", 100_000);
+    let public_id = c.put(&pub_file, &["--public"]);
+    let g = Gateway::start(&c, &[]);
+
+    // Whole file.
+    let r = g.get(&format!("/f/{cap}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.body == data, "whole body equals the file");
+    assert_eq!(r.header("content-length"), len.to_string());
+    assert_eq!(r.header("accept-ranges"), "bytes");
+    assert_eq!(r.header("content-type"), "video/webm");
+    assert_eq!(
+        r.header("cache-control"),
+        "private, max-age=31536000, immutable"
+    );
+    assert_eq!(r.header("referrer-policy"), "no-referrer");
+    let etag = r.header("etag").to_owned();
+    assert!(etag.starts_with('"') && etag.len() == 66, "{etag}");
+
+    // HEAD: the same head, no body.
+    let r = g.request("HEAD", &format!("/f/{cap}"), &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), len.to_string());
+    assert_eq!(r.header("etag"), etag);
+
+    // Validators.
+    let r = g.request("GET", &format!("/f/{cap}"), &[("If-None-Match", &etag)]);
+    assert_eq!(r.status, 304);
+    assert!(r.body.is_empty());
+    let r = g.request(
+        "GET",
+        &format!("/f/{cap}"),
+        &[("If-None-Match", "\"other\"")],
+    );
+    assert_eq!(r.status, 200);
+
+    // Random ranges, in all three forms, compared with the file's bytes.
+    let mut rng = Rng(0x9e3779b97f4a7c15);
+    let n = len as u64;
+    for i in 0..24 {
+        let (spec, want) = match i % 3 {
+            0 => {
+                let a = rng.below(n);
+                let b = a + rng.below((n - a).min(3 << 20));
+                (format!("bytes={a}-{b}"), a..b + 1)
+            }
+            1 => {
+                let a = rng.below(n);
+                (format!("bytes={a}-"), a..n)
+            }
+            _ => {
+                let k = 1 + rng.below(2 << 20);
+                (format!("bytes=-{k}"), n - k..n)
+            }
+        };
+        let r = g.request("GET", &format!("/f/{cap}"), &[("Range", &spec)]);
+        assert_eq!(r.status, 206, "{spec}: {}", r.text());
+        assert_eq!(
+            r.header("content-range"),
+            format!("bytes {}-{}/{n}", want.start, want.end - 1),
+            "{spec}"
+        );
+        assert!(
+            r.body == data[want.start as usize..want.end as usize],
+            "{spec}: body differs"
+        );
+    }
+    // Unsatisfiable; several ranges (documented: the whole file).
+    let r = g.request(
+        "GET",
+        &format!("/f/{cap}"),
+        &[("Range", &format!("bytes={n}-"))],
+    );
+    assert_eq!(r.status, 416);
+    assert_eq!(r.header("content-range"), format!("bytes */{n}"));
+    let r = g.request("GET", &format!("/f/{cap}"), &[("Range", "bytes=0-1,10-11")]);
+    assert_eq!(r.status, 200);
+    assert!(r.body == data);
+
+    // Download with the stored name.
+    let r = g.request("HEAD", &format!("/f/{cap}?download=1"), &[]);
+    assert!(
+        r.header("content-disposition")
+            .starts_with("attachment; filename=\"movie.webm\""),
+        "{:?}",
+        r.headers
+    );
+
+    // Public file: public caching.
+    let r = g.get(&format!("/p/{public_id}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.body == pub_data);
+    assert_eq!(
+        r.header("cache-control"),
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(r.header("content-type"), "text/plain");
+
+    // Raw blob: the manifest is a blob whose hash is the file id.
+    let id = cap.parse::<Cap>().unwrap().id();
+    let r = g.get(&format!("/blob/{}", id.to_hex()));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(blake3::hash(&r.body).as_bytes(), id.as_bytes());
+    let r = g.request(
+        "GET",
+        &format!("/blob/{}", id.to_hex()),
+        &[("Range", "bytes=1-4")],
+    );
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body.len(), 4);
+
+    // Errors say what failed.
+    let r = g.get("/f/mr1notacap");
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("readcap"), "{}", r.text());
+    let r = g.get(&format!("/f/{public_id}"));
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("/p/"), "{}", r.text());
+    let r = g.get(&format!("/p/{}", cap.replace("mr1", "mi1")));
+    assert_eq!(r.status, 400);
+    let Cap::Read(read) = cap.parse::<Cap>().unwrap() else {
+        panic!("a readcap")
+    };
+    let wrong = ReadCap {
+        id: read.id,
+        key: FileKey::from_bytes([7; 32]),
+    };
+    let r = g.get(&format!("/f/{wrong}"));
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("key"), "{}", r.text());
+    let unknown = mosaic_node::codec::PublicId {
+        id: mosaic_node::codec::Hash::of(b"nobody stored this"),
+    };
+    let r = g.get(&format!("/p/{unknown}"));
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = g.get("/blob/xyz");
+    assert_eq!(r.status, 400);
+    let r = g.get("/nope");
+    assert_eq!(r.status, 404);
+
+    // Repeat reads come from the cache, and the metrics say so.
+    let r = g.get(&format!("/f/{cap}"));
+    assert!(r.body == data);
+    let m = g.metrics();
+    assert!(
+        m.contains("mosaic_gateway_segments_total{source=\"cache\"}"),
+        "{m}"
+    );
+    // 24 file ranges and one blob range.
+    assert!(
+        m.contains("mosaic_gateway_http_requests_total{status=\"206\"} 25"),
+        "{m}"
+    );
+    assert!(
+        m.contains("mosaic_gateway_http_requests_total{status=\"416\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("mosaic_gateway_time_to_first_byte_seconds_bucket"),
+        "{m}"
+    );
+    assert!(m.contains("mosaic_gateway_cache_hit_ratio"), "{m}");
+}
+
+#[test]
+fn a_directory_is_a_static_site_and_the_denylist_takes_effect_live() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let site = c.tmp.path().join("site");
+    fs::create_dir_all(site.join("css")).unwrap();
+    fs::create_dir_all(site.join("docs")).unwrap();
+    fs::write(site.join("index.html"), "<!doctype html><h1>Home</h1>").unwrap();
+    fs::write(site.join("css/site.css"), "body { color: teal }").unwrap();
+    fs::write(site.join("docs/guide <1>.txt"), "read me").unwrap();
+    let out = c.mosaic(&["put", "-r", site.to_str().unwrap(), "--public"]);
+    assert!(out.status.success(), "put -r: {}", stderr(&out));
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(id.starts_with("mi1"), "{id}");
+
+    let deny = c.tmp.path().join("deny.txt");
+    let g = Gateway::start(&c, &["--denylist", deny.to_str().unwrap()]);
+
+    let r = g.get(&format!("/p/{id}"));
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), format!("/p/{id}/"));
+    let r = g.get(&format!("/p/{id}/"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "<!doctype html><h1>Home</h1>");
+    assert!(r.header("content-type").starts_with("text/html"));
+    let r = g.get(&format!("/p/{id}/css/site.css"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "body { color: teal }");
+    assert_eq!(r.header("content-type"), "text/css");
+    let r = g.get(&format!("/p/{id}/docs"));
+    assert_eq!(r.status, 301);
+    let r = g.get(&format!("/p/{id}/docs/"));
+    assert_eq!(r.status, 200);
+    let listing = r.text();
+    assert!(
+        listing.contains("guide &lt;1&gt;.txt"),
+        "escaped name: {listing}"
+    );
+    assert!(
+        listing.contains("href=\"guide%20%3C1%3E%2Etxt\""),
+        "{listing}"
+    );
+    let r = g.get(&format!("/p/{id}/docs/guide%20%3C1%3E.txt"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "read me");
+    let r = g.get(&format!("/p/{id}/missing.html"));
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains("missing.html"));
+
+    // Deny the site: 410 within a few seconds, and served again once lifted.
+    fs::write(&deny, format!("# takedown\n{id}\n")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while g.get(&format!("/p/{id}/")).status != 410 {
+        assert!(Instant::now() < deadline, "denylist not applied");
+        thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(g.get(&format!("/p/{id}/css/site.css")).status, 410);
+    fs::write(&deny, "").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while g.get(&format!("/p/{id}/")).status != 200 {
+        assert!(Instant::now() < deadline, "denylist not lifted");
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_stream_survives_nodes_killed_while_it_plays() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut c = cluster();
+    let len = 48 << 20;
+    let (file, data) = write_file(c.tmp.path(), "long.bin", len);
+    let cap = c.put(&file, &[]);
+    let g = Gateway::start(&c, &[]);
+
+    let mut s = g.send("GET", &format!("/f/{cap}"), &[]).unwrap();
+    // Read the head and the first few MiB, slowly enough that the gateway is still
+    // fetching, then take two nodes away (m = 2): the stream must finish intact.
+    let mut raw = vec![0u8; 4 << 20];
+    s.read_exact(&mut raw).unwrap();
+    c.kill(1);
+    c.kill(3);
+    s.read_to_end(&mut raw).unwrap();
+    let r = Reply::parse(&raw, false);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), len, "{}", g.log.lock().unwrap());
+    assert!(r.body == data, "body intact after failover");
+}
