@@ -11,6 +11,12 @@ use mosaic_gateway::{Gateway, GatewayOptions};
 use mosaic_node::client::Client;
 use serde::Deserialize;
 
+/// How long a gateway's DHT lookups wait for more answers after the first: not at all.
+/// A browser waits on every lookup, and the first holders found are enough (a file
+/// has `m` spare columns, each fetch fails over); the CLI waits 300 ms to learn more
+/// holders.
+pub const FIRST_ANSWER: Duration = Duration::ZERO;
+
 /// Default HTTP address of a gateway.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 

@@ -267,6 +267,7 @@ pub fn node_run(net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
             Some(gateway_options) => {
                 let mut gateway_routing = routing.clone();
                 gateway_routing.port = None;
+                gateway_routing.settle = crate::gateway::FIRST_ANSWER;
                 gateway_routing
                     .bootstrap
                     .insert(0, format!("127.0.0.1:{}", dht_listen.port()));
@@ -317,7 +318,7 @@ pub fn gateway_run(
         listen,
     )?;
     runtime()?.block_on(async move {
-        let client = client(&net, &args).await?;
+        let client = client_with(&net, &args, crate::gateway::FIRST_ANSWER).await?;
         let gateway = crate::gateway::start(client.clone(), options).await?;
         eprintln!("mosaic gateway on http://{}", gateway.local_addr());
         shutdown_signal().await;
@@ -393,8 +394,18 @@ pub struct ClientArgs {
 }
 
 async fn client(net: &NetworkArgs, args: &ClientArgs) -> Result<std::sync::Arc<Client>> {
+    client_with(net, args, RoutingOptions::default().settle).await
+}
+
+/// A client whose DHT lookups stop `settle` after their first results.
+async fn client_with(
+    net: &NetworkArgs,
+    args: &ClientArgs,
+    settle: Duration,
+) -> Result<std::sync::Arc<Client>> {
     let file = load_config(net.config.as_deref())?;
     let mut routing = routing_options(net, &file);
+    routing.settle = settle;
     if routing.bootstrap.is_empty() {
         // A node (or `mosaic devnet`) on this machine, at the default DHT port.
         routing.bootstrap = vec![format!("127.0.0.1:{DEFAULT_DHT_PORT}")];

@@ -231,12 +231,37 @@ impl Reader<'_> {
             self.decoder.hash_columns(&vec![true; n]);
         }
         let mut segment = range.start;
-        // The cached prefix of the range.
-        while segment < range.end && self.open_cached(segment) {
-            if !self.send(segment, true).await {
-                return Ok(());
+        // The cached prefix of the range (opened through the decoder when the whole
+        // file is being checked: the check needs every segment re-encoded).
+        while segment < range.end {
+            let sent = if check_whole {
+                self.open_cached(segment) && self.send(segment, true).await
+            } else {
+                match self.open_cached_in_place(segment) {
+                    None => false,
+                    Some(plaintext) => self
+                        .tx
+                        .send(Ok(Segment {
+                            index: segment,
+                            plaintext,
+                            cached: true,
+                        }))
+                        .await
+                        .is_ok(),
+                }
+            };
+            if !sent {
+                break;
             }
             segment += 1;
+            // Opening a cached segment never waits, so without this the consumer woken
+            // by the send (put in this worker's LIFO slot) would only run once the
+            // channel is full: two more segments later (measured: 2.7 ms to the first
+            // byte instead of 0.6).
+            tokio::task::yield_now().await;
+        }
+        if self.tx.is_closed() {
+            return Ok(());
         }
         if segment < range.end {
             let columns = self.client.locate(self.decoder.manifest()).await?;
@@ -279,6 +304,25 @@ impl Reader<'_> {
             warn!(%id, segment, "cached segment does not open; fetching it again");
             cache.remove(&id, segment);
             false
+        }
+    }
+
+    /// Opens `segment` from the cache in place (no copy, no decoder buffers): its
+    /// plaintext, if it is there and opens.
+    fn open_cached_in_place(&mut self, segment: u64) -> Option<Bytes> {
+        let cache = self.cache.clone()?;
+        let id = self.decoder.manifest().id();
+        let mut buf = Vec::from(cache.get(&id, segment)?);
+        match self.decoder.open_data_shards_in_place(segment, &mut buf) {
+            Ok(len) => {
+                buf.truncate(len);
+                Some(Bytes::from(buf))
+            }
+            Err(_) => {
+                warn!(%id, segment, "cached segment does not open; fetching it again");
+                cache.remove(&id, segment);
+                None
+            }
         }
     }
 

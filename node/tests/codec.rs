@@ -697,3 +697,49 @@ proptest! {
         prop_assert_eq!(cap.to_string().parse::<mosaic_node::codec::ReadCap>().unwrap(), cap);
     }
 }
+
+/// What a cache keeps (a segment's data shards, from the decoder) opens again in place,
+/// to the same plaintext; any flipped byte, padding included, is refused.
+#[test]
+fn data_shards_reopen_in_place_and_tampering_is_refused() {
+    for access in both_accesses() {
+        let p = params(4096, 3, 2);
+        let plain = data(4096 * 2 + 1000, 5);
+        let (m, cols) = enc(p, &access, &plain);
+        let layout = *m.layout();
+        let mut d = Decoder::new(m.clone(), key_of(&access)).unwrap();
+        for seg in 0..layout.segments() {
+            d.begin_segment(seg);
+            let span = layout.column_span(seg);
+            for c in [1, 3, 4] {
+                d.shard_mut(c)
+                    .copy_from_slice(&cols[c][span.start as usize..span.end as usize]);
+                d.set_present(c, true);
+            }
+            d.open_segment().unwrap();
+            let want = d.plaintext().to_vec();
+            let kept = d.data_shards().to_vec();
+            let mut buf = kept.clone();
+            let len = d.open_data_shards_in_place(seg, &mut buf).unwrap();
+            assert_eq!(&buf[..len], &want[..]);
+            let start = layout.plain_offset(seg) as usize;
+            assert_eq!(&want[..], &plain[start..start + want.len()]);
+            for at in [0, kept.len() / 2, kept.len() - 1] {
+                let mut bad = kept.clone();
+                bad[at] ^= 1;
+                assert!(
+                    d.open_data_shards_in_place(seg, &mut bad).is_err(),
+                    "byte {at}"
+                );
+            }
+            let mut short = kept[..kept.len() - 1].to_vec();
+            assert!(d.open_data_shards_in_place(seg, &mut short).is_err());
+            let mut other = kept.clone();
+            assert!(
+                d.open_data_shards_in_place((seg + 1) % layout.segments(), &mut other)
+                    .is_err(),
+                "bound to its segment index"
+            );
+        }
+    }
+}

@@ -241,17 +241,13 @@ impl Decoder {
             params.parity_columns(),
             params.columns(),
         );
-        let shard = max_shard_len(&layout);
+        // The stripe buffers are allocated at the first `begin_segment`: a reader that
+        // only opens cached segments in place never needs them.
         Ok(Self {
             erasure: Erasure::new(k, m),
-            stripe: vec![0; n * shard],
-            parity: vec![0; m * shard],
-            plain: vec![
-                0;
-                layout
-                    .plain_len(0)
-                    .max(layout.plain_len(layout.segments() - 1))
-            ],
+            stripe: Vec::new(),
+            parity: Vec::new(),
+            plain: Vec::new(),
             present: vec![false; n],
             segment: 0,
             hashers: None,
@@ -330,6 +326,47 @@ impl Decoder {
         );
         self.segment = index;
         self.present.fill(false);
+        if self.stripe.is_empty() {
+            let layout = *self.layout();
+            let params = layout.params();
+            let shard = max_shard_len(&layout);
+            self.stripe = vec![0; params.columns() * shard];
+            self.parity = vec![0; params.parity_columns() * shard];
+            self.plain = vec![
+                0;
+                layout
+                    .plain_len(0)
+                    .max(layout.plain_len(layout.segments() - 1))
+            ];
+        }
+    }
+
+    /// Opens segment `index` in place from its `k` data shards, concatenated (what
+    /// [`Decoder::data_shards`] gave): no erasure decoding, no copy. On success the
+    /// segment's plaintext is `shards[..returned length]`. Does not count towards
+    /// [`Decoder::check_columns`].
+    pub fn open_data_shards_in_place(
+        &self,
+        index: u64,
+        shards: &mut [u8],
+    ) -> Result<usize, SegmentError> {
+        let layout = self.layout();
+        let k = layout.params().data_columns();
+        let corrupt = || SegmentError::Corrupt {
+            columns: (0..k).collect(),
+        };
+        if index >= layout.segments() || shards.len() != k * layout.segment_shard_len(index) {
+            return Err(corrupt());
+        }
+        let sealed = layout.sealed_len(index);
+        // As in `try_open`: the padding is not covered by the tag, so check it is zero.
+        if shards[sealed..].iter().any(|&b| b != 0) {
+            return Err(corrupt());
+        }
+        self.sealer
+            .open_segment_in_place(index, &mut shards[..sealed])
+            .map_err(|_| corrupt())?;
+        Ok(sealed - super::layout::TAG_LEN)
     }
 
     /// The buffer for column `column`'s shard of the current segment: fill it (with the

@@ -315,6 +315,29 @@ impl Sealer {
         }
     }
 
+    /// Opens a sealed segment in place: on success `sealed[..len - TAG_LEN]` holds the
+    /// plaintext (for a public file it already did; only the tag is checked).
+    pub(crate) fn open_segment_in_place(
+        &self,
+        index: u64,
+        sealed: &mut [u8],
+    ) -> Result<(), TagMismatch> {
+        let (body, tag) = sealed.split_at_mut(sealed.len() - TAG_LEN);
+        let tag: [u8; TAG_LEN] = (&*tag).try_into().expect("split at TAG_LEN");
+        match &self.aead {
+            Some(aead) => aead
+                .decrypt_inout_detached(
+                    &self.nonce(index),
+                    &self.context(index),
+                    body.into(),
+                    &tag.into(),
+                )
+                .map_err(|_| TagMismatch),
+            None if constant_time_eq(&self.public_tag(index, body), &tag) => Ok(()),
+            None => Err(TagMismatch),
+        }
+    }
+
     /// Seals encoded metadata, binding it to the manifest's public part `header`.
     /// Deterministic: the nonce is a keyed hash of the metadata (a synthetic IV), so
     /// the same file and metadata always give the same manifest, and different metadata
