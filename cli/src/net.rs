@@ -677,3 +677,16 @@ async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/example.toml");
+        let file = load_config(Some(&path)).expect("docs/example.toml parses");
+        assert_eq!(file.gateway.cache_size.as_deref(), Some("10GiB"));
+        assert!(file.node.capacity.is_some());
+    }
+}
