@@ -196,6 +196,16 @@ enum NodeCommand {
         #[arg(long, env = "MOSAIC_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Check that the node running on this machine answers (exit 0) or not (exit 1):
+    /// for container health checks.
+    Health {
+        /// The node's data directory [default: $XDG_DATA_HOME/mosaic/node]
+        #[arg(long, env = "MOSAIC_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// The node's QUIC address (only its port is used) [default: 0.0.0.0:4919]
+        #[arg(long, env = "MOSAIC_LISTEN")]
+        listen: Option<std::net::SocketAddr>,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -247,6 +257,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Node {
             command: NodeCommand::Id { data_dir },
         } => net::node_id(data_dir),
+        Command::Node {
+            command: NodeCommand::Health { data_dir, listen },
+        } => net::node_health(data_dir, listen),
         Command::Id => net::client_id(),
         Command::Gateway {
             command:

@@ -180,6 +180,60 @@ pub fn node_id(data_dir: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// `mosaic node health`: asks the node running from `data_dir` (on this machine, at the
+/// port of `listen`) for its space over the storage protocol. Exit 0 means its endpoint,
+/// storage protocol and store answer: what a container health check wants.
+pub fn node_health(data_dir: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()> {
+    let dir = match data_dir {
+        Some(d) => d,
+        None => default_node_dir()?,
+    };
+    let key_path = dir.join("identity.key");
+    if !key_path.exists() {
+        bail!(
+            "no node identity at {}: is a node using this --data-dir?",
+            key_path.display()
+        );
+    }
+    let node = identity::load_or_create(&key_path)?.public();
+    let port = listen.map_or(DEFAULT_QUIC_PORT, |a| a.port());
+    let target = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow!("no randomness for a key: {e}"))?;
+    runtime()?.block_on(async move {
+        let endpoint = mosaic_node::net::bind(mosaic_node::net::EndpointOptions {
+            secret: iroh::SecretKey::from_bytes(&seed),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            relays: false,
+            alpns: vec![],
+        })
+        .await?;
+        let result = tokio::time::timeout(Duration::from_secs(5), async {
+            let conn = endpoint
+                .connect(
+                    mosaic_node::net::endpoint_addr(node, &[target]),
+                    mosaic_node::proto::ALPN,
+                )
+                .await
+                .map_err(|e| anyhow!("cannot connect to node {node} at {target}: {e}"))?;
+            mosaic_node::client::stat(&conn, &[])
+                .await
+                .map_err(|e| anyhow!("node {node} did not answer a stat: {e}"))
+        })
+        .await
+        .map_err(|_| anyhow!("node {node} at {target} did not answer within 5 s"))
+        .and_then(|r| r);
+        endpoint.close().await;
+        let (capacity, used, _) = result?;
+        println!(
+            "ok: node {node} at {target}, {} used of {}",
+            bytesize::ByteSize(used),
+            bytesize::ByteSize(capacity)
+        );
+        anyhow::Ok(())
+    })
+}
+
 /// `mosaic id`: prints this client's identity (creating it if needed).
 pub fn client_id() -> Result<()> {
     let key = identity::load_or_create(&crate::config_home()?.join("client.key"))?;
