@@ -228,14 +228,18 @@ async fn announce_loop(
 ) {
     const RETRY: Duration = Duration::from_secs(2);
     const PARALLEL: usize = 8;
+    // A DHT put that hangs must not stall every later record (nor the address record,
+    // which readers need to dial us): each step is bounded, and a timeout counts as a
+    // failed round, retried soon.
     loop {
-        let mut ok = routing.publish_addrs(&addrs).await.is_ok();
-        ok &= routing.announce_storage_node().await.is_ok();
+        let mut ok = bounded(routing.publish_addrs(&addrs)).await;
+        ok &= bounded(routing.announce_storage_node()).await;
         let held = store.held().unwrap_or_default();
         status.backlog.store(held.len(), Ordering::Relaxed);
         for batch in held.chunks(PARALLEL) {
-            let results = n0_future::join_all(batch.iter().map(|h| routing.announce_blob(h))).await;
-            ok &= results.iter().all(|r| r.is_ok());
+            let results =
+                n0_future::join_all(batch.iter().map(|h| bounded(routing.announce_blob(h)))).await;
+            ok &= results.iter().all(|r| *r);
             status.backlog.fetch_sub(batch.len(), Ordering::Relaxed);
         }
         status.rounds.fetch_add(1, Ordering::Relaxed);
@@ -251,6 +255,14 @@ async fn announce_loop(
         }
         tokio::time::sleep(if ok { interval } else { interval.min(RETRY) }).await;
     }
+}
+
+/// How long one DHT put of the announcer may take.
+const PUT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Whether `put` succeeded within [`PUT_TIMEOUT`].
+async fn bounded(put: impl Future<Output = Result<(), RoutingError>>) -> bool {
+    matches!(tokio::time::timeout(PUT_TIMEOUT, put).await, Ok(Ok(())))
 }
 
 /// The storage protocol's handler.
