@@ -383,14 +383,7 @@ async fn public(
     let directory = state.directory(decoder).await?;
     match directory.lookup(&path) {
         Lookup::File(entry) => {
-            let entry_id = entry.id.id;
-            state.check_denied(&entry_id)?;
-            let manifest = state.manifest(&entry_id).await?;
-            let decoder =
-                Decoder::new(manifest, None).map_err(|e| client_failure(&entry_id, e.into()))?;
-            serve_file(&state, decoder, None, q.download(), &method, &headers)
-                .await
-                .map(immutable)
+            serve_entry(&state, &entry.id.id, q.download(), &method, &headers).await
         }
         Lookup::Dir if !path.is_empty() && !path.ends_with('/') => {
             Ok(redirect(&format!("/p/{public}/{path}/")))
@@ -398,14 +391,7 @@ async fn public(
         Lookup::Dir => {
             let index = format!("{path}index.html");
             if let Lookup::File(entry) = directory.lookup(&index) {
-                let entry_id = entry.id.id;
-                state.check_denied(&entry_id)?;
-                let manifest = state.manifest(&entry_id).await?;
-                let decoder = Decoder::new(manifest, None)
-                    .map_err(|e| client_failure(&entry_id, e.into()))?;
-                return serve_file(&state, decoder, None, false, &method, &headers)
-                    .await
-                    .map(immutable);
+                return serve_entry(&state, &entry.id.id, false, &method, &headers).await;
             }
             let etag = etag_of(&id);
             if not_modified(&headers, &etag) {
@@ -433,6 +419,22 @@ async fn public(
             format!("{path:?} is not in directory {public}"),
         )),
     }
+}
+
+/// Serves a public file listed in a directory.
+async fn serve_entry(
+    state: &AppState,
+    id: &Hash,
+    download: bool,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, Failure> {
+    state.check_denied(id)?;
+    let manifest = state.manifest(id).await?;
+    let decoder = Decoder::new(manifest, None).map_err(|e| client_failure(id, e.into()))?;
+    serve_file(state, decoder, None, download, method, headers)
+        .await
+        .map(immutable)
 }
 
 fn immutable(mut r: Response) -> Response {
@@ -602,21 +604,9 @@ async fn serve_file(
     let name = name
         .filter(|n| !n.is_empty())
         .or_else(|| metadata.name.clone());
-    let (status, range) = match range_ask(headers, len, &etag) {
-        RangeAsk::Whole => (StatusCode::OK, 0..len),
-        RangeAsk::Part(r) => (StatusCode::PARTIAL_CONTENT, r),
-        RangeAsk::Unsatisfiable => {
-            let mut r = fail(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                format!("the range asked for is outside the file's {len} bytes"),
-            )
-            .into_response();
-            r.headers_mut()
-                .insert(header::CONTENT_RANGE, value(&format!("bytes */{len}")));
-            r.headers_mut()
-                .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-            return Ok(r);
-        }
+    let (status, range) = match plan_range(headers, len, &etag, "file") {
+        Ok(plan) => plan,
+        Err(unsatisfiable) => return Ok(*unsatisfiable),
     };
     let guessed = metadata.media_type.clone().or_else(|| {
         name.as_deref()
@@ -666,18 +656,7 @@ async fn serve_file(
     };
     *response.status_mut() = status;
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_LENGTH,
-        HeaderValue::from(range.end - range.start),
-    );
-    if status == StatusCode::PARTIAL_CONTENT {
-        h.insert(
-            header::CONTENT_RANGE,
-            value(&format!("bytes {}-{}/{len}", range.start, range.end - 1)),
-        );
-    }
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::ETAG, value(&etag));
+    content_headers(h, status, &range, len, &etag);
     h.insert(header::CONTENT_TYPE, value(&media_type));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -696,6 +675,53 @@ async fn serve_file(
         );
     }
     Ok(response)
+}
+
+/// The status and byte range to answer for a `len`-byte representation, or the 416
+/// response when nothing asked for is satisfiable. `what` names it in the error.
+fn plan_range(
+    headers: &HeaderMap,
+    len: u64,
+    etag: &str,
+    what: &str,
+) -> Result<(StatusCode, Range<u64>), Box<Response>> {
+    match range_ask(headers, len, etag) {
+        RangeAsk::Whole => Ok((StatusCode::OK, 0..len)),
+        RangeAsk::Part(r) => Ok((StatusCode::PARTIAL_CONTENT, r)),
+        RangeAsk::Unsatisfiable => {
+            let mut r = fail(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                format!("the range asked for is outside the {what}'s {len} bytes"),
+            )
+            .into_response();
+            let h = r.headers_mut();
+            h.insert(header::CONTENT_RANGE, value(&format!("bytes */{len}")));
+            h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            Err(Box::new(r))
+        }
+    }
+}
+
+/// The headers every byte response carries: length, range, validators.
+fn content_headers(
+    h: &mut HeaderMap,
+    status: StatusCode,
+    range: &Range<u64>,
+    len: u64,
+    etag: &str,
+) {
+    h.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(range.end - range.start),
+    );
+    if status == StatusCode::PARTIAL_CONTENT {
+        h.insert(
+            header::CONTENT_RANGE,
+            value(&format!("bytes {}-{}/{len}", range.start, range.end - 1)),
+        );
+    }
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::ETAG, value(etag));
 }
 
 /// The body of a response: each segment's plaintext trimmed to `range`.
@@ -784,19 +810,9 @@ async fn raw_blob(
             other => fail(StatusCode::BAD_GATEWAY, format!("blob {hash}: {other}")),
         })?;
     let len = blob.size();
-    let (status, range) = match range_ask(&headers, len, &etag) {
-        RangeAsk::Whole => (StatusCode::OK, 0..len),
-        RangeAsk::Part(r) => (StatusCode::PARTIAL_CONTENT, r),
-        RangeAsk::Unsatisfiable => {
-            let mut r = fail(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                format!("the range asked for is outside the blob's {len} bytes"),
-            )
-            .into_response();
-            r.headers_mut()
-                .insert(header::CONTENT_RANGE, value(&format!("bytes */{len}")));
-            return Ok(r);
-        }
+    let (status, range) = match plan_range(&headers, len, &etag, "blob") {
+        Ok(plan) => plan,
+        Err(unsatisfiable) => return Ok(*unsatisfiable),
     };
     let mut response = if method == Method::HEAD || range.is_empty() {
         Response::new(Body::empty())
@@ -812,18 +828,7 @@ async fn raw_blob(
     };
     *response.status_mut() = status;
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_LENGTH,
-        HeaderValue::from(range.end - range.start),
-    );
-    if status == StatusCode::PARTIAL_CONTENT {
-        h.insert(
-            header::CONTENT_RANGE,
-            value(&format!("bytes {}-{}/{len}", range.start, range.end - 1)),
-        );
-    }
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::ETAG, value(&etag));
+    content_headers(h, status, &range, len, &etag);
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
