@@ -324,3 +324,33 @@ fn readme_devnet_put_get_with_defaults() {
         std::panic::resume_unwind(e);
     }
 }
+
+#[test]
+fn the_first_node_and_another_restart_together_and_rejoin() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut c = Cluster::start(5, &["--open"]);
+    c.wait_for_nodes(5);
+    // Node 0 started the network (no --bootstrap): it rejoins through the peers it saved.
+    let peers = c.nodes[0].dir.join("dht-peers");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !peers.exists() {
+        assert!(Instant::now() < deadline, "node 0 saved no DHT peers");
+        thread::sleep(Duration::from_millis(200));
+    }
+    let (file, data) = write_file(c.tmp.path(), "r.bin", 1 << 20);
+    let cap = c.put(&file, &[]);
+    c.kill(0);
+    c.kill(2);
+    c.spawn(0);
+    c.spawn(2);
+    c.wait_for_nodes(5);
+    let out_path = c.tmp.path().join("r.out");
+    let out = c.get(&cap, &out_path);
+    assert!(
+        out.status.success(),
+        "get after restarts: {}\n{}",
+        stderr(&out),
+        c.logs()
+    );
+    assert!(fs::read(&out_path).unwrap() == data);
+}
