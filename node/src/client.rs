@@ -167,7 +167,7 @@ pub enum ClientError {
     /// Decoding failed.
     #[error(transparent)]
     Decode(#[from] DecodeError),
-    /// The read stopped before its end without saying why (its task ended).
+    /// The read stopped before its end, or out of order, without saying why.
     #[error("the read stopped before the end of the file; try again")]
     ReadStopped,
     /// Writing the output failed.
@@ -473,7 +473,10 @@ impl Client {
         let mut expected = segments.range();
         while let Some(segment) = segments.next().await {
             let segment = segment?;
-            debug_assert_eq!(Some(segment.index), expected.next());
+            // (Not a debug assertion: advancing `expected` must happen in every build.)
+            if expected.next() != Some(segment.index) {
+                return Err(ClientError::ReadStopped);
+            }
             out.write_all(&segment.plaintext)
                 .map_err(ClientError::Output)?;
         }
