@@ -60,7 +60,11 @@ impl Gateway {
                 sink.lock().unwrap().push_str(&(line + "\n"));
             }
         });
-        let gateway = Self { addr, child, log };
+        Self::healthy(Self { addr, child, log })
+    }
+
+    /// Waits until the gateway answers `/health` with 200.
+    fn healthy(gateway: Self) -> Self {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(r) = gateway.try_request("GET", "/health", &[]) {
@@ -207,6 +211,13 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0 % n
     }
+}
+
+fn free_tcp_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 fn cluster() -> Cluster {
@@ -473,4 +484,45 @@ fn a_stream_survives_nodes_killed_while_it_plays() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), len, "{}", g.log.lock().unwrap());
     assert!(r.body == data, "body intact after failover");
+}
+
+#[test]
+fn a_storage_node_can_embed_a_gateway() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let http = free_tcp_addr();
+    let dir = c.tmp.path().join("node-with-gateway");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mosaic"))
+        .args(["node", "run", "--open", "--data-dir", dir.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{}", free_udp_port())])
+        .args(["--dht-listen", &format!("127.0.0.1:{}", free_udp_port())])
+        .args(["--network", &c.network, "--bootstrap", &c.bootstrap()])
+        .args(["--gateway", &http.to_string()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let stderr = child.stderr.take().unwrap();
+    let sink = log.clone();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    let g = Gateway::healthy(Gateway {
+        addr: http,
+        child,
+        log,
+    });
+    let (file, data) = write_file(c.tmp.path(), "embedded.bin", 300_000);
+    let id = c.put(&file, &["--public"]);
+    let r = g.get(&format!("/p/{id}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.body == data);
+    assert!(
+        dir.join("gateway-cache").is_dir(),
+        "the embedded gateway keeps its cache in the node's data directory"
+    );
 }
