@@ -6,13 +6,18 @@
 //! network: `encode`, `decode`, `inspect`.
 //!
 //! Output contract: the one result a script wants (a cap, the file's bytes) goes to
-//! stdout; everything for humans goes to stderr. Exit codes: 0 success, 1 failure,
-//! 2 bad usage (from clap).
+//! stdout; everything for humans goes to stderr; `--json` makes stdout one JSON value
+//! (errors included). Exit codes are listed in [`exit::Code`] and docs/cli.md.
 
+mod account;
+mod exit;
 mod gateway;
+mod keyring;
+mod keys;
 mod local;
 mod net;
 mod output;
+mod vault;
 
 use std::{
     fs::{self, File},
@@ -22,7 +27,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, anyhow, bail};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use mosaic_node::codec::{
     Access, Cap, ConvergenceSecret, DEFAULT_DATA_COLUMNS, DEFAULT_PARITY_COLUMNS,
     DEFAULT_SEGMENT_SIZE, DecodeReport, Decoder, FileKey, Hash, MAX_MANIFEST_LEN, Manifest,
@@ -38,6 +43,13 @@ pub struct Cli {
     /// Local blob directory for `encode` and `decode` [default: $XDG_DATA_HOME/mosaic/local]
     #[arg(long, global = true, env = "MOSAIC_LOCAL_DIR")]
     pub local_dir: Option<PathBuf>,
+    /// Print the result as one JSON value on stdout (errors too), for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The identity to act as (`mosaic key list`) [default: `key` in the config file,
+    /// else "default"]
+    #[arg(long, global = true, env = "MOSAIC_KEY")]
+    pub key: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -69,7 +81,15 @@ enum Command {
         command: GatewayCommand,
     },
     /// Print this client's identity (what nodes' --allow lists), creating it if needed.
-    Id,
+    Id {
+        #[command(flatten)]
+        network: net::NetworkArgs,
+    },
+    /// Manage your keys: identities and the convergence secret.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// List the storage nodes of the network: found on the DHT, and reachable.
     Nodes {
         #[command(flatten)]
@@ -77,11 +97,76 @@ enum Command {
         #[command(flatten)]
         client: net::ClientArgs,
     },
+    /// The DHT, the storage nodes and what each holds for you (usage, quota, announce
+    /// backlog).
+    Status {
+        #[command(flatten)]
+        network: net::NetworkArgs,
+        #[command(flatten)]
+        client: net::ClientArgs,
+    },
+    /// List your uploads (the keyring).
+    Ls,
+    /// Print a file's readcap (or id) and a gateway URL for it.
+    Share {
+        /// A keyring name, readcap or id.
+        file: String,
+        /// The gateway to link to [default: `gateway_url` in the config file, else
+        /// http://127.0.0.1:8080]
+        #[arg(long, env = "MOSAIC_GATEWAY_URL")]
+        gateway_url: Option<String>,
+        #[command(flatten)]
+        network: net::NetworkArgs,
+    },
+    /// Unpin a file from the nodes and forget it (asks first on a terminal).
+    Rm {
+        /// Its keyring name.
+        name: String,
+        /// Do not ask.
+        #[arg(short, long)]
+        yes: bool,
+        /// Forget it even if some nodes could not be told to unpin.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        network: net::NetworkArgs,
+        #[command(flatten)]
+        client: net::ClientArgs,
+    },
+    /// Write every key and keyring entry to one passphrase-protected file (to move to
+    /// another machine: `mosaic import` there).
+    Export {
+        /// The file to write (created 0600) [default: stdout, if not a terminal]
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        passphrase: vault::PassphraseArgs,
+    },
+    /// Read a file made by `mosaic export` into this machine's keys and keyring.
+    Import {
+        /// The file.
+        file: PathBuf,
+        #[command(flatten)]
+        passphrase: vault::PassphraseArgs,
+    },
+    /// Keep files on the nodes for your identity, drop them, or see where they are.
+    Pin {
+        #[command(subcommand)]
+        command: PinCommand,
+    },
+    /// Print a shell completion script, e.g. `mosaic completions bash > ~/.local/share/bash-completion/completions/mosaic`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Encrypt and erasure-code FILE locally and store its columns on storage nodes;
-    /// print its readcap (or public id).
+    /// print its readcap (or public id) and record it in your keyring.
     Put {
         /// The file to upload (a directory with -r).
         file: PathBuf,
+        /// Its name in your keyring [default: the file's name]
+        #[arg(long)]
+        name: Option<String>,
         /// Upload a directory tree as one public directory (needs --public): every
         /// file, then an index; prints the directory's id, which a gateway serves as a
         /// static site at /p/ID/.
@@ -96,7 +181,7 @@ enum Command {
     },
     /// Fetch a file from the network and decrypt it to OUT or stdout.
     Get {
-        /// The readcap (mr1…) or, for a public file, its id (mi1…).
+        /// The readcap (mr1…), a public file's id (mi1…), or a keyring name.
         cap: String,
         /// Write here instead of stdout (written whole or not at all).
         #[arg(short, long)]
@@ -166,6 +251,81 @@ impl CodingArgs {
 }
 
 #[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Create a key: an identity, or with the name `convergence` the convergence secret.
+    New {
+        /// Its name [default: "default"]
+        name: Option<String>,
+    },
+    /// List your keys; `*` marks the identity in use.
+    List {
+        #[command(flatten)]
+        network: net::NetworkArgs,
+    },
+    /// Write a key to a passphrase-protected file.
+    Export {
+        /// The key's name.
+        name: String,
+        /// The file to write (created 0600) [default: stdout, if not a terminal]
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        passphrase: vault::PassphraseArgs,
+    },
+    /// Read a key from a file made by `key export`.
+    Import {
+        /// The file.
+        file: PathBuf,
+        /// Store it under this name instead of its own.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        passphrase: vault::PassphraseArgs,
+    },
+    /// Delete a key (asks first on a terminal).
+    Rm {
+        /// The key's name.
+        name: String,
+        /// Do not ask.
+        #[arg(short, long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PinCommand {
+    /// Ask the nodes holding a file to keep it for you (copying columns to new nodes
+    /// where no holder will).
+    Add {
+        /// A keyring name, readcap or id.
+        file: String,
+        #[command(flatten)]
+        network: net::NetworkArgs,
+        #[command(flatten)]
+        client: net::ClientArgs,
+    },
+    /// Drop your pins on a file (other owners' pins stay).
+    Rm {
+        /// A keyring name, readcap or id.
+        file: String,
+        #[command(flatten)]
+        network: net::NetworkArgs,
+        #[command(flatten)]
+        client: net::ClientArgs,
+    },
+    /// Where each column of a file (or of every keyring file) is held and pinned, and
+    /// whether the file is readable (k of n).
+    Ls {
+        /// A keyring name, readcap or id [default: every keyring file]
+        file: Option<String>,
+        #[command(flatten)]
+        network: net::NetworkArgs,
+        #[command(flatten)]
+        client: net::ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum GatewayCommand {
     /// Serve HTTP until SIGINT or SIGTERM (routes: docs/gateway.md).
     Run {
@@ -226,6 +386,7 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .init();
+    let json = cli.json;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -236,11 +397,20 @@ pub fn main() -> ExitCode {
             }) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {e}");
-            for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+            let code = exit::classify(&e);
+            if json {
+                let causes: Vec<String> = e.chain().skip(1).map(ToString::to_string).collect();
+                println!(
+                    "{}",
+                    serde_json::json!({"error": e.to_string(), "causes": causes, "exit_code": code as u8})
+                );
+            } else {
+                eprintln!("error: {e}");
+                for cause in e.chain().skip(1) {
+                    eprintln!("  caused by: {cause}");
+                }
             }
-            ExitCode::FAILURE
+            ExitCode::from(code as u8)
         }
     }
 }
@@ -249,6 +419,13 @@ fn run(cli: Cli) -> Result<()> {
     let dir = match cli.local_dir {
         Some(d) => d,
         None => data_home()?.join("local"),
+    };
+    let g = account::Global {
+        json: cli.json,
+        key: cli.key,
+    };
+    let file_key = |network: &net::NetworkArgs| -> Result<Option<String>> {
+        Ok(net::load_config(network.config.as_deref())?.key)
     };
     match cli.command {
         Command::Node {
@@ -260,7 +437,22 @@ fn run(cli: Cli) -> Result<()> {
         Command::Node {
             command: NodeCommand::Health { data_dir, listen },
         } => net::node_health(data_dir, listen),
-        Command::Id => net::client_id(),
+        Command::Id { network } => net::client_id(&g, &network),
+        Command::Key { command } => match command {
+            KeyCommand::New { name } => account::key_new(&g, name),
+            KeyCommand::List { network } => account::key_list(&g, file_key(&network)?.as_deref()),
+            KeyCommand::Export {
+                name,
+                output,
+                passphrase,
+            } => account::key_export(&g, &name, output.as_deref(), &passphrase),
+            KeyCommand::Import {
+                file,
+                name,
+                passphrase,
+            } => account::key_import(&g, &file, name.as_deref(), &passphrase),
+            KeyCommand::Rm { name, yes } => account::key_rm(&g, &name, yes),
+        },
         Command::Gateway {
             command:
                 GatewayCommand::Run {
@@ -269,27 +461,77 @@ fn run(cli: Cli) -> Result<()> {
                     network,
                     client,
                 },
-        } => net::gateway_run(network, client, listen, gateway),
+        } => net::gateway_run(&g, network, client, listen, gateway),
         Command::Devnet {
             nodes,
             data_dir,
             capacity,
         } => net::devnet(nodes, data_dir, capacity),
-        Command::Nodes { network, client } => net::nodes(network, client),
+        Command::Nodes { network, client } => net::nodes(&g, network, client),
+        Command::Status { network, client } => account::status(&g, network, client),
+        Command::Ls => account::ls(&g),
+        Command::Share {
+            file,
+            gateway_url,
+            network,
+        } => {
+            let url = match gateway_url {
+                Some(u) => u,
+                None => net::load_config(network.config.as_deref())?
+                    .gateway_url
+                    .unwrap_or_else(|| "http://127.0.0.1:8080".to_owned()),
+            };
+            account::share(&g, &file, &url)
+        }
+        Command::Rm {
+            name,
+            yes,
+            force,
+            network,
+            client,
+        } => account::rm(&g, network, client, &name, yes, force),
+        Command::Export { output, passphrase } => {
+            account::export(&g, output.as_deref(), &passphrase)
+        }
+        Command::Import { file, passphrase } => account::import(&g, &file, &passphrase),
+        Command::Pin { command } => match command {
+            PinCommand::Add {
+                file,
+                network,
+                client,
+            } => account::pin_add(&g, network, client, &file),
+            PinCommand::Rm {
+                file,
+                network,
+                client,
+            } => account::pin_rm(&g, network, client, &file),
+            PinCommand::Ls {
+                file,
+                network,
+                client,
+            } => account::pin_ls(&g, network, client, file.as_deref()),
+        },
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "mosaic", &mut io::stdout());
+            Ok(())
+        }
         Command::Put {
             file,
+            name,
             recursive: true,
             coding,
             network,
             client,
-        } => net::put_dir(network, client, &file, coding.params()?),
+        } => net::put_dir(&g, network, client, &file, coding.params()?, name),
         Command::Put {
             file,
+            name,
             recursive: false,
             coding,
             network,
             client,
         } => net::put(
+            &g,
             network,
             client,
             net::PutSpec {
@@ -298,6 +540,7 @@ fn run(cli: Cli) -> Result<()> {
                 public: coding.public,
                 convergent: coding.convergent,
                 media_type: coding.media_type,
+                name,
             },
         ),
         Command::Get {
@@ -305,7 +548,7 @@ fn run(cli: Cli) -> Result<()> {
             output,
             network,
             client,
-        } => net::get(network, client, &cap, output.as_deref()),
+        } => net::get(&g, network, client, &cap, output.as_deref()),
         Command::Encode { file, coding } => {
             let params = coding.params()?;
             let store = LocalStore::open(&dir).with_context(|| {
@@ -475,14 +718,7 @@ pub(crate) fn access_for(
 
 /// The user's convergence secret, created on first use (mode 0600).
 fn convergence_secret() -> Result<ConvergenceSecret> {
-    let path = config_home()?.join("convergence.secret");
-    let existed = path.exists();
-    let secret =
-        ConvergenceSecret::from_bytes(mosaic_node::identity::load_or_create_secret(&path)?);
-    if !existed {
-        eprintln!("created a convergence secret in {}", path.display());
-    }
-    Ok(secret)
+    account::keys()?.convergence()
 }
 
 fn load_manifest(store: &LocalStore, id: &Hash) -> Result<Manifest> {

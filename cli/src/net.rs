@@ -5,16 +5,21 @@
 //! the default. `docs/operations.md` lists them all; `docs/example.toml` shows the file.
 
 use std::{
-    collections::HashSet,
+    collections::{BTreeSet, HashSet},
     fs,
-    io::{self, BufWriter},
+    io::{self, BufWriter, IsTerminal, Write},
     net::SocketAddr,
     path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
 use iroh::EndpointId;
 use mosaic_node::{
     client::{Client, ClientOptions},
@@ -23,8 +28,12 @@ use mosaic_node::{
     dht::RoutingOptions,
     dir::{Directory, Entry as DirEntry},
     identity,
+    pinning::file_blobs,
+    store::Limits,
 };
 use serde::Deserialize;
+
+use crate::account::Global;
 
 /// Default QUIC port of a storage node.
 pub const DEFAULT_QUIC_PORT: u16 = 4919;
@@ -68,6 +77,19 @@ pub struct NodeRunArgs {
     /// Bytes this node may store, e.g. `500GiB` [default: 10GiB]
     #[arg(long, env = "MOSAIC_CAPACITY")]
     pub capacity: Option<bytesize::ByteSize>,
+    /// Bytes each client may pin on this node, e.g. `50GiB` [default: no quota]
+    #[arg(long, env = "MOSAIC_QUOTA")]
+    pub quota: Option<bytesize::ByteSize>,
+    /// Usage (percent of the capacity) above which unpinned data is collected
+    /// [default: 90]
+    #[arg(long, env = "MOSAIC_GC_HIGH", value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub gc_high: Option<u8>,
+    /// Usage (percent of the capacity) collection brings it back under [default: 80]
+    #[arg(long, env = "MOSAIC_GC_LOW", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub gc_low: Option<u8>,
+    /// How often usage is checked, and collected blobs' bytes are deleted [default: 1m]
+    #[arg(long, env = "MOSAIC_GC_INTERVAL")]
+    pub gc_interval: Option<humantime::Duration>,
     /// Accept data from any client.
     #[arg(long, env = "MOSAIC_OPEN", conflicts_with = "allow")]
     pub open: bool,
@@ -96,6 +118,10 @@ pub struct ConfigFile {
     pub bootstrap: Option<Vec<String>>,
     /// Use relays.
     pub relay: Option<bool>,
+    /// The client identity (key name) to act as.
+    pub key: Option<String>,
+    /// The gateway `mosaic share` links to.
+    pub gateway_url: Option<String>,
     /// Node settings.
     #[serde(default)]
     pub node: NodeSection,
@@ -118,6 +144,14 @@ pub struct NodeSection {
     pub public_addr: Option<Vec<SocketAddr>>,
     /// Capacity, e.g. "500GiB".
     pub capacity: Option<String>,
+    /// Per-client quota, e.g. "50GiB".
+    pub quota: Option<String>,
+    /// Collection's high watermark, percent of the capacity.
+    pub gc_high: Option<u8>,
+    /// Collection's low watermark, percent of the capacity.
+    pub gc_low: Option<u8>,
+    /// Collection check interval, e.g. "1m".
+    pub gc_interval: Option<String>,
     /// Accept data from anyone.
     pub open: Option<bool>,
     /// Client ids allowed to store.
@@ -128,7 +162,7 @@ pub struct NodeSection {
     pub gateway: Option<SocketAddr>,
 }
 
-fn load_config(path: Option<&Path>) -> Result<ConfigFile> {
+pub(crate) fn load_config(path: Option<&Path>) -> Result<ConfigFile> {
     let Some(path) = path else {
         return Ok(ConfigFile::default());
     };
@@ -136,6 +170,39 @@ fn load_config(path: Option<&Path>) -> Result<ConfigFile> {
         .with_context(|| format!("cannot read the config file {}", path.display()))?;
     toml::from_str(&text)
         .with_context(|| format!("{} is not a valid Mosaic config file", path.display()))
+}
+
+/// A size from its flag (or variable), else the config file.
+fn size_setting(
+    name: &str,
+    flag: Option<bytesize::ByteSize>,
+    file: &Option<String>,
+) -> Result<Option<u64>> {
+    Ok(match (flag, file) {
+        (Some(c), _) => Some(c.as_u64()),
+        (None, Some(s)) => Some(
+            s.parse::<bytesize::ByteSize>()
+                .map_err(|e| anyhow!("{name} {s:?} in the config file: {e}"))?
+                .as_u64(),
+        ),
+        (None, None) => None,
+    })
+}
+
+/// A duration from its flag (or variable), else the config file.
+fn duration_setting(
+    name: &str,
+    flag: Option<humantime::Duration>,
+    file: &Option<String>,
+) -> Result<Option<Duration>> {
+    Ok(match (flag, file) {
+        (Some(d), _) => Some(d.into()),
+        (None, Some(s)) => Some(
+            humantime::parse_duration(s)
+                .map_err(|e| anyhow!("{name} {s:?} in the config file: {e}"))?,
+        ),
+        (None, None) => None,
+    })
 }
 
 fn routing_options(net: &NetworkArgs, file: &ConfigFile) -> RoutingOptions {
@@ -234,11 +301,18 @@ pub fn node_health(data_dir: Option<PathBuf>, listen: Option<SocketAddr>) -> Res
     })
 }
 
-/// `mosaic id`: prints this client's identity (creating it if needed).
-pub fn client_id() -> Result<()> {
-    let key = identity::load_or_create(&crate::config_home()?.join("client.key"))?;
-    println!("{}", key.public());
-    Ok(())
+/// `mosaic id`: prints this client's identity (creating the default one if needed).
+pub fn client_id(g: &Global, net: &NetworkArgs) -> Result<()> {
+    let file = load_config(net.config.as_deref())?;
+    let name = g.key_name(file.key.as_deref());
+    let id = crate::account::keys()?.identity(&name)?.public();
+    g.emit(
+        serde_json::json!({"key": name, "id": id.to_string()}),
+        || {
+            println!("{id}");
+            Ok(())
+        },
+    )
 }
 
 /// `mosaic node run`.
@@ -257,20 +331,29 @@ pub fn node_run(net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
         .dht_listen
         .or(n.dht_listen)
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], DEFAULT_DHT_PORT)));
-    let capacity = match (args.capacity, &n.capacity) {
-        (Some(c), _) => c.as_u64(),
-        (None, Some(s)) => s
-            .parse::<bytesize::ByteSize>()
-            .map_err(|e| anyhow!("capacity {s:?} in the config file: {e}"))?
-            .as_u64(),
-        (None, None) => 10 << 30,
-    };
-    let announce_interval: Duration = match (args.announce_interval, &n.announce_interval) {
-        (Some(d), _) => d.into(),
-        (None, Some(s)) => {
-            humantime::parse_duration(s).map_err(|e| anyhow!("announce_interval {s:?}: {e}"))?
-        }
-        (None, None) => Duration::from_secs(600),
+    let capacity = size_setting("capacity", args.capacity, &n.capacity)?.unwrap_or(10 << 30);
+    let quota = size_setting("quota", args.quota, &n.quota)?;
+    let announce_interval = duration_setting(
+        "announce_interval",
+        args.announce_interval,
+        &n.announce_interval,
+    )?
+    .unwrap_or(Duration::from_secs(600));
+    let gc_interval = duration_setting("gc_interval", args.gc_interval, &n.gc_interval)?
+        .unwrap_or(Duration::from_secs(60));
+    let gc_high = args.gc_high.or(n.gc_high).unwrap_or(90);
+    let gc_low = args.gc_low.or(n.gc_low).unwrap_or(80);
+    if gc_low > gc_high || gc_high > 100 {
+        bail!(
+            "garbage collection runs from --gc-high down to --gc-low (percent of the capacity): need gc_low ({gc_low}) <= gc_high ({gc_high}) <= 100"
+        );
+    }
+    let limits = Limits {
+        capacity,
+        quota,
+        gc_high: f64::from(gc_high) / 100.0,
+        gc_low: f64::from(gc_low) / 100.0,
+        sweep_interval: gc_interval,
     };
     let allow = if args.allow.is_empty() {
         n.allow.clone().unwrap_or_default()
@@ -307,7 +390,8 @@ pub fn node_run(net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
             args.public_addr
         },
         routing: routing.clone(),
-        capacity,
+        limits,
+        gc_interval,
         access,
         relays,
         announce_interval,
@@ -360,6 +444,7 @@ pub fn node_run(net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
 
 /// `mosaic gateway run`.
 pub fn gateway_run(
+    g: &Global,
     net: NetworkArgs,
     args: ClientArgs,
     listen: Option<SocketAddr>,
@@ -372,7 +457,7 @@ pub fn gateway_run(
         listen,
     )?;
     runtime()?.block_on(async move {
-        let client = client_with(&net, &args, crate::gateway::FIRST_ANSWER).await?;
+        let client = client_with(g, &net, &args, crate::gateway::FIRST_ANSWER).await?;
         let gateway = crate::gateway::start(client.clone(), options).await?;
         eprintln!("mosaic gateway on http://{}", gateway.local_addr());
         shutdown_signal().await;
@@ -412,7 +497,8 @@ pub fn devnet(count: usize, dir: Option<PathBuf>, capacity: bytesize::ByteSize) 
                     },
                     ..RoutingOptions::default()
                 },
-                capacity: capacity.as_u64(),
+                limits: Limits::new(capacity.as_u64()),
+                gc_interval: Duration::from_secs(60),
                 access: daemon::Access::Open,
                 relays: false,
                 announce_interval: Duration::from_secs(600),
@@ -447,16 +533,18 @@ pub struct ClientArgs {
     pub connect_timeout: humantime::Duration,
 }
 
-async fn client(net: &NetworkArgs, args: &ClientArgs) -> Result<std::sync::Arc<Client>> {
-    client_with(net, args, RoutingOptions::default().settle).await
+async fn client(g: &Global, net: &NetworkArgs, args: &ClientArgs) -> Result<Arc<Client>> {
+    client_with(g, net, args, RoutingOptions::default().settle).await
 }
 
-/// A client whose DHT lookups stop `settle` after their first results.
+/// A client whose DHT lookups stop `settle` after their first results, acting as the
+/// identity `g` names.
 async fn client_with(
+    g: &Global,
     net: &NetworkArgs,
     args: &ClientArgs,
     settle: Duration,
-) -> Result<std::sync::Arc<Client>> {
+) -> Result<Arc<Client>> {
     let file = load_config(net.config.as_deref())?;
     let mut routing = routing_options(net, &file);
     routing.settle = settle;
@@ -464,7 +552,7 @@ async fn client_with(
         // A node (or `mosaic devnet`) on this machine, at the default DHT port.
         routing.bootstrap = vec![format!("127.0.0.1:{DEFAULT_DHT_PORT}")];
     }
-    let secret = identity::load_or_create(&crate::config_home()?.join("client.key"))?;
+    let secret = crate::account::keys()?.identity(&g.key_name(file.key.as_deref()))?;
     Ok(Client::connect(ClientOptions {
         secret,
         bind: args.bind,
@@ -474,6 +562,60 @@ async fn client_with(
         stall_timeout: Duration::from_secs(10),
     })
     .await?)
+}
+
+/// Runs `f` with a connected client, then closes it (whatever `f` returned).
+pub(crate) fn with_client<T, F, Fut>(
+    g: &Global,
+    net: &NetworkArgs,
+    args: &ClientArgs,
+    f: F,
+) -> Result<T>
+where
+    F: FnOnce(Arc<Client>) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    runtime()?.block_on(async {
+        let client = client(g, net, args).await?;
+        let result = f(client.clone()).await;
+        client.close().await;
+        result
+    })
+}
+
+/// A byte progress bar on stderr when it is a terminal (and not `--json`); hidden
+/// otherwise, so pipes and logs stay clean.
+fn progress_bar(g: &Global, len: u64, verb: &str) -> ProgressBar {
+    if g.json || !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(verb.to_owned());
+    bar
+}
+
+/// A writer that advances a progress bar.
+struct Progress<W> {
+    inner: W,
+    bar: ProgressBar,
+}
+
+impl<W: Write> Write for Progress<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// What `put` encodes.
@@ -489,15 +631,36 @@ pub struct PutSpec {
     pub convergent: bool,
     /// Media type override.
     pub media_type: Option<String>,
+    /// The keyring name [default: the file name].
+    pub name: Option<String>,
 }
 
-/// `mosaic put`.
-pub fn put(net: NetworkArgs, args: ClientArgs, spec: PutSpec) -> Result<()> {
+/// The keyring name for an upload of `path`, checked free before any byte is sent.
+fn upload_name(name: Option<String>, path: &Path) -> Result<String> {
+    let name = match name {
+        Some(n) => n,
+        None => path
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+            .ok_or_else(|| anyhow!("{} has no usable name: pass --name", path.display()))?,
+    };
+    crate::account::keyring()?.check_free(&name)?;
+    Ok(name)
+}
+
+/// `mosaic put`: uploads, prints the cap, records the upload in the keyring.
+pub fn put(g: &Global, net: NetworkArgs, args: ClientArgs, spec: PutSpec) -> Result<()> {
     let meta =
         fs::metadata(&spec.file).with_context(|| format!("cannot open {}", spec.file.display()))?;
     if !meta.is_file() {
-        bail!("{} is not a regular file", spec.file.display());
+        bail!(
+            "{} is not a regular file (a directory needs -r --public)",
+            spec.file.display()
+        );
     }
+    let name = upload_name(spec.name.clone(), &spec.file)?;
+    let key_name = g.key_name(load_config(net.config.as_deref())?.key.as_deref());
     let metadata = crate::metadata_for(&spec.file, &meta, spec.media_type.clone());
     let access = crate::access_for(
         &spec.file,
@@ -506,24 +669,58 @@ pub fn put(net: NetworkArgs, args: ClientArgs, spec: PutSpec) -> Result<()> {
         spec.public,
         spec.convergent,
     )?;
-    runtime()?.block_on(async move {
-        let client = client(&net, &args).await?;
-        let report = client
-            .put(&spec.file, spec.params, access.clone(), metadata)
-            .await;
-        client.close().await;
-        let report = report?;
-        let id = report.manifest.id();
-        let cap = match &access {
-            Access::Public => PublicId { id }.to_string(),
-            Access::Private(key) => ReadCap {
-                id,
-                key: key.clone(),
-            }
-            .to_string(),
-        };
+    let bar = progress_bar(g, meta.len(), "put");
+    let report = with_client(g, &net, &args, |client| {
+        let (bar, access) = (bar.clone(), access.clone());
+        let file = spec.file.clone();
+        async move {
+            let counter = Arc::new(AtomicU64::new(0));
+            let ticker = tokio::spawn({
+                let (bar, counter) = (bar.clone(), counter.clone());
+                async move {
+                    loop {
+                        bar.set_position(counter.load(Ordering::Relaxed));
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            });
+            let report = client
+                .put_counting(&file, spec.params, access, metadata, counter)
+                .await;
+            ticker.abort();
+            Ok(report?)
+        }
+    });
+    bar.finish_and_clear();
+    let report = report?;
+    let id = report.manifest.id();
+    let cap = match &access {
+        Access::Public => Cap::Public(PublicId { id }),
+        Access::Private(key) => Cap::Read(ReadCap {
+            id,
+            key: key.clone(),
+        }),
+    };
+    let nodes: BTreeSet<EndpointId> = report.placement.iter().copied().collect();
+    crate::account::record_upload(
+        &name,
+        &cap,
+        meta.len(),
+        "file",
+        &key_name,
+        &file_blobs(&report.manifest),
+        &nodes,
+    )?;
+    let value = serde_json::json!({
+        "cap": cap.to_string(),
+        "name": name,
+        "size": meta.len(),
+        "id": id.to_hex(),
+        "nodes": nodes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    });
+    g.emit(value, || {
         eprintln!(
-            "stored {} ({} bytes) as {} columns on {} nodes; any {} rebuild it",
+            "stored {} ({} bytes) as {} columns on {} nodes; any {} rebuild it; in your keyring as {name:?}",
             spec.file.display(),
             meta.len(),
             spec.params.columns(),
@@ -531,13 +728,21 @@ pub fn put(net: NetworkArgs, args: ClientArgs, spec: PutSpec) -> Result<()> {
             spec.params.data_columns()
         );
         println!("{cap}");
-        anyhow::Ok(())
+        Ok(())
     })
 }
 
 /// `mosaic put -r DIR --public`: every regular file under `dir` as a public file, then
-/// the directory index (see `mosaic_node::dir`); prints the directory's public id.
-pub fn put_dir(net: NetworkArgs, args: ClientArgs, dir: &Path, params: Params) -> Result<()> {
+/// the directory index (see `mosaic_node::dir`); prints the directory's public id and
+/// records it in the keyring (with every file's blobs, so `rm` unpins them all).
+pub fn put_dir(
+    g: &Global,
+    net: NetworkArgs,
+    args: ClientArgs,
+    dir: &Path,
+    params: Params,
+    name: Option<String>,
+) -> Result<()> {
     if !fs::metadata(dir)
         .with_context(|| format!("cannot open {}", dir.display()))?
         .is_dir()
@@ -553,66 +758,84 @@ pub fn put_dir(net: NetworkArgs, args: ClientArgs, dir: &Path, params: Params) -
     if files.is_empty() {
         bail!("{} holds no regular file to upload", dir.display());
     }
-    let name = dir
-        .canonicalize()
-        .ok()
-        .and_then(|d| d.file_name().and_then(|n| n.to_str()).map(str::to_owned));
-    runtime()?.block_on(async move {
-        let client = client(&net, &args).await?;
-        let result = async {
-            let mut index = Directory::new();
-            let total = files.len();
-            for (i, (rel, path)) in files.iter().enumerate() {
-                let meta = fs::metadata(path)
-                    .with_context(|| format!("cannot open {}", path.display()))?;
-                let metadata = crate::metadata_for(path, &meta, None);
-                let report = client
-                    .put(path, params, Access::Public, metadata)
-                    .await
-                    .with_context(|| format!("uploading {rel}"))?;
-                let id = PublicId {
-                    id: report.manifest.id(),
-                };
-                eprintln!("[{}/{total}] {rel}  {id}", i + 1);
-                index.insert(
-                    rel,
-                    DirEntry {
-                        id,
-                        size: meta.len(),
-                    },
-                )?;
-            }
-            let tmp = std::env::temp_dir().join(format!(
-                "mosaic-dir-{}-{}.json",
-                std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0)
-            ));
-            fs::write(&tmp, index.to_bytes())
-                .with_context(|| format!("cannot write {}", tmp.display()))?;
-            let metadata = mosaic_node::codec::Metadata {
-                name: name.clone(),
-                media_type: Some(mosaic_node::dir::MEDIA_TYPE.to_owned()),
-                modified: None,
-            };
-            let report = client.put(&tmp, params, Access::Public, metadata).await;
-            let _ = fs::remove_file(&tmp);
+    let name = upload_name(name, dir)?;
+    let key_name = g.key_name(load_config(net.config.as_deref())?.key.as_deref());
+    let total_size: u64 = files
+        .iter()
+        .map(|(_, p)| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let quiet = g.json;
+    let index_name = name.clone();
+    let (id, blobs, nodes) = with_client(g, &net, &args, |client| async move {
+        let mut index = Directory::new();
+        let mut blobs = Vec::new();
+        let mut nodes = BTreeSet::new();
+        let total = files.len();
+        for (i, (rel, path)) in files.iter().enumerate() {
+            let meta =
+                fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
+            let metadata = crate::metadata_for(path, &meta, None);
+            let report = client
+                .put(path, params, Access::Public, metadata)
+                .await
+                .with_context(|| format!("uploading {rel}"))?;
             let id = PublicId {
-                id: report
-                    .context("uploading the directory index")?
-                    .manifest
-                    .id(),
+                id: report.manifest.id(),
             };
-            eprintln!("stored directory {} ({total} files)", dir.display());
-            println!("{id}");
-            anyhow::Ok(())
+            if !quiet {
+                eprintln!("[{}/{total}] {rel}  {id}", i + 1);
+            }
+            blobs.extend(file_blobs(&report.manifest));
+            nodes.extend(report.placement.iter().copied());
+            index.insert(
+                rel,
+                DirEntry {
+                    id,
+                    size: meta.len(),
+                },
+            )?;
         }
-        .await;
-        client.close().await;
-        result
-    })
+        let tmp = tempfile::NamedTempFile::new().context("cannot create a temporary file")?;
+        fs::write(tmp.path(), index.to_bytes())
+            .with_context(|| format!("cannot write {}", tmp.path().display()))?;
+        let metadata = mosaic_node::codec::Metadata {
+            name: Some(index_name),
+            media_type: Some(mosaic_node::dir::MEDIA_TYPE.to_owned()),
+            modified: None,
+        };
+        let report = client
+            .put(tmp.path(), params, Access::Public, metadata)
+            .await
+            .context("uploading the directory index")?;
+        let mut all = file_blobs(&report.manifest);
+        all.extend(blobs);
+        nodes.extend(report.placement.iter().copied());
+        anyhow::Ok((
+            PublicId {
+                id: report.manifest.id(),
+            },
+            all,
+            nodes,
+        ))
+    })?;
+    let cap = Cap::Public(id);
+    crate::account::record_upload(
+        &name,
+        &cap,
+        total_size,
+        "directory",
+        &key_name,
+        &blobs,
+        &nodes,
+    )?;
+    g.emit(
+        serde_json::json!({"cap": cap.to_string(), "name": name, "size": total_size}),
+        || {
+            eprintln!("stored directory {} as {name:?}", dir.display());
+            println!("{id}");
+            Ok(())
+        },
+    )
 }
 
 /// Collects the regular files under `dir` as (path relative to `root` with `/`, path).
@@ -645,14 +868,22 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()>
 }
 
 /// `mosaic nodes`: storage nodes found on the DHT and how they answer.
-pub fn nodes(net: NetworkArgs, args: ClientArgs) -> Result<()> {
-    runtime()?.block_on(async move {
-        let client = client(&net, &args).await?;
-        let result = client.storage_nodes().await;
-        client.close().await;
-        let (found, nodes) = result?;
+pub fn nodes(g: &Global, net: NetworkArgs, args: ClientArgs) -> Result<()> {
+    let (found, nodes) = with_client(g, &net, &args, |client| async move {
+        Ok(client.storage_nodes().await?)
+    })?;
+    let value = serde_json::json!({
+        "announced": found,
+        "nodes": nodes.iter().map(|n| serde_json::json!({
+            "id": n.id.to_string(),
+            "rtt_ms": n.rtt.as_secs_f64() * 1000.0,
+            "used": n.used,
+            "capacity": n.capacity,
+        })).collect::<Vec<_>>(),
+    });
+    g.emit(value, || {
         eprintln!("{found} storage nodes announced, {} reachable", nodes.len());
-        for n in nodes {
+        for n in &nodes {
             println!(
                 "{}  rtt {:>7.2} ms  used {} of {}",
                 n.id,
@@ -661,50 +892,75 @@ pub fn nodes(net: NetworkArgs, args: ClientArgs) -> Result<()> {
                 bytesize::ByteSize(n.capacity)
             );
         }
-        anyhow::Ok(())
+        Ok(())
     })
 }
 
-/// `mosaic get`.
-pub fn get(net: NetworkArgs, args: ClientArgs, cap: &str, output: Option<&Path>) -> Result<()> {
-    let cap: Cap = cap.parse()?;
-    runtime()?.block_on(async move {
-        let client = client(&net, &args).await?;
-        let result = match output {
-            None => {
-                let mut out = BufWriter::with_capacity(1 << 20, io::stdout());
-                client
-                    .get(&cap, &mut out)
-                    .await
-                    .map_err(anyhow::Error::from)
-            }
-            Some(path) => get_to_file(&client, &cap, path).await,
-        };
-        client.close().await;
-        let report = result?;
+/// `mosaic get CAP|ID|NAME`.
+pub fn get(
+    g: &Global,
+    net: NetworkArgs,
+    args: ClientArgs,
+    target: &str,
+    output: Option<&Path>,
+) -> Result<()> {
+    let (cap, _) = crate::account::resolve(target)?;
+    if g.json && output.is_none() {
+        return crate::exit::fail(
+            crate::exit::Code::Usage,
+            "with --json, stdout carries the report: write the file with -o OUT",
+        );
+    }
+    let size = std::cell::Cell::new(0u64);
+    let bar = progress_bar(g, 0, "get");
+    let report = with_client(g, &net, &args, |client| {
+        let bar = bar.clone();
+        let size = &size;
+        async move {
+            let manifest = client.manifest(&cap.id()).await?;
+            let length = manifest.layout().length();
+            size.set(length);
+            bar.set_length(length);
+            let report = match output {
+                None => {
+                    let mut out = Progress {
+                        inner: BufWriter::with_capacity(1 << 20, io::stdout()),
+                        bar,
+                    };
+                    client.get(&cap, &mut out).await?
+                }
+                Some(path) => {
+                    let mut out = Progress {
+                        inner: crate::output::AtomicFile::create(path)?,
+                        bar,
+                    };
+                    let report = client.get(&cap, &mut out).await?;
+                    out.inner.commit()?;
+                    report
+                }
+            };
+            anyhow::Ok(report)
+        }
+    });
+    bar.finish_and_clear();
+    let report = report?;
+    let value = serde_json::json!({
+        "size": size.get(),
+        "output": output,
+        "failovers": report.failovers,
+    });
+    g.emit(value, || {
         if report.failovers > 0 {
             eprintln!(
                 "note: {} column fetches failed over to other nodes",
                 report.failovers
             );
         }
-        anyhow::Ok(())
+        Ok(())
     })
 }
 
-/// Downloads into an [`crate::output::AtomicFile`]: OUT is whole or absent.
-async fn get_to_file(
-    client: &std::sync::Arc<Client>,
-    cap: &Cap,
-    path: &Path,
-) -> Result<mosaic_node::client::GetReport> {
-    let mut out = crate::output::AtomicFile::create(path)?;
-    let report = client.get(cap, &mut out).await?;
-    out.commit()?;
-    Ok(report)
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)

@@ -29,7 +29,10 @@ use std::{
     io::{BufReader, Read, Write},
     net::SocketAddr,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -325,6 +328,20 @@ impl Client {
         access: Access,
         metadata: Metadata,
     ) -> Result<PutReport, ClientError> {
+        self.put_counting(path, params, access, metadata, Arc::default())
+            .await
+    }
+
+    /// [`Client::put`], adding to `progress` the plaintext bytes encoded so far (they
+    /// are on their way to the nodes: the pipeline holds at most a few segments).
+    pub async fn put_counting(
+        &self,
+        path: &Path,
+        params: Params,
+        access: Access,
+        metadata: Metadata,
+        progress: Arc<AtomicU64>,
+    ) -> Result<PutReport, ClientError> {
         let input_err = |source| ClientError::Input {
             path: path.to_owned(),
             source,
@@ -361,7 +378,13 @@ impl Client {
         let path_owned = path.to_owned();
         let encoder =
             tokio::task::spawn_blocking(move || -> Result<Option<Manifest>, ClientError> {
-                let mut reader = BufReader::with_capacity(1 << 20, file);
+                let mut reader = BufReader::with_capacity(
+                    1 << 20,
+                    Counting {
+                        inner: file,
+                        count: progress,
+                    },
+                );
                 let mut encoder = Encoder::new(params, &access, length)?;
                 while let Some(stripe) = encoder.next_stripe(&mut reader)? {
                     for (tx, shard) in senders.iter().zip(stripe.shards()) {
@@ -506,6 +529,20 @@ impl Client {
     }
 }
 
+/// A reader that adds the bytes it reads to a shared counter.
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 /// The round-trip time of a connection's selected path.
 pub(crate) fn rtt(conn: &Connection) -> Duration {
     conn.paths()
@@ -517,20 +554,10 @@ pub(crate) fn rtt(conn: &Connection) -> Duration {
 
 /// Asks a node for its space and which of `hashes` it holds.
 pub async fn stat(conn: &Connection, hashes: &[Hash]) -> Result<(u64, u64, Vec<bool>), String> {
-    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-    proto::write_frame(
-        &mut send,
-        &Request::Stat {
-            hashes: hashes.iter().map(|h| *h.as_bytes()).collect(),
-        },
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let _ = send.finish();
-    match proto::read_frame::<Response>(&mut recv)
-        .await
-        .map_err(|e| e.to_string())?
-    {
+    let request = Request::Stat {
+        hashes: hashes.iter().map(|h| *h.as_bytes()).collect(),
+    };
+    match exchange(conn, &request).await? {
         Response::Stat {
             capacity,
             used,
@@ -541,8 +568,20 @@ pub async fn stat(conn: &Connection, hashes: &[Hash]) -> Result<(u64, u64, Vec<b
     }
 }
 
+/// One request, one answer, on a new stream of `conn`.
+pub(crate) async fn exchange(conn: &Connection, request: &Request) -> Result<Response, String> {
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    proto::write_frame(&mut send, request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = send.finish();
+    proto::read_frame::<Response>(&mut recv)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// Streams `size` bytes from `rx` to a node as one `Store`; returns the hash it computed.
-async fn upload(
+pub(crate) async fn upload(
     conn: &Connection,
     size: u64,
     mut rx: mpsc::Receiver<Bytes>,

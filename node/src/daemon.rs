@@ -35,7 +35,7 @@ use crate::{
     identity,
     net::{self, EndpointOptions},
     proto::{self, MAX_HASHES, Refusal, Request, Response},
-    store::{Store, StoreError},
+    store::{Limits, Store, StoreError},
 };
 
 /// Who may store and pin on a node.
@@ -67,8 +67,10 @@ pub struct NodeOptions {
     pub public_addrs: Vec<SocketAddr>,
     /// The DHT node's settings (server mode is forced on).
     pub routing: RoutingOptions,
-    /// Bytes this node may hold.
-    pub capacity: u64,
+    /// Space: capacity, per-client quota, garbage-collection watermarks.
+    pub limits: Limits,
+    /// How often usage is checked against the high watermark.
+    pub gc_interval: Duration,
     /// Who may store and pin.
     pub access: Access,
     /// Use n0's public relays.
@@ -115,13 +117,14 @@ pub struct Node {
     addrs: Vec<SocketAddr>,
     status: Arc<AnnounceStatus>,
     announcer: JoinHandle<()>,
+    collector: JoinHandle<()>,
 }
 
 impl Node {
     /// Starts a node.
     pub async fn spawn(mut options: NodeOptions) -> Result<Self, NodeError> {
         let secret = identity::load_or_create(&options.data_dir.join("identity.key"))?;
-        let store = Store::load(&options.data_dir, options.capacity).await?;
+        let store = Store::load(&options.data_dir, options.limits).await?;
         let endpoint = net::bind(EndpointOptions {
             secret: secret.clone(),
             bind: options.listen,
@@ -143,16 +146,17 @@ impl Node {
             .unwrap_or_default();
         let routing = Routing::spawn(options.routing.clone(), Some(&secret))?;
         let addrs = net::direct_addrs(&endpoint, &options.public_addrs);
+        let status = Arc::new(AnnounceStatus::default());
         let storage = StorageProtocol {
             store: store.clone(),
             routing: routing.clone(),
             access: Arc::new(options.access.clone()),
+            status: status.clone(),
         };
         let router = Router::builder(endpoint.clone())
             .accept(iroh_blobs::ALPN, BlobsProtocol::new(store.blobs(), None))
             .accept(proto::ALPN, storage)
             .spawn();
-        let status = Arc::new(AnnounceStatus::default());
         let announcer = tokio::spawn(announce_loop(
             routing.clone(),
             store.clone(),
@@ -161,6 +165,7 @@ impl Node {
             status.clone(),
             peers_file,
         ));
+        let collector = tokio::spawn(collect_loop(store.clone(), options.gc_interval));
         info!(
             id = %endpoint.id(),
             addrs = ?addrs,
@@ -174,6 +179,7 @@ impl Node {
             addrs,
             status,
             announcer,
+            collector,
         })
     }
 
@@ -205,6 +211,7 @@ impl Node {
     /// Stops accepting, closes connections, flushes the store.
     pub async fn shutdown(self) {
         self.announcer.abort();
+        self.collector.abort();
         // Also shuts the blob store down.
         if let Err(e) = self.router.shutdown().await {
             warn!("router shutdown: {e}");
@@ -257,6 +264,20 @@ async fn announce_loop(
     }
 }
 
+/// Checks usage against the high watermark every `interval` and collects unpinned
+/// blobs down to the low one (off the async workers: it is redb work).
+async fn collect_loop(store: Store, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.collect_if_needed()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!("garbage collection failed: {e}"),
+            Err(e) => warn!("garbage collection task failed: {e}"),
+        }
+    }
+}
+
 /// How long one DHT put of the announcer may take.
 const PUT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -271,6 +292,7 @@ struct StorageProtocol {
     store: Store,
     routing: Routing,
     access: Arc<Access>,
+    status: Arc<AnnounceStatus>,
 }
 
 /// Bytes of an upload handed to the blob store at a time.
@@ -300,6 +322,16 @@ fn refused(reason: Refusal, message: impl Into<String>) -> Response {
         reason,
         message: message.into(),
     }
+}
+
+fn store_refusal(e: StoreError) -> Response {
+    let reason = match e {
+        StoreError::NoSpace { .. } => Refusal::NoSpace,
+        StoreError::QuotaExceeded { .. } => Refusal::QuotaExceeded,
+        StoreError::SizeMismatch { .. } => Refusal::BadRequest,
+        _ => Refusal::Internal,
+    };
+    refused(reason, e.to_string())
 }
 
 impl StorageProtocol {
@@ -335,7 +367,10 @@ impl StorageProtocol {
             )
         };
         match request {
-            Request::Stat { hashes } | Request::Pin { hashes } | Request::Unpin { hashes }
+            Request::Stat { hashes }
+            | Request::Pin { hashes }
+            | Request::Unpin { hashes }
+            | Request::Status { hashes }
                 if hashes.len() > MAX_HASHES =>
             {
                 refused(
@@ -357,20 +392,58 @@ impl StorageProtocol {
                     held,
                 }
             }
+            Request::Status { hashes } => self.status(peer, &proto::hashes(&hashes)),
             _ if !self.access.allows(&peer) => unauthorized(),
             Request::Store { size } => self.store_blob(peer, size, recv).await,
             Request::Pin { hashes } => match self.store.pin(peer, &proto::hashes(&hashes)).await {
                 Ok(missing) => Response::Pinned {
                     missing: missing.iter().map(|h| *h.as_bytes()).collect(),
                 },
-                Err(e) => refused(Refusal::Internal, e.to_string()),
+                Err(e) => store_refusal(e),
             },
             Request::Unpin { hashes } => {
                 match self.store.unpin(peer, &proto::hashes(&hashes)).await {
-                    Ok(()) => Response::Unpinned,
-                    Err(e) => refused(Refusal::Internal, e.to_string()),
+                    Ok(()) => {
+                        // Space freed by an unpin is reclaimed now if usage is high.
+                        let store = self.store.clone();
+                        tokio::task::spawn_blocking(move || store.collect_if_needed());
+                        Response::Unpinned
+                    }
+                    Err(e) => store_refusal(e),
                 }
             }
+        }
+    }
+
+    fn status(&self, peer: EndpointId, hashes: &[Hash]) -> Response {
+        let store = &self.store;
+        let result = (|| {
+            let limits = store.limits();
+            Ok::<_, StoreError>(proto::NodeStatus {
+                capacity: limits.capacity,
+                used: store.used(),
+                collectable: store.collectable()?,
+                gc_high: (limits.capacity as f64 * limits.gc_high) as u64,
+                blobs: store.count()?,
+                pinned_by_you: store.pinned_by(&peer),
+                quota: limits.quota,
+                announce_backlog: self.status.backlog.load(Ordering::Relaxed) as u64,
+                announce_ok: self.status.last_round_ok.load(Ordering::Relaxed),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                blobs_asked: store
+                    .states(&peer, hashes)?
+                    .into_iter()
+                    .map(|s| proto::BlobPins {
+                        held: s.held,
+                        yours: s.yours,
+                        owners: s.owners,
+                    })
+                    .collect(),
+            })
+        })();
+        match result {
+            Ok(status) => Response::Status(status),
+            Err(e) => store_refusal(e),
         }
     }
 
@@ -430,12 +503,14 @@ impl StorageProtocol {
                     size,
                 }
             }
-            Err(e @ StoreError::NoSpace { .. }) => refused(Refusal::NoSpace, e.to_string()),
+            Err(e @ (StoreError::NoSpace { .. } | StoreError::QuotaExceeded { .. })) => {
+                store_refusal(e)
+            }
             Err(e @ StoreError::SizeMismatch { .. }) => refused(Refusal::BadRequest, e.to_string()),
             Err(_) if client_fault.is_some() => {
                 refused(Refusal::BadRequest, client_fault.unwrap_or_default())
             }
-            Err(e) => refused(Refusal::Internal, e.to_string()),
+            Err(e) => store_refusal(e),
         }
     }
 

@@ -6,7 +6,8 @@
 //! - [`proto`]: Mosaic's storage protocol; [`net`]: the iroh endpoint;
 //! - [`dht`]: content routing and address lookup on the Mainline DHT;
 //! - [`daemon`]: a storage node; [`client`]: the put pipeline and the client's
-//!   connections; [`reader`]: reading files segment by segment (get, gateway).
+//!   connections; [`reader`]: reading files segment by segment (get, gateway);
+//!   [`pinning`]: pinning a file's blobs and reading where they are pinned.
 //!
 //! See `docs/architecture.md`.
 //!
@@ -20,6 +21,7 @@ pub mod dht;
 pub mod dir;
 pub mod identity;
 pub mod net;
+pub mod pinning;
 pub mod proto;
 pub mod reader;
 pub mod store;

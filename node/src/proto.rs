@@ -51,6 +51,12 @@ pub enum Request {
         /// Blob hashes.
         hashes: Vec<[u8; 32]>,
     },
+    /// The node's state as the caller sees it (space, its own usage and quota, the
+    /// announcer's progress), and for each of these blobs whether it is held and pinned.
+    Status {
+        /// Blob hashes.
+        hashes: Vec<[u8; 32]>,
+    },
 }
 
 /// A node's answer.
@@ -79,6 +85,8 @@ pub enum Response {
         /// For each hash asked about, whether it is held.
         held: Vec<bool>,
     },
+    /// The answer to [`Request::Status`].
+    Status(NodeStatus),
     /// The request was refused; nothing changed.
     Refused {
         /// Why.
@@ -99,6 +107,46 @@ pub enum Refusal {
     BadRequest,
     /// The node failed internally.
     Internal,
+    /// The caller's quota on this node would be exceeded.
+    QuotaExceeded,
+}
+
+/// A node's state, as one caller sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// Capacity in bytes.
+    pub capacity: u64,
+    /// Bytes used by held blobs.
+    pub used: u64,
+    /// Of those, bytes no one pins (collected first when space runs short).
+    pub collectable: u64,
+    /// Usage above which unpinned blobs are collected.
+    pub gc_high: u64,
+    /// Held blobs.
+    pub blobs: u64,
+    /// Bytes the caller pins here.
+    pub pinned_by_you: u64,
+    /// The caller's quota here, if the node sets one.
+    pub quota: Option<u64>,
+    /// Records the announcer has yet to publish in its current round.
+    pub announce_backlog: u64,
+    /// Whether the announcer's last round reached the DHT with every record.
+    pub announce_ok: bool,
+    /// The node's software version.
+    pub version: String,
+    /// For each hash asked about: held, pinned by the caller, pinned by how many.
+    pub blobs_asked: Vec<BlobPins>,
+}
+
+/// A blob's pins on a node, from one caller's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobPins {
+    /// The node holds it.
+    pub held: bool,
+    /// The caller pins it.
+    pub yours: bool,
+    /// Owners pinning it.
+    pub owners: u32,
 }
 
 /// A protocol exchange failed.

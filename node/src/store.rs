@@ -3,36 +3,50 @@
 //! Layout of a node's data directory:
 //! ```text
 //! blobs/        iroh-blobs FsStore (content + BLAKE3 outboards, verified streaming)
-//! meta.redb     redb: held blobs and their sizes; pins by owner
+//! meta.redb     redb: held blobs and their sizes; pins by owner; unpinned blobs
 //! ```
 //! Invariants:
-//! - a blob in `blobs-0` is complete in the FsStore and protected there by a named tag
-//!   (`mosaic/pin/<hex>`) while any owner pins it;
+//! - `blobs-0` is the set of blobs this node holds; everything in it is protected from
+//!   the FsStore's sweeper (its protect callback reads this table), and a blob pinned by
+//!   anyone also carries a named tag (`mosaic/pin/<hex>`);
 //! - a pin is `(blob, owner)`: one owner's unpin never touches another owner's pin;
+//! - a held blob with no pin is listed in `orphans-0` with the time it lost its last
+//!   pin; only those are ever collected, and the pin count is re-checked in the same
+//!   write transaction that drops the blob, so a pin that races a collection wins or
+//!   finds the blob gone (and says so), never a pinned blob removed;
 //! - `used` is the sum of held blob sizes; a store that would exceed the capacity is
-//!   refused before a byte is read (space is reserved for stores in flight);
+//!   refused before a byte is read (space is reserved for stores in flight), after
+//!   collecting unpinned blobs that would make room;
+//! - each owner is charged the full size of every blob it pins (`owner_bytes`, derived
+//!   from the pins at start); a store or pin past the owner's quota is refused;
 //! - a blob is acknowledged only after the FsStore's metadata and ours are committed,
 //!   so it survives a crash of the node process. (iroh-blobs 0.104 does not fsync a
 //!   complete blob's data file on import, so power loss right after a store can still
 //!   lose it; see docs/operations.md.)
 //!
-//! Unpinned blobs stay on disk and keep being served until garbage collection removes
-//! them (not built yet; see the README's status).
+//! Garbage collection is two-step: [`Store::collect`] drops unpinned blobs from
+//! `blobs-0` (oldest orphan first, in small transactions) until usage is under the
+//! target; the FsStore's periodic sweep then deletes the bytes of anything neither in
+//! `blobs-0`, tagged, nor held by an import in flight (its temp tag).
 
 use std::{
+    collections::{HashMap, HashSet},
     path::Path,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use bytes::Bytes;
 use iroh::EndpointId;
-use iroh_blobs::store::fs::FsStore;
+use iroh_blobs::store::{
+    GcConfig, ProtectOutcome,
+    fs::{FsStore, options::Options},
+};
 use n0_future::Stream;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::codec::Hash;
 
@@ -40,13 +54,21 @@ use crate::codec::Hash;
 const BLOBS: TableDefinition<[u8; 32], u64> = TableDefinition::new("blobs-0");
 /// Pins: (blob hash, owner EndpointId) → unix seconds when pinned.
 const PINS: TableDefinition<([u8; 32], [u8; 32]), u64> = TableDefinition::new("pins-0");
+/// Held blobs no one pins: hash → unix seconds since when.
+const ORPHANS: TableDefinition<[u8; 32], u64> = TableDefinition::new("orphans-0");
+
+/// Blobs dropped per garbage-collection transaction: small, so pins and stores are
+/// never held up for long.
+const GC_BATCH: usize = 64;
 
 /// A store operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// Not enough free space.
-    #[error("not enough space: {size} bytes asked, {free} free of {capacity}")]
+    /// Not enough free space, even after collecting unpinned blobs.
+    #[error(
+        "this node is full: {size} bytes asked, {free} free of {capacity} after collecting unpinned data; try other nodes, or ask its operator for more capacity"
+    )]
     NoSpace {
         /// Bytes asked for.
         size: u64,
@@ -54,6 +76,18 @@ pub enum StoreError {
         free: u64,
         /// Capacity.
         capacity: u64,
+    },
+    /// The owner's quota would be exceeded.
+    #[error(
+        "quota exceeded: you pin {used} bytes here, {size} more would pass your quota of {quota}; unpin files you no longer need (`mosaic rm`, `mosaic pin rm`) or ask the node's operator for a larger quota"
+    )]
+    QuotaExceeded {
+        /// Bytes asked for.
+        size: u64,
+        /// Bytes the owner pins (and has in flight) now.
+        used: u64,
+        /// The quota.
+        quota: u64,
     },
     /// The incoming bytes did not match the announced size.
     #[error("expected {expected} bytes, received {received}")]
@@ -75,6 +109,65 @@ fn db_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Db(e.to_string())
 }
 
+/// Space limits of a store.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Bytes the node may hold.
+    pub capacity: u64,
+    /// Bytes each owner may pin; `None`: up to the capacity.
+    pub quota: Option<u64>,
+    /// Collection starts when usage passes this fraction of the capacity…
+    pub gc_high: f64,
+    /// …and stops when usage is back under this one.
+    pub gc_low: f64,
+    /// How often the FsStore sweeps the bytes of collected blobs.
+    pub sweep_interval: Duration,
+}
+
+impl Limits {
+    /// `capacity` bytes, no quota, collection from 90 % down to 80 %, a sweep a minute.
+    pub fn new(capacity: u64) -> Self {
+        Self {
+            capacity,
+            quota: None,
+            gc_high: 0.9,
+            gc_low: 0.8,
+            sweep_interval: Duration::from_secs(60),
+        }
+    }
+
+    fn fraction(&self, f: f64) -> u64 {
+        (self.capacity as f64 * f.clamp(0.0, 1.0)) as u64
+    }
+}
+
+/// What one owner pins here, and has in flight.
+#[derive(Debug, Default, Clone, Copy)]
+struct OwnerUse {
+    pinned: u64,
+    reserved: u64,
+}
+
+/// A blob's state on this node, as far as one owner is concerned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlobState {
+    /// The node holds it.
+    pub held: bool,
+    /// The asking owner pins it.
+    pub yours: bool,
+    /// How many owners pin it.
+    pub owners: u32,
+}
+
+/// What a collection removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Collected {
+    /// Blobs dropped.
+    pub blobs: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
 /// A node's blobs and pins. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -84,10 +177,12 @@ pub struct Store {
 #[derive(Debug)]
 struct Inner {
     blobs: FsStore,
-    db: Database,
-    capacity: u64,
+    db: Arc<Database>,
+    limits: Limits,
     used: AtomicU64,
     reserved: AtomicU64,
+    owners: Mutex<HashMap<[u8; 32], OwnerUse>>,
+    collected: AtomicU64,
 }
 
 fn tag_name(hash: &Hash) -> String {
@@ -101,34 +196,97 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
+fn pin_range(hash: &Hash) -> std::ops::RangeInclusive<([u8; 32], [u8; 32])> {
+    (*hash.as_bytes(), [0u8; 32])..=(*hash.as_bytes(), [0xffu8; 32])
+}
+
+/// Adds every held blob to the sweeper's protected set; aborts the sweep if the table
+/// cannot be read (better to keep garbage than to lose data).
+fn protect_held(db: &Database, live: &mut HashSet<iroh_blobs::Hash>) -> ProtectOutcome {
+    let mut read = || -> Result<(), StoreError> {
+        let tx = db.begin_read().map_err(db_err)?;
+        let held = tx.open_table(BLOBS).map_err(db_err)?;
+        for entry in held.iter().map_err(db_err)? {
+            live.insert(iroh_blobs::Hash::from_bytes(
+                entry.map_err(db_err)?.0.value(),
+            ));
+        }
+        Ok(())
+    };
+    match read() {
+        Ok(()) => ProtectOutcome::Continue,
+        Err(e) => {
+            tracing::warn!("skipping a blob sweep: {e}");
+            ProtectOutcome::Abort
+        }
+    }
+}
+
 impl Store {
-    /// Opens (creating if needed) the store in `dir` with `capacity` bytes.
-    pub async fn load(dir: &Path, capacity: u64) -> Result<Self, StoreError> {
+    /// Opens (creating if needed) the store in `dir`.
+    pub async fn load(dir: &Path, limits: Limits) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(db_err)?;
-        let blobs = FsStore::load(dir.join("blobs"))
+        let db = Arc::new(Database::create(dir.join("meta.redb")).map_err(db_err)?);
+        let (used, owners) = Self::prepare(&db)?;
+        let protect_db = db.clone();
+        let mut options = Options::new(&dir.join("blobs"));
+        options.gc = Some(GcConfig {
+            interval: limits.sweep_interval,
+            add_protected: Some(Arc::new(move |live| {
+                let outcome = protect_held(&protect_db, live);
+                Box::pin(async move { outcome })
+            })),
+        });
+        let blobs = FsStore::load_with_opts(dir.join("blobs").join("blobs.db"), options)
             .await
             .map_err(|e| StoreError::Blobs(e.to_string()))?;
-        let db = Database::create(dir.join("meta.redb")).map_err(db_err)?;
-        let tx = db.begin_write().map_err(db_err)?;
-        let used = {
-            let held = tx.open_table(BLOBS).map_err(db_err)?;
-            tx.open_table(PINS).map_err(db_err)?;
-            let mut used = 0u64;
-            for entry in held.iter().map_err(db_err)? {
-                used += entry.map_err(db_err)?.1.value();
-            }
-            used
-        };
-        tx.commit().map_err(db_err)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 blobs,
                 db,
-                capacity,
+                limits,
                 used: AtomicU64::new(used),
                 reserved: AtomicU64::new(0),
+                owners: Mutex::new(owners),
+                collected: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Creates the tables, lists held blobs without pins as orphans (stores made before
+    /// orphans were tracked), and sums usage per owner.
+    fn prepare(db: &Database) -> Result<(u64, HashMap<[u8; 32], OwnerUse>), StoreError> {
+        let tx = db.begin_write().map_err(db_err)?;
+        let mut used = 0u64;
+        let mut owners: HashMap<[u8; 32], OwnerUse> = HashMap::new();
+        {
+            let held = tx.open_table(BLOBS).map_err(db_err)?;
+            let pins = tx.open_table(PINS).map_err(db_err)?;
+            let mut orphans = tx.open_table(ORPHANS).map_err(db_err)?;
+            let mut sizes = HashMap::new();
+            for entry in held.iter().map_err(db_err)? {
+                let (hash, size) = entry.map_err(db_err)?;
+                used += size.value();
+                sizes.insert(hash.value(), size.value());
+            }
+            let mut pinned = HashSet::new();
+            for entry in pins.iter().map_err(db_err)? {
+                let (key, _) = entry.map_err(db_err)?;
+                let (hash, owner) = key.value();
+                pinned.insert(hash);
+                if let Some(size) = sizes.get(&hash) {
+                    owners.entry(owner).or_default().pinned += size;
+                }
+            }
+            let stamp = now();
+            for hash in sizes.keys() {
+                if !pinned.contains(hash) && orphans.get(hash).map_err(db_err)?.is_none() {
+                    orphans.insert(hash, stamp).map_err(db_err)?;
+                }
+            }
+        }
+        tx.commit().map_err(db_err)?;
+        Ok((used, owners))
     }
 
     /// The iroh-blobs store, to serve reads.
@@ -137,33 +295,84 @@ impl Store {
     }
     /// Capacity in bytes.
     pub fn capacity(&self) -> u64 {
-        self.inner.capacity
+        self.inner.limits.capacity
+    }
+    /// The store's limits.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
     }
     /// Bytes used by held blobs.
     pub fn used(&self) -> u64 {
         self.inner.used.load(Ordering::Relaxed)
     }
+    /// Bytes collected since the store was opened.
+    pub fn collected(&self) -> u64 {
+        self.inner.collected.load(Ordering::Relaxed)
+    }
+    /// Bytes `owner` pins here.
+    pub fn pinned_by(&self, owner: &EndpointId) -> u64 {
+        self.owners().get(owner.as_bytes()).map_or(0, |u| u.pinned)
+    }
+
+    fn owners(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], OwnerUse>> {
+        // Never held across an await or a fallible call: cannot be poisoned mid-update.
+        self.inner.owners.lock().expect("owner table lock")
+    }
+
+    /// Reserves `size` bytes of the capacity and of `owner`'s quota for a store,
+    /// collecting unpinned blobs first if that makes room.
+    fn reserve(&self, owner: &EndpointId, size: u64) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        let limits = &inner.limits;
+        if self.used() + inner.reserved.load(Ordering::SeqCst) + size > limits.capacity {
+            let target = limits
+                .capacity
+                .saturating_sub(inner.reserved.load(Ordering::SeqCst) + size);
+            if let Err(e) = self.collect(target) {
+                tracing::warn!("collecting to make room failed: {e}");
+            }
+        }
+        let mut owners = self.owners();
+        let entry = owners.entry(*owner.as_bytes()).or_default();
+        if let Some(quota) = limits.quota {
+            let used = entry.pinned + entry.reserved;
+            if used + size > quota {
+                return Err(StoreError::QuotaExceeded { size, used, quota });
+            }
+        }
+        let reserved = inner.reserved.fetch_add(size, Ordering::SeqCst) + size;
+        let used = self.used();
+        if used + reserved > limits.capacity {
+            inner.reserved.fetch_sub(size, Ordering::SeqCst);
+            return Err(StoreError::NoSpace {
+                size,
+                free: limits.capacity.saturating_sub(used + reserved - size),
+                capacity: limits.capacity,
+            });
+        }
+        entry.reserved += size;
+        Ok(())
+    }
+
+    fn release(&self, owner: &EndpointId, size: u64) {
+        self.inner.reserved.fetch_sub(size, Ordering::SeqCst);
+        if let Some(entry) = self.owners().get_mut(owner.as_bytes()) {
+            entry.reserved = entry.reserved.saturating_sub(size);
+        }
+    }
 
     /// Imports `size` bytes from `data`, pins the blob for `owner`, returns its hash.
-    /// Space is reserved before the first byte is read and released on failure.
+    /// Space and quota are reserved before the first byte is read and released after.
     pub async fn import(
         &self,
         owner: EndpointId,
         size: u64,
         data: impl Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static,
     ) -> Result<Hash, StoreError> {
+        self.reserve(&owner, size)?;
         let inner = &self.inner;
-        let reserved = inner.reserved.fetch_add(size, Ordering::SeqCst) + size;
-        let used = self.used();
-        if used + reserved > inner.capacity {
-            inner.reserved.fetch_sub(size, Ordering::SeqCst);
-            return Err(StoreError::NoSpace {
-                size,
-                free: inner.capacity.saturating_sub(used + reserved - size),
-                capacity: inner.capacity,
-            });
-        }
         let result = async {
+            // The temp tag protects the new blob from the sweeper until it is pinned.
             let tag = inner
                 .blobs
                 .add_stream(data)
@@ -187,19 +396,26 @@ impl Store {
                     received,
                 });
             }
+            // Held by our temp tag, the bytes cannot have been swept.
             self.pin_held(owner, &hash, size).await?;
             drop(tag);
             Ok(hash)
         }
         .await;
-        inner.reserved.fetch_sub(size, Ordering::SeqCst);
+        self.release(&owner, size);
         result
     }
 
     /// Records `owner`'s pin on a blob known to be complete in the FsStore. Returns only
     /// once both the FsStore and our metadata have committed: a node that answers
     /// `Stored` and then crashes still has the blob when it restarts.
-    async fn pin_held(&self, owner: EndpointId, hash: &Hash, size: u64) -> Result<(), StoreError> {
+    /// `false` if the FsStore no longer has the bytes (collected meanwhile).
+    async fn pin_held(
+        &self,
+        owner: EndpointId,
+        hash: &Hash,
+        size: u64,
+    ) -> Result<bool, StoreError> {
         let inner = &self.inner;
         inner
             .blobs
@@ -210,6 +426,17 @@ impl Store {
             )
             .await
             .map_err(|e| StoreError::Blobs(e.to_string()))?;
+        // The tag now protects the bytes from the sweeper; a blob collected just before
+        // (dropped from our table, then swept) must not be recorded as held again.
+        let status = inner
+            .blobs
+            .status(iroh_blobs::Hash::from_bytes(*hash.as_bytes()))
+            .await
+            .map_err(|e| StoreError::Blobs(e.to_string()))?;
+        if !matches!(status, iroh_blobs::api::blobs::BlobStatus::Complete { .. }) {
+            let _ = inner.blobs.tags().delete(tag_name(hash)).await;
+            return Ok(false);
+        }
         // The FsStore batches its metadata writes (up to 500 ms); without this, a crash
         // right after the answer loses the blob's entry (seen in the restart test).
         inner
@@ -218,51 +445,103 @@ impl Store {
             .await
             .map_err(|e| StoreError::Blobs(e.to_string()))?;
         let tx = inner.db.begin_write().map_err(db_err)?;
-        let newly_held = {
+        let (newly_held, new_pin) = {
             let mut held = tx.open_table(BLOBS).map_err(db_err)?;
             let new = held.get(hash.as_bytes()).map_err(db_err)?.is_none();
             if new {
                 held.insert(hash.as_bytes(), size).map_err(db_err)?;
             }
             let mut pins = tx.open_table(PINS).map_err(db_err)?;
-            pins.insert((*hash.as_bytes(), *owner.as_bytes()), now())
+            let new_pin = pins
+                .insert((*hash.as_bytes(), *owner.as_bytes()), now())
+                .map_err(db_err)?
+                .is_none();
+            tx.open_table(ORPHANS)
+                .map_err(db_err)?
+                .remove(hash.as_bytes())
                 .map_err(db_err)?;
-            new
+            (new, new_pin)
         };
         tx.commit().map_err(db_err)?;
         if newly_held {
             inner.used.fetch_add(size, Ordering::SeqCst);
         }
-        Ok(())
+        if new_pin {
+            self.owners().entry(*owner.as_bytes()).or_default().pinned += size;
+        }
+        Ok(true)
     }
 
-    /// Pins held blobs for `owner`; returns the hashes not held here.
+    /// Pins held blobs for `owner`; returns the hashes not held here. Refused whole if
+    /// the new pins would pass the owner's quota.
     pub async fn pin(&self, owner: EndpointId, hashes: &[Hash]) -> Result<Vec<Hash>, StoreError> {
         let mut missing = Vec::new();
+        let mut held = Vec::new();
+        let mut new_bytes = 0u64;
         for hash in hashes {
             match self.size_of(hash)? {
-                Some(size) => self.pin_held(owner, hash, size).await?,
+                Some(size) => {
+                    if !self.owners_of(hash)?.contains(&owner) {
+                        new_bytes += size;
+                    }
+                    held.push((hash, size));
+                }
                 None => missing.push(*hash),
+            }
+        }
+        if let Some(quota) = self.inner.limits.quota {
+            let owners = self.owners();
+            let used = owners
+                .get(owner.as_bytes())
+                .map_or(0, |u| u.pinned + u.reserved);
+            if used + new_bytes > quota {
+                return Err(StoreError::QuotaExceeded {
+                    size: new_bytes,
+                    used,
+                    quota,
+                });
+            }
+        }
+        for (hash, size) in held {
+            if !self.pin_held(owner, hash, size).await? {
+                missing.push(*hash);
             }
         }
         Ok(missing)
     }
 
     /// Removes `owner`'s pins on `hashes`. A blob no one pins any more loses its
-    /// protecting tag, so garbage collection may remove it.
+    /// protecting tag and becomes collectable.
     pub async fn unpin(&self, owner: EndpointId, hashes: &[Hash]) -> Result<(), StoreError> {
         for hash in hashes {
             let tx = self.inner.db.begin_write().map_err(db_err)?;
-            let orphaned = {
+            let (removed, orphaned) = {
                 let mut pins = tx.open_table(PINS).map_err(db_err)?;
-                pins.remove((*hash.as_bytes(), *owner.as_bytes()))
-                    .map_err(db_err)?;
-                let range = pins
-                    .range((*hash.as_bytes(), [0u8; 32])..=(*hash.as_bytes(), [0xffu8; 32]))
-                    .map_err(db_err)?;
-                range.count() == 0
+                let removed = pins
+                    .remove((*hash.as_bytes(), *owner.as_bytes()))
+                    .map_err(db_err)?
+                    .is_some();
+                let orphaned = pins.range(pin_range(hash)).map_err(db_err)?.count() == 0;
+                let size = tx
+                    .open_table(BLOBS)
+                    .map_err(db_err)?
+                    .get(hash.as_bytes())
+                    .map_err(db_err)?
+                    .map(|v| v.value());
+                if orphaned && size.is_some() {
+                    tx.open_table(ORPHANS)
+                        .map_err(db_err)?
+                        .insert(hash.as_bytes(), now())
+                        .map_err(db_err)?;
+                }
+                (size.filter(|_| removed), orphaned)
             };
             tx.commit().map_err(db_err)?;
+            if let Some(size) = removed {
+                if let Some(entry) = self.owners().get_mut(owner.as_bytes()) {
+                    entry.pinned = entry.pinned.saturating_sub(size);
+                }
+            }
             if orphaned {
                 self.inner
                     .blobs
@@ -273,6 +552,122 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Collects if usage is over the high watermark, down to the low one.
+    pub fn collect_if_needed(&self) -> Result<Collected, StoreError> {
+        let limits = &self.inner.limits;
+        if self.used() <= limits.fraction(limits.gc_high) {
+            return Ok(Collected::default());
+        }
+        self.collect(limits.fraction(limits.gc_low))
+    }
+
+    /// Drops unpinned blobs, oldest orphan first, until usage is at most `target` or
+    /// nothing unpinned is left. Pinned blobs are never dropped.
+    pub fn collect(&self, target: u64) -> Result<Collected, StoreError> {
+        let mut total = Collected::default();
+        while self.used() > target {
+            let tx = self.inner.db.begin_write().map_err(db_err)?;
+            let mut batch = Collected::default();
+            {
+                let mut orphans = tx.open_table(ORPHANS).map_err(db_err)?;
+                let mut oldest = Vec::new();
+                for entry in orphans.iter().map_err(db_err)? {
+                    let (hash, since) = entry.map_err(db_err)?;
+                    oldest.push((since.value(), hash.value()));
+                }
+                if oldest.is_empty() {
+                    break;
+                }
+                oldest.sort_unstable();
+                let pins = tx.open_table(PINS).map_err(db_err)?;
+                let mut held = tx.open_table(BLOBS).map_err(db_err)?;
+                let mut freed_here = 0u64;
+                for (_, hash) in oldest.into_iter().take(GC_BATCH) {
+                    orphans.remove(&hash).map_err(db_err)?;
+                    // Re-checked under this transaction: a pin always wins.
+                    let key = Hash::from_bytes(hash);
+                    if pins
+                        .range(pin_range(&key))
+                        .map_err(db_err)?
+                        .next()
+                        .is_some()
+                    {
+                        continue;
+                    }
+                    if let Some(size) = held.remove(&hash).map_err(db_err)? {
+                        batch.blobs += 1;
+                        batch.bytes += size.value();
+                        freed_here += size.value();
+                    }
+                    if self.used().saturating_sub(freed_here) <= target {
+                        break;
+                    }
+                }
+            }
+            tx.commit().map_err(db_err)?;
+            self.inner.used.fetch_sub(batch.bytes, Ordering::SeqCst);
+            self.inner
+                .collected
+                .fetch_add(batch.bytes, Ordering::Relaxed);
+            total.blobs += batch.blobs;
+            total.bytes += batch.bytes;
+        }
+        if total.blobs > 0 {
+            tracing::info!(
+                blobs = total.blobs,
+                bytes = total.bytes,
+                used = self.used(),
+                "collected unpinned blobs"
+            );
+        }
+        Ok(total)
+    }
+
+    /// Bytes held but pinned by no one: what a collection could free.
+    pub fn collectable(&self) -> Result<u64, StoreError> {
+        let tx = self.inner.db.begin_read().map_err(db_err)?;
+        let orphans = tx.open_table(ORPHANS).map_err(db_err)?;
+        let held = tx.open_table(BLOBS).map_err(db_err)?;
+        let mut bytes = 0;
+        for entry in orphans.iter().map_err(db_err)? {
+            let hash = entry.map_err(db_err)?.0.value();
+            bytes += held.get(&hash).map_err(db_err)?.map_or(0, |v| v.value());
+        }
+        Ok(bytes)
+    }
+
+    /// The state of `hashes` for `owner`.
+    pub fn states(
+        &self,
+        owner: &EndpointId,
+        hashes: &[Hash],
+    ) -> Result<Vec<BlobState>, StoreError> {
+        let tx = self.inner.db.begin_read().map_err(db_err)?;
+        let held = tx.open_table(BLOBS).map_err(db_err)?;
+        let pins = tx.open_table(PINS).map_err(db_err)?;
+        hashes
+            .iter()
+            .map(|hash| {
+                let mut state = BlobState {
+                    held: held.get(hash.as_bytes()).map_err(db_err)?.is_some(),
+                    ..BlobState::default()
+                };
+                for entry in pins.range(pin_range(hash)).map_err(db_err)? {
+                    let (key, _) = entry.map_err(db_err)?;
+                    state.owners += 1;
+                    state.yours |= key.value().1 == *owner.as_bytes();
+                }
+                Ok(state)
+            })
+            .collect()
+    }
+
+    /// The number of held blobs.
+    pub fn count(&self) -> Result<u64, StoreError> {
+        let tx = self.inner.db.begin_read().map_err(db_err)?;
+        tx.open_table(BLOBS).map_err(db_err)?.len().map_err(db_err)
     }
 
     /// The size of a held blob.
@@ -286,14 +681,11 @@ impl Store {
     }
 
     /// The owners pinning a blob.
-    pub fn owners(&self, hash: &Hash) -> Result<Vec<EndpointId>, StoreError> {
+    pub fn owners_of(&self, hash: &Hash) -> Result<Vec<EndpointId>, StoreError> {
         let tx = self.inner.db.begin_read().map_err(db_err)?;
         let pins = tx.open_table(PINS).map_err(db_err)?;
         let mut out = Vec::new();
-        for entry in pins
-            .range((*hash.as_bytes(), [0u8; 32])..=(*hash.as_bytes(), [0xffu8; 32]))
-            .map_err(db_err)?
-        {
+        for entry in pins.range(pin_range(hash)).map_err(db_err)? {
             let (key, _) = entry.map_err(db_err)?;
             if let Ok(id) = EndpointId::from_bytes(&key.value().1) {
                 out.push(id);

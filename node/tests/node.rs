@@ -32,7 +32,8 @@ async fn node(dir: &std::path::Path, capacity: u64, access: Access) -> Node {
             port: Some(free_udp_port()),
             ..RoutingOptions::default()
         },
-        capacity,
+        limits: mosaic_node::store::Limits::new(capacity),
+        gc_interval: Duration::from_secs(60),
         access,
         relays: false,
         announce_interval: Duration::from_secs(60),
@@ -178,7 +179,7 @@ async fn pins_belong_to_their_owners_and_survive_a_restart() {
             missing: vec![*absent.as_bytes()]
         }
     );
-    let mut owners = node1.store().owners(&hash).unwrap();
+    let mut owners = node1.store().owners_of(&hash).unwrap();
     owners.sort();
     let mut expected = vec![alice.id(), bob.id()];
     expected.sort();
@@ -194,12 +195,12 @@ async fn pins_belong_to_their_owners_and_survive_a_restart() {
         .await,
         Response::Unpinned
     );
-    assert_eq!(node1.store().owners(&hash).unwrap(), vec![bob.id()]);
+    assert_eq!(node1.store().owners_of(&hash).unwrap(), vec![bob.id()]);
     node1.shutdown().await;
 
     // After a restart the blob, its size and Bob's pin are still there.
     let node2 = node(dir.path(), 1 << 20, Access::Open).await;
-    assert_eq!(node2.store().owners(&hash).unwrap(), vec![bob.id()]);
+    assert_eq!(node2.store().owners_of(&hash).unwrap(), vec![bob.id()]);
     assert_eq!(node2.store().used(), 5);
     let cb2 = connect(&bob, &node2).await;
     let r = raw(

@@ -1,0 +1,779 @@
+//! What a user owns: keys (`key …`), the keyring (`ls`, `share`, `rm`, `export`,
+//! `import`), pins (`pin add|rm|ls`) and `status`.
+//!
+//! Every command prints one result: human text by default (the thing a script wants on
+//! stdout, notes on stderr), or one JSON value on stdout with `--json`.
+
+use std::{
+    collections::BTreeSet,
+    io::{IsTerminal, Write},
+    path::Path,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context, Result};
+use iroh::EndpointId;
+use mosaic_node::{
+    client::Client,
+    codec::{Cap, Decoder, Hash, Manifest},
+    pinning::{FileHealth, PinReport, file_blobs},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::{
+    exit::{Code, fail},
+    keyring::{Keyring, Record},
+    keys::{self, Exported, Keys},
+    net::{ClientArgs, NetworkArgs},
+    vault::{self, PassphraseArgs},
+};
+
+/// Flags every command shares.
+#[derive(Debug, Clone, Default)]
+pub struct Global {
+    /// `--json`.
+    pub json: bool,
+    /// `--key`.
+    pub key: Option<String>,
+}
+
+impl Global {
+    /// The identity to act as: `--key`/`MOSAIC_KEY`, else the config file, else
+    /// `default`.
+    pub fn key_name(&self, file_key: Option<&str>) -> String {
+        self.key
+            .clone()
+            .or_else(|| file_key.map(str::to_owned))
+            .unwrap_or_else(|| keys::DEFAULT.to_owned())
+    }
+
+    /// Prints `value` as JSON, or runs `human`.
+    pub fn emit(&self, value: serde_json::Value, human: impl FnOnce() -> Result<()>) -> Result<()> {
+        if self.json {
+            println!("{value}");
+            Ok(())
+        } else {
+            human()
+        }
+    }
+}
+
+/// The key directory.
+pub fn keys() -> Result<Keys> {
+    Keys::open(&crate::config_home()?)
+}
+
+/// The keyring.
+pub fn keyring() -> Result<Keyring> {
+    Keyring::open(&crate::data_home()?.join("keyring.redb"))
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Asks `question` on the terminal; `true` without asking when `yes` or when stdin is
+/// not a terminal (scripts decide by running the command).
+fn confirm(question: &str, yes: bool) -> Result<bool> {
+    if yes || !std::io::stdin().is_terminal() {
+        return Ok(true);
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+/// What an export holds.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Bundle {
+    version: u32,
+    keys: Vec<Exported>,
+    files: Vec<Record>,
+}
+
+fn write_sealed(output: Option<&Path>, sealed: &[u8]) -> Result<()> {
+    match output {
+        Some(path) => {
+            if path.exists() {
+                return fail(
+                    Code::Refused,
+                    format!("{} exists already: choose another file", path.display()),
+                );
+            }
+            keys::write_private(path, sealed)
+        }
+        None if std::io::stdout().is_terminal() => fail(
+            Code::Usage,
+            "the export is binary: write it to a file with -o FILE (or redirect stdout)",
+        ),
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(sealed)?;
+            Ok(out.flush()?)
+        }
+    }
+}
+
+fn read_bundle(file: &Path, pass: &PassphraseArgs) -> Result<Bundle> {
+    let sealed = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let passphrase = pass.get(false)?;
+    let plain = vault::open(&passphrase, &sealed)?;
+    let bundle: Bundle = serde_json::from_slice(&plain)
+        .with_context(|| format!("{} does not hold a Mosaic export", file.display()))?;
+    if bundle.version != 1 {
+        return fail(
+            Code::BadInput,
+            format!(
+                "{} is a version {} export; this mosaic reads version 1: upgrade mosaic",
+                file.display(),
+                bundle.version
+            ),
+        );
+    }
+    Ok(bundle)
+}
+
+/// `mosaic key new [NAME]`.
+pub fn key_new(g: &Global, name: Option<String>) -> Result<()> {
+    let name = name.unwrap_or_else(|| keys::DEFAULT.to_owned());
+    let keys = keys()?;
+    let path = keys.create(&name)?;
+    let id = if name == keys::CONVERGENCE {
+        None
+    } else {
+        Some(keys.identity(&name)?.public().to_string())
+    };
+    g.emit(json!({"name": name, "id": id, "path": path}), || {
+        match &id {
+            Some(id) => println!("{id}"),
+            None => eprintln!("created a convergence secret"),
+        }
+        eprintln!("key {name:?} is in {}", path.display());
+        Ok(())
+    })
+}
+
+/// `mosaic key list`.
+pub fn key_list(g: &Global, file_key: Option<&str>) -> Result<()> {
+    let current = g.key_name(file_key);
+    let list = keys()?.list()?;
+    let rows: Vec<_> = list
+        .iter()
+        .map(|(name, kind, id)| {
+            json!({
+                "name": name,
+                "kind": kind,
+                "id": id.as_ref().ok().filter(|s| !s.is_empty()),
+                "error": id.as_ref().err(),
+                "in_use": *name == current,
+            })
+        })
+        .collect();
+    g.emit(json!(rows), || {
+        if list.is_empty() {
+            eprintln!("no keys yet: `mosaic key new` makes one (the first upload does too)");
+        }
+        for (name, kind, id) in &list {
+            let mark = if *name == current { "*" } else { " " };
+            match (kind, id) {
+                (_, Err(e)) => println!("{mark} {name:<16} error: {e}"),
+                (keys::Kind::Convergence, Ok(_)) => {
+                    println!("{mark} {name:<16} (convergence secret)")
+                }
+                (keys::Kind::Identity, Ok(id)) => println!("{mark} {name:<16} {id}"),
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `mosaic key export NAME`.
+pub fn key_export(
+    g: &Global,
+    name: &str,
+    output: Option<&Path>,
+    pass: &PassphraseArgs,
+) -> Result<()> {
+    let key = keys()?.export(name)?;
+    let passphrase = pass.get(true)?;
+    let bundle = Bundle {
+        version: 1,
+        keys: vec![key],
+        files: vec![],
+    };
+    write_sealed(
+        output,
+        &vault::seal(&passphrase, &serde_json::to_vec(&bundle)?)?,
+    )?;
+    g.emit(json!({"exported": name, "output": output}), || {
+        eprintln!("exported key {name:?}, sealed under your passphrase");
+        Ok(())
+    })
+}
+
+/// `mosaic key import FILE`.
+pub fn key_import(
+    g: &Global,
+    file: &Path,
+    name: Option<&str>,
+    pass: &PassphraseArgs,
+) -> Result<()> {
+    let bundle = read_bundle(file, pass)?;
+    if name.is_some() && bundle.keys.len() > 1 {
+        return fail(
+            Code::Usage,
+            "--name renames a single key, and this file holds several",
+        );
+    }
+    let keys = keys()?;
+    let mut imported = Vec::new();
+    for key in &bundle.keys {
+        let written = keys.import(key, name)?;
+        let shown = match key.kind {
+            keys::Kind::Convergence => keys::CONVERGENCE,
+            keys::Kind::Identity => name.unwrap_or(&key.name),
+        };
+        imported.push(json!({"name": shown, "new": written}));
+    }
+    g.emit(json!({"imported": imported}), || {
+        for k in &imported {
+            let state = if k["new"] == json!(true) {
+                "imported"
+            } else {
+                "already here"
+            };
+            eprintln!("key {}: {state}", k["name"]);
+        }
+        Ok(())
+    })
+}
+
+/// `mosaic key rm NAME`.
+pub fn key_rm(g: &Global, name: &str, yes: bool) -> Result<()> {
+    let keys = keys()?;
+    if !keys.exists(name) {
+        // Says there is no such key, without asking first.
+        return keys.remove(name).map(drop);
+    }
+    if !confirm(
+        &format!(
+            "Delete key {name:?}? Files pinned with it can no longer be unpinned or listed as yours, unless you exported it."
+        ),
+        yes,
+    )? {
+        return fail(Code::Refused, "nothing was deleted");
+    }
+    let path = keys.remove(name)?;
+    g.emit(json!({"removed": name}), || {
+        eprintln!("deleted {}", path.display());
+        Ok(())
+    })
+}
+
+/// `mosaic export`: every key and keyring entry in one sealed file.
+pub fn export(g: &Global, output: Option<&Path>, pass: &PassphraseArgs) -> Result<()> {
+    let keys = keys()?;
+    let bundle = Bundle {
+        version: 1,
+        keys: keys
+            .list()?
+            .iter()
+            .map(|(name, _, _)| keys.export(name))
+            .collect::<Result<_>>()?,
+        files: keyring()?.list()?,
+    };
+    let passphrase = pass.get(true)?;
+    write_sealed(
+        output,
+        &vault::seal(&passphrase, &serde_json::to_vec(&bundle)?)?,
+    )?;
+    let (k, f) = (bundle.keys.len(), bundle.files.len());
+    g.emit(json!({"keys": k, "files": f, "output": output}), || {
+        eprintln!("exported {k} keys and {f} keyring entries, sealed under your passphrase");
+        Ok(())
+    })
+}
+
+/// `mosaic import FILE`: adds what an export holds; an entry or key already here is
+/// kept, a name taken by something else gets a suffix (files) or is skipped (keys).
+pub fn import(g: &Global, file: &Path, pass: &PassphraseArgs) -> Result<()> {
+    let bundle = read_bundle(file, pass)?;
+    let keys = keys()?;
+    let ring = keyring()?;
+    let mut notes = Vec::new();
+    let mut new_keys = 0;
+    for key in &bundle.keys {
+        match keys.import(key, None) {
+            Ok(true) => new_keys += 1,
+            Ok(false) => {}
+            Err(e) => notes.push(format!("key {:?} skipped: {e}", key.name)),
+        }
+    }
+    let mut new_files = 0;
+    for record in bundle.files {
+        let mut record = record;
+        match ring.get(&record.name)? {
+            Some(have) if have.cap == record.cap => continue,
+            Some(_) => {
+                let base = record.name.clone();
+                let mut n = 2;
+                while ring.get(&format!("{base} ({n})"))?.is_some() {
+                    n += 1;
+                }
+                record.name = format!("{base} ({n})");
+                notes.push(format!(
+                    "{base:?} exists here with another file: imported as {:?}",
+                    record.name
+                ));
+            }
+            None => {}
+        }
+        ring.put(&record)?;
+        new_files += 1;
+    }
+    g.emit(
+        json!({"keys": new_keys, "files": new_files, "notes": notes}),
+        || {
+            for n in &notes {
+                eprintln!("note: {n}");
+            }
+            eprintln!("imported {new_keys} keys and {new_files} keyring entries");
+            Ok(())
+        },
+    )
+}
+
+/// `mosaic ls`.
+pub fn ls(g: &Global) -> Result<()> {
+    let records = keyring()?.list()?;
+    g.emit(serde_json::to_value(&records)?, || {
+        if records.is_empty() {
+            eprintln!("your keyring is empty: `mosaic put FILE` uploads and records a file");
+        }
+        for r in &records {
+            println!(
+                "{:<32} {:>10}  {}  {} nodes  {}",
+                r.name,
+                bytesize::ByteSize(r.size).to_string(),
+                humantime::format_rfc3339_seconds(
+                    UNIX_EPOCH + std::time::Duration::from_secs(r.created)
+                ),
+                r.nodes.len(),
+                r.kind
+            );
+        }
+        Ok(())
+    })
+}
+
+/// A cap, id or keyring name, as a cap and the keyring entry if any.
+pub fn resolve(arg: &str) -> Result<(Cap, Option<Record>)> {
+    if arg.starts_with("mr1") || arg.starts_with("mi1") {
+        return Ok((arg.parse()?, None));
+    }
+    let record = keyring()?.require(arg)?;
+    Ok((record.cap.parse()?, Some(record)))
+}
+
+fn gateway_link(base: &str, cap: &Cap, record: Option<&Record>) -> String {
+    let base = base.trim_end_matches('/');
+    let name = record.map(|r| r.name.as_str()).unwrap_or("");
+    let encoded = percent_encode(name);
+    match cap {
+        Cap::Read(c) if name.is_empty() => format!("{base}/f/{c}"),
+        Cap::Read(c) => format!("{base}/f/{c}/{encoded}"),
+        Cap::Public(p) if record.is_some_and(|r| r.kind == "directory") => format!("{base}/p/{p}/"),
+        Cap::Public(p) => format!("{base}/p/{p}"),
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `mosaic share NAME`: the cap and a gateway URL.
+pub fn share(g: &Global, arg: &str, gateway_url: &str) -> Result<()> {
+    let (cap, record) = resolve(arg)?;
+    let url = gateway_link(gateway_url, &cap, record.as_ref());
+    g.emit(json!({"cap": cap.to_string(), "url": url}), || {
+        println!("{cap}");
+        println!("{url}");
+        if matches!(cap, Cap::Read(_)) {
+            eprintln!(
+                "note: the readcap and the URL hold the file's key: anyone with them can read it"
+            );
+        }
+        Ok(())
+    })
+}
+
+fn hex_hashes(hashes: &[Hash]) -> Vec<String> {
+    hashes.iter().map(Hash::to_hex).collect()
+}
+
+fn node_ids(ids: &[String]) -> Vec<EndpointId> {
+    ids.iter().filter_map(|s| s.parse().ok()).collect()
+}
+
+/// A keyring record for a file just put.
+pub fn record_upload(
+    name: &str,
+    cap: &Cap,
+    size: u64,
+    kind: &str,
+    key: &str,
+    blobs: &[Hash],
+    nodes: &BTreeSet<EndpointId>,
+) -> Result<()> {
+    keyring()?.put(&Record {
+        name: name.to_owned(),
+        size,
+        cap: cap.to_string(),
+        created: now(),
+        kind: kind.to_owned(),
+        key: key.to_owned(),
+        blobs: hex_hashes(blobs),
+        nodes: nodes.iter().map(ToString::to_string).collect(),
+    })
+}
+
+/// `mosaic rm NAME`: unpins on the nodes, then forgets locally.
+pub fn rm(
+    g: &Global,
+    net: NetworkArgs,
+    args: ClientArgs,
+    name: &str,
+    yes: bool,
+    force: bool,
+) -> Result<()> {
+    let ring = keyring()?;
+    let record = ring.require(name)?;
+    if !confirm(
+        &format!("Unpin {name:?} from the nodes and forget its readcap?"),
+        yes,
+    )? {
+        return fail(Code::Refused, "nothing was removed");
+    }
+    let blobs: Vec<Hash> = record
+        .blobs
+        .iter()
+        .filter_map(|h| Hash::from_hex(h).ok())
+        .collect();
+    let extra = node_ids(&record.nodes);
+    let outcome = crate::net::with_client(g, &net, &args, |client| async move {
+        client
+            .unpin_blobs(&blobs, &extra)
+            .await
+            .map_err(anyhow::Error::from)
+    });
+    let (done, problems) = match outcome {
+        Ok(r) => r,
+        Err(e) if force => (Vec::new(), vec![e.to_string()]),
+        Err(e) => return Err(e.context("nothing was forgotten; --force forgets it anyway")),
+    };
+    if !problems.is_empty() && !force {
+        return fail(
+            Code::Network,
+            format!(
+                "{} nodes could not be told to unpin {name:?} ({}); it stays in your keyring: retry, or pass --force to forget it anyway",
+                problems.len(),
+                problems.join("; ")
+            ),
+        );
+    }
+    ring.remove(name)?;
+    g.emit(
+        json!({"removed": name, "unpinned_on": done.len(), "problems": problems}),
+        || {
+            for p in &problems {
+                eprintln!("warning: {p}");
+            }
+            eprintln!("unpinned {name:?} on {} nodes and forgot it", done.len());
+            Ok(())
+        },
+    )
+}
+
+async fn manifest_for(client: &Client, cap: &Cap) -> Result<Manifest> {
+    let manifest = client.manifest(&cap.id()).await?;
+    // A readcap's key must open the manifest: pinning a file you cannot read is
+    // allowed with its id, not with a wrong key.
+    if let Cap::Read(c) = cap {
+        Decoder::new(manifest.clone(), Some(&c.key))?;
+    }
+    Ok(manifest)
+}
+
+/// `mosaic pin add CAP|ID|NAME`.
+pub fn pin_add(g: &Global, net: NetworkArgs, args: ClientArgs, arg: &str) -> Result<()> {
+    let (cap, record) = resolve(arg)?;
+    let extra = record
+        .as_ref()
+        .map(|r| node_ids(&r.nodes))
+        .unwrap_or_default();
+    let report: PinReport = crate::net::with_client(g, &net, &args, |client| async move {
+        let manifest = manifest_for(&client, &cap).await?;
+        Ok(client.pin_file(&manifest, &extra).await?)
+    })?;
+    let nodes: BTreeSet<EndpointId> = report.pinned.iter().flatten().copied().collect();
+    if let Some(mut r) = record {
+        r.nodes = nodes.iter().map(ToString::to_string).collect();
+        keyring()?.put(&r)?;
+    }
+    let unpinned = report.unpinned();
+    let value = json!({
+        "pinned": report.pinned.iter().map(|n| n.len()).collect::<Vec<_>>(),
+        "copied": report.copied.len(),
+        "problems": report.problems,
+        "complete": unpinned.is_empty(),
+    });
+    let summary = format!(
+        "pinned {} of {} blobs on {} nodes ({} copied to new nodes)",
+        report.pinned.len() - unpinned.len(),
+        report.pinned.len(),
+        nodes.len(),
+        report.copied.len()
+    );
+    g.emit(value, || {
+        for p in &report.problems {
+            eprintln!("note: {p}");
+        }
+        eprintln!("{summary}");
+        Ok(())
+    })?;
+    if !unpinned.is_empty() {
+        return fail(
+            Code::Network,
+            format!("{summary}: the file is not fully pinned"),
+        );
+    }
+    Ok(())
+}
+
+/// `mosaic pin rm CAP|ID|NAME`.
+pub fn pin_rm(g: &Global, net: NetworkArgs, args: ClientArgs, arg: &str) -> Result<()> {
+    let (cap, record) = resolve(arg)?;
+    let known: Option<Vec<Hash>> = record.as_ref().map(|r| {
+        r.blobs
+            .iter()
+            .filter_map(|h| Hash::from_hex(h).ok())
+            .collect()
+    });
+    let extra = record
+        .as_ref()
+        .map(|r| node_ids(&r.nodes))
+        .unwrap_or_default();
+    let (done, problems) = crate::net::with_client(g, &net, &args, |client| async move {
+        let blobs = match known {
+            Some(b) if !b.is_empty() => b,
+            _ => file_blobs(&client.manifest(&cap.id()).await?),
+        };
+        Ok(client.unpin_blobs(&blobs, &extra).await?)
+    })?;
+    if let Some(mut r) = record {
+        r.nodes.clear();
+        keyring()?.put(&r)?;
+    }
+    g.emit(
+        json!({"unpinned_on": done.len(), "problems": problems}),
+        || {
+            for p in &problems {
+                eprintln!("warning: {p}");
+            }
+            eprintln!("unpinned on {} nodes (other owners' pins stay)", done.len());
+            Ok(())
+        },
+    )
+}
+
+fn health_json(name: &str, h: &FileHealth) -> serde_json::Value {
+    json!({
+        "name": name,
+        "needed": h.needed,
+        "columns_available": h.columns_available(),
+        "columns_pinned_by_you": h.columns_pinned(),
+        "readable": h.readable(),
+        "unreachable": h.unreachable.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "blobs": h.blobs.iter().map(|b| json!({
+            "role": b.role.to_string(),
+            "hash": b.hash.to_hex(),
+            "places": b.places.iter().map(|p| json!({
+                "node": p.node.to_string(),
+                "yours": p.yours,
+                "owners": p.owners,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// `mosaic pin ls [CAP|ID|NAME]`: per file, where each blob is held and pinned.
+pub fn pin_ls(g: &Global, net: NetworkArgs, args: ClientArgs, arg: Option<&str>) -> Result<()> {
+    let targets: Vec<(String, Cap, Vec<EndpointId>)> = match arg {
+        Some(a) => {
+            let (cap, record) = resolve(a)?;
+            let name = record
+                .as_ref()
+                .map_or_else(|| a.to_owned(), |r| r.name.clone());
+            vec![(
+                name,
+                cap,
+                record.map(|r| node_ids(&r.nodes)).unwrap_or_default(),
+            )]
+        }
+        None => keyring()?
+            .list()?
+            .into_iter()
+            .filter_map(|r| Some((r.name.clone(), r.cap.parse().ok()?, node_ids(&r.nodes))))
+            .collect(),
+    };
+    let results = crate::net::with_client(g, &net, &args, |client| async move {
+        let mut out = Vec::new();
+        for (name, cap, extra) in targets {
+            let health = async {
+                let manifest = client.manifest(&cap.id()).await?;
+                anyhow::Ok(client.file_health(&manifest, &extra).await?)
+            }
+            .await;
+            out.push((name, health));
+        }
+        anyhow::Ok(out)
+    })?;
+    let value = json!(
+        results
+            .iter()
+            .map(|(name, h)| match h {
+                Ok(h) => health_json(name, h),
+                Err(e) => json!({"name": name, "error": e.to_string()}),
+            })
+            .collect::<Vec<_>>()
+    );
+    let any_unreadable = results
+        .iter()
+        .any(|(_, h)| !h.as_ref().is_ok_and(FileHealth::readable));
+    g.emit(value, || {
+        for (name, h) in &results {
+            match h {
+                Err(e) => println!("{name}: unavailable: {e}"),
+                Ok(h) => {
+                    let n = h.blobs.len() - 1;
+                    println!(
+                        "{name}: {} of {n} columns available (needs {}), {} pinned by you: {}",
+                        h.columns_available(),
+                        h.needed,
+                        h.columns_pinned(),
+                        if h.readable() {
+                            "readable"
+                        } else {
+                            "NOT readable"
+                        }
+                    );
+                    for b in &h.blobs {
+                        let places: Vec<String> = b
+                            .places
+                            .iter()
+                            .map(|p| {
+                                format!("{}{}", p.node.fmt_short(), if p.yours { "*" } else { "" })
+                            })
+                            .collect();
+                        println!(
+                            "  {:<10} {}  {}",
+                            b.role.to_string(),
+                            b.hash.fmt_short(),
+                            if places.is_empty() {
+                                "held nowhere reachable".to_owned()
+                            } else {
+                                places.join(" ")
+                            }
+                        );
+                    }
+                }
+            }
+        }
+        if results.iter().any(|(_, h)| h.is_ok()) {
+            println!("(* = pinned by you)");
+        }
+        Ok(())
+    })?;
+    if any_unreadable {
+        return fail(Code::Network, "some files are not readable now (see above)");
+    }
+    Ok(())
+}
+
+/// `mosaic status`: the DHT, the storage nodes, and what each says about us.
+pub fn status(g: &Global, net: NetworkArgs, args: ClientArgs) -> Result<()> {
+    let (id, table, found, nodes) = crate::net::with_client(g, &net, &args, |client| async move {
+        let table = client.routing().routing_table_size().await.unwrap_or(0);
+        let (found, nodes) = client.storage_nodes().await?;
+        let statuses = n0_future::join_all(
+            nodes
+                .iter()
+                .map(|n| async { (n.id, n.rtt, client.node_status(n.id, &[]).await) }),
+        )
+        .await;
+        anyhow::Ok((client.id(), table, found, statuses))
+    })?;
+    let reachable = nodes.iter().filter(|(_, _, s)| s.is_ok()).count();
+    let value = json!({
+        "identity": id.to_string(),
+        "dht_routing_table": table,
+        "nodes_announced": found,
+        "nodes_reachable": reachable,
+        "nodes": nodes.iter().map(|(id, rtt, s)| match s {
+            Ok(s) => json!({
+                "id": id.to_string(),
+                "rtt_ms": rtt.as_secs_f64() * 1000.0,
+                "capacity": s.capacity,
+                "used": s.used,
+                "collectable": s.collectable,
+                "blobs": s.blobs,
+                "pinned_by_you": s.pinned_by_you,
+                "quota": s.quota,
+                "announce_backlog": s.announce_backlog,
+                "announce_ok": s.announce_ok,
+                "version": s.version,
+            }),
+            Err(e) => json!({"id": id.to_string(), "error": e}),
+        }).collect::<Vec<_>>(),
+    });
+    g.emit(value, || {
+        println!("identity      {id}");
+        println!(
+            "dht           {} peers in the routing table{}",
+            table,
+            if table == 0 { " (not joined: check --bootstrap)" } else { "" }
+        );
+        println!("storage nodes {found} announced, {reachable} reachable");
+        for (id, rtt, s) in &nodes {
+            match s {
+                Ok(s) => println!(
+                    "  {}  rtt {:>6.2} ms  used {} of {} ({} collectable)  yours {}{}  announce backlog {}{}",
+                    id.fmt_short(),
+                    rtt.as_secs_f64() * 1000.0,
+                    bytesize::ByteSize(s.used),
+                    bytesize::ByteSize(s.capacity),
+                    bytesize::ByteSize(s.collectable),
+                    bytesize::ByteSize(s.pinned_by_you),
+                    s.quota.map(|q| format!(" of quota {}", bytesize::ByteSize(q))).unwrap_or_default(),
+                    s.announce_backlog,
+                    if s.announce_ok { "" } else { " (last round incomplete)" },
+                ),
+                Err(e) => println!("  {}  error: {e}", id.fmt_short()),
+            }
+        }
+        Ok(())
+    })
+}

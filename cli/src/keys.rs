@@ -1,0 +1,310 @@
+//! The client's keys: identities (ed25519, the `EndpointId` nodes authorize and pins
+//! belong to) and the convergence secret, as files in `$XDG_CONFIG_HOME/mosaic/keys/`.
+//!
+//! `NAME.key` is an identity, 32 raw bytes; `convergence.secret` is the convergence
+//! secret, 32 raw bytes. The directory is 0700 and every file 0600; a key file others
+//! can read is refused with the command that fixes it. The identity in use is `--key
+//! NAME` (`MOSAIC_KEY`, `key =` in the config file), else `default`, created on first
+//! use. The name `convergence` is reserved for the convergence secret.
+//!
+//! Keys leave the machine only sealed under a passphrase (`key export`, `export`; see
+//! [`crate::vault`]).
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result, anyhow};
+use iroh::SecretKey;
+use mosaic_node::{codec::ConvergenceSecret, identity};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::exit::{Code, fail};
+
+/// The identity used when none is named.
+pub const DEFAULT: &str = "default";
+/// The reserved name of the convergence secret.
+pub const CONVERGENCE: &str = "convergence";
+
+/// What a key is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// An ed25519 identity.
+    Identity,
+    /// The convergence secret.
+    Convergence,
+}
+
+/// A key as exported: its name, kind and secret bytes (wiped when dropped).
+#[derive(Clone, Serialize, Deserialize, zeroize::ZeroizeOnDrop)]
+pub struct Exported {
+    /// Its name.
+    #[zeroize(skip)]
+    pub name: String,
+    /// Its kind.
+    #[zeroize(skip)]
+    pub kind: Kind,
+    /// The 32 secret bytes, hex.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for Exported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exported")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A key in a listing: name, kind, and its id (empty for the convergence secret) or
+/// why it cannot be used.
+pub type Listed = (String, Kind, Result<String, String>);
+
+/// The key directory.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    dir: PathBuf,
+}
+
+/// Key names: what a file name can safely be.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && !name.starts_with('.');
+    if !ok {
+        return fail(
+            Code::BadInput,
+            format!(
+                "{name:?} is not a key name: use up to 64 letters, digits, '-', '_' or '.', not starting with '.'"
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> Zeroizing<String> {
+    Zeroizing::new(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn unhex(s: &str) -> Result<Zeroizing<[u8; 32]>> {
+    let mut out = Zeroizing::new([0u8; 32]);
+    if s.len() != 64 || !s.is_ascii() {
+        return fail(Code::BadInput, "a key in the file is not 32 hex bytes");
+    }
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)
+            .map_err(|_| anyhow!("a key in the file is not hex"))?;
+    }
+    Ok(out)
+}
+
+impl Keys {
+    /// The key directory under `config_home`, created 0700. A `client.key` and
+    /// `convergence.secret` from before key names existed move in as `default` and
+    /// the convergence secret.
+    pub fn open(config_home: &Path) -> Result<Self> {
+        let dir = config_home.join("keys");
+        if !dir.exists() {
+            fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create the key directory {}", dir.display()))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
+            }
+            for (old, new) in [
+                ("client.key", "default.key"),
+                ("convergence.secret", "convergence.secret"),
+            ] {
+                let old = config_home.join(old);
+                if old.exists() {
+                    fs::rename(&old, dir.join(new)).with_context(|| {
+                        format!("cannot move {} into {}", old.display(), dir.display())
+                    })?;
+                }
+            }
+        }
+        Ok(Self { dir })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        if name == CONVERGENCE {
+            self.dir.join("convergence.secret")
+        } else {
+            self.dir.join(format!("{name}.key"))
+        }
+    }
+
+    /// Whether key `name` exists.
+    pub fn exists(&self, name: &str) -> bool {
+        self.path(name).exists()
+    }
+
+    /// Loads identity `name`; the default one is created on first use, any other
+    /// must exist.
+    pub fn identity(&self, name: &str) -> Result<SecretKey> {
+        check_name(name)?;
+        if name == CONVERGENCE {
+            return fail(
+                Code::BadInput,
+                "`convergence` is the convergence secret, not an identity",
+            );
+        }
+        let path = self.path(name);
+        if name != DEFAULT && !path.exists() {
+            return fail(
+                Code::NotFound,
+                format!(
+                    "there is no key named {name:?}: `mosaic key list` shows your keys, `mosaic key new {name}` makes one"
+                ),
+            );
+        }
+        Ok(identity::load_or_create(&path)?)
+    }
+
+    /// The convergence secret, created on first use.
+    pub fn convergence(&self) -> Result<ConvergenceSecret> {
+        let path = self.path(CONVERGENCE);
+        let existed = path.exists();
+        let secret = ConvergenceSecret::from_bytes(identity::load_or_create_secret(&path)?);
+        if !existed {
+            eprintln!("created a convergence secret in {}", path.display());
+        }
+        Ok(secret)
+    }
+
+    /// Creates key `name` (an identity, or the convergence secret); refuses to
+    /// overwrite.
+    pub fn create(&self, name: &str) -> Result<PathBuf> {
+        check_name(name)?;
+        let path = self.path(name);
+        if path.exists() {
+            return fail(
+                Code::Refused,
+                format!(
+                    "a key named {name:?} exists already ({}): remove it first with `mosaic key rm {name}` if you really mean to replace it",
+                    path.display()
+                ),
+            );
+        }
+        identity::load_or_create_secret(&path)?;
+        Ok(path)
+    }
+
+    /// Every key: (name, kind, identity id or why it is unusable). Sorted by name.
+    pub fn list(&self) -> Result<Vec<Listed>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir)
+            .with_context(|| format!("cannot read the key directory {}", self.dir.display()))?
+        {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if let Some(stem) = name.strip_suffix(".key") {
+                let id = identity::load_or_create(&self.path(stem))
+                    .map(|k| k.public().to_string())
+                    .map_err(|e| e.to_string());
+                out.push((stem.to_owned(), Kind::Identity, id));
+            } else if name == "convergence.secret" {
+                let ok = identity::load_or_create_secret(&self.path(CONVERGENCE))
+                    .map(|_| String::new())
+                    .map_err(|e| e.to_string());
+                out.push((CONVERGENCE.to_owned(), Kind::Convergence, ok));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Reads key `name` for export.
+    pub fn export(&self, name: &str) -> Result<Exported> {
+        check_name(name)?;
+        let path = self.path(name);
+        if !path.exists() {
+            return fail(
+                Code::NotFound,
+                format!("there is no key named {name:?}: `mosaic key list` shows your keys"),
+            );
+        }
+        let bytes = Zeroizing::new(identity::load_or_create_secret(&path)?);
+        Ok(Exported {
+            name: name.to_owned(),
+            kind: if name == CONVERGENCE {
+                Kind::Convergence
+            } else {
+                Kind::Identity
+            },
+            secret: hex(bytes.as_ref()).to_string(),
+        })
+    }
+
+    /// Writes an imported key as `name` (its own unless renamed). An identical key
+    /// already there is fine; a different one under the same name is refused.
+    /// Returns whether a file was written.
+    pub fn import(&self, key: &Exported, name: Option<&str>) -> Result<bool> {
+        let name = match key.kind {
+            Kind::Convergence => CONVERGENCE,
+            Kind::Identity => name.unwrap_or(&key.name),
+        };
+        check_name(name)?;
+        if key.kind == Kind::Identity && name == CONVERGENCE {
+            return fail(
+                Code::BadInput,
+                "`convergence` is reserved for the convergence secret: import the identity with --name",
+            );
+        }
+        let secret = unhex(&key.secret)?;
+        let path = self.path(name);
+        if path.exists() {
+            let have = Zeroizing::new(identity::load_or_create_secret(&path)?);
+            if *have == *secret {
+                return Ok(false);
+            }
+            return fail(
+                Code::Refused,
+                format!(
+                    "a different key named {name:?} exists already: import this one under another name with --name"
+                ),
+            );
+        }
+        write_private(&path, secret.as_ref())?;
+        Ok(true)
+    }
+
+    /// Deletes key `name`.
+    pub fn remove(&self, name: &str) -> Result<PathBuf> {
+        check_name(name)?;
+        let path = self.path(name);
+        if !path.exists() {
+            return fail(
+                Code::NotFound,
+                format!("there is no key named {name:?}: `mosaic key list` shows your keys"),
+            );
+        }
+        fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+        Ok(path)
+    }
+}
+
+/// Creates `path` with mode 0600 and writes `bytes`, durably.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut options = fs::File::options();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
