@@ -149,7 +149,7 @@ fn public_files_decode_from_their_id_and_convergent_files_deduplicate() {
     let c = env.encode(&file, &[]);
     assert_ne!(a, c, "random keys differ");
     // The secret is private to its owner.
-    let secret = env.path("config/mosaic/convergence.secret");
+    let secret = env.path("config/mosaic/keys/convergence.secret");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -159,7 +159,8 @@ fn public_files_decode_from_their_id_and_convergent_files_deduplicate() {
         );
         fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).expect("chmod");
         let out = env.mosaic(&["encode", file.to_str().expect("utf-8"), "--convergent"]);
-        assert_eq!(out.status.code(), Some(1));
+        // Exit 4: refused (docs/cli.md).
+        assert_eq!(out.status.code(), Some(4));
         assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
     }
 }
@@ -176,7 +177,8 @@ fn bad_caps_and_wrong_keys_are_clear_errors() {
     ];
     for (bad, msg) in cases {
         let out = env.mosaic(&["decode", bad]);
-        assert_eq!(out.status.code(), Some(1), "{bad}");
+        // Exit 7: malformed input.
+        assert_eq!(out.status.code(), Some(7), "{bad}");
         assert!(stderr(&out).contains(msg), "{bad}: {}", stderr(&out));
     }
     // The right id with another key.
@@ -189,7 +191,8 @@ fn bad_caps_and_wrong_keys_are_clear_errors() {
     }
     .to_string();
     let out = env.mosaic(&["decode", &forged]);
-    assert_eq!(out.status.code(), Some(1));
+    // Exit 4: a wrong key is refused.
+    assert_eq!(out.status.code(), Some(4));
     assert!(
         stderr(&out).contains("key does not open this file"),
         "{}",

@@ -147,10 +147,10 @@ fn unauthorized_clients_are_refused_and_allowed_ones_store() {
     let id = String::from_utf8(id.stdout).unwrap().trim().to_owned();
     let mut c = Cluster::start(5, &["--allow", &id]);
     // Move the allowed identity into this cluster's temp dir.
-    fs::create_dir_all(c.tmp.path().join("allowed/mosaic")).unwrap();
+    fs::create_dir_all(c.tmp.path().join("allowed/mosaic/keys")).unwrap();
     fs::copy(
-        probe.path().join("allowed/mosaic/client.key"),
-        c.tmp.path().join("allowed/mosaic/client.key"),
+        probe.path().join("allowed/mosaic/keys/default.key"),
+        c.tmp.path().join("allowed/mosaic/keys/default.key"),
     )
     .unwrap();
     c.wait_for_nodes(5);

@@ -708,7 +708,11 @@ pub fn pin_ls(g: &Global, net: NetworkArgs, args: ClientArgs, arg: Option<&str>)
         Ok(())
     })?;
     if any_unreadable {
-        return fail(Code::Network, "some files are not readable now (see above)");
+        return Err(crate::exit::Failure::reported(
+            Code::Network,
+            "some files are not readable now (see above)",
+        )
+        .into());
     }
     Ok(())
 }

@@ -33,6 +33,7 @@ pub enum Code {
 pub struct Failure {
     code: Code,
     message: String,
+    reported: bool,
 }
 
 impl Failure {
@@ -41,8 +42,23 @@ impl Failure {
         Self {
             code,
             message: message.into(),
+            reported: false,
         }
     }
+
+    /// A failure the command has already described in its output (with `--json`,
+    /// nothing more is printed: stdout stays one JSON value).
+    pub fn reported(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            reported: true,
+            ..Self::new(code, message)
+        }
+    }
+}
+
+/// Whether the command already reported this error in its output.
+pub fn was_reported(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<Failure>().is_some_and(|f| f.reported)
 }
 
 impl std::fmt::Display for Failure {

@@ -398,7 +398,9 @@ pub fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let code = exit::classify(&e);
-            if json {
+            if json && exit::was_reported(&e) {
+                // The command's JSON answer already says what went wrong.
+            } else if json {
                 let causes: Vec<String> = e.chain().skip(1).map(ToString::to_string).collect();
                 println!(
                     "{}",

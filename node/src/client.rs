@@ -418,6 +418,12 @@ impl Client {
                 reason,
             }));
         }
+        // A failed put leaves nothing pinned behind: columns already stored are unpinned
+        // (the nodes collect them), so they count against no one's quota.
+        let failed = !matches!(encoded, Ok(Some(_))) || stored.iter().any(Result::is_err);
+        if failed {
+            self.abandon(&chosen, &stored).await;
+        }
         // A failed upload explains an aborted encoder better than the encoder can.
         let manifest = match encoded? {
             Some(m) => m,
@@ -474,6 +480,22 @@ impl Client {
             manifest,
             placement: chosen.iter().map(|n| n.id).collect(),
         })
+    }
+
+    /// Unpins the columns of a failed put that did get stored.
+    async fn abandon(&self, chosen: &[&StorageNode], stored: &[Result<Hash, ClientError>]) {
+        n0_future::join_all(chosen.iter().zip(stored).filter_map(|(node, result)| {
+            let hash = *result.as_ref().ok()?;
+            Some(async move {
+                let request = Request::Unpin {
+                    hashes: vec![*hash.as_bytes()],
+                };
+                if let Err(e) = exchange(&node.conn, &request).await {
+                    debug!(node = %node.id.fmt_short(), "unpinning after a failed put: {e}");
+                }
+            })
+        }))
+        .await;
     }
 
     /// Downloads the whole file `cap` names and writes its plaintext to `out`, checking

@@ -228,12 +228,17 @@ impl Store {
         std::fs::create_dir_all(dir).map_err(db_err)?;
         let db = Arc::new(Database::create(dir.join("meta.redb")).map_err(db_err)?);
         let (used, owners) = Self::prepare(&db)?;
-        let protect_db = db.clone();
+        // Weak: the sweeper's task may outlive the store, and must not keep the
+        // database open (a restarted node reopens it).
+        let protect_db = Arc::downgrade(&db);
         let mut options = Options::new(&dir.join("blobs"));
         options.gc = Some(GcConfig {
             interval: limits.sweep_interval,
             add_protected: Some(Arc::new(move |live| {
-                let outcome = protect_held(&protect_db, live);
+                let outcome = match protect_db.upgrade() {
+                    Some(db) => protect_held(&db, live),
+                    None => ProtectOutcome::Abort,
+                };
                 Box::pin(async move { outcome })
             })),
         });

@@ -71,11 +71,12 @@ impl Cluster {
                 format!("127.0.0.1:{dht}"),
                 "--network".into(),
                 cluster.network.clone(),
-                "--capacity".into(),
-                "2GiB".into(),
                 "--announce-interval".into(),
                 "3s".into(),
             ];
+            if !extra.contains(&"--capacity") {
+                args.extend(["--capacity".into(), "2GiB".into()]);
+            }
             if i > 0 {
                 args.push("--bootstrap".into());
                 args.push(format!("127.0.0.1:{dht0}"));
@@ -143,6 +144,7 @@ impl Cluster {
             .env("MOSAIC_BIND", "127.0.0.1:0")
             .env("MOSAIC_CONNECT_TIMEOUT", "2s")
             .env("XDG_CONFIG_HOME", self.tmp.path().join(who))
+            .env("XDG_DATA_HOME", self.tmp.path().join(who).join("data"))
             .env("HOME", self.tmp.path())
             .output()
             .unwrap()

@@ -1,0 +1,470 @@
+//! The CLI people use, black-box: keys, the keyring, pins, quotas and garbage
+//! collection, against real `mosaic node run` processes on loopback. Exit codes are
+//! the documented ones (docs/cli.md): 3 not found, 4 refused, 6 space, 7 bad input.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::{
+    fs,
+    path::Path,
+    process::{Command, Output},
+    thread,
+    time::{Duration, Instant},
+};
+
+use common::{Cluster, SERIAL, stderr, write_file};
+use serde_json::Value;
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            stderr(out)
+        )
+    })
+}
+
+fn ok(out: Output) -> Output {
+    assert!(out.status.success(), "failed: {}", stderr(&out));
+    out
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The CLI without a network, with its own config and data directories.
+fn offline(home: &Path, args: &[&str], passphrase: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mosaic"));
+    cmd.args(args)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("HOME", home)
+        .env_remove("MOSAIC_PASSPHRASE")
+        .env_remove("MOSAIC_KEY");
+    if let Some(p) = passphrase {
+        cmd.env("MOSAIC_PASSPHRASE", p);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn keys_are_created_listed_exported_imported_and_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    // A default identity appears on first use; `id` and `key list` agree.
+    let id = stdout(&ok(offline(&a, &["id"], None)));
+    let list = json(&ok(offline(&a, &["key", "list", "--json"], None)));
+    assert_eq!(list[0]["name"], "default");
+    assert_eq!(list[0]["id"], id.as_str());
+    assert_eq!(list[0]["in_use"], true);
+    // A named one; it can be used with --key; a name twice is refused.
+    let work = json(&ok(offline(&a, &["key", "new", "work", "--json"], None)));
+    let work_id = work["id"].as_str().unwrap().to_owned();
+    assert_ne!(work_id, id);
+    assert_eq!(
+        stdout(&ok(offline(&a, &["id", "--key", "work"], None))),
+        work_id
+    );
+    let again = offline(&a, &["key", "new", "work"], None);
+    assert_eq!(again.status.code(), Some(4), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("exists already"),
+        "{}",
+        stderr(&again)
+    );
+    // A missing key: exit 3, and what to do.
+    let missing = offline(&a, &["id", "--key", "nosuch"], None);
+    assert_eq!(missing.status.code(), Some(3));
+    assert!(
+        stderr(&missing).contains("mosaic key new nosuch"),
+        "{}",
+        stderr(&missing)
+    );
+    // Key files are 0600; one others can read is refused with the fix.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let path = a.join("config/mosaic/keys/work.key");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let exposed = offline(&a, &["id", "--key", "work"], None);
+        assert_eq!(exposed.status.code(), Some(4));
+        assert!(
+            stderr(&exposed).contains("chmod 600"),
+            "{}",
+            stderr(&exposed)
+        );
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    // Export under a passphrase; the file is 0600 and holds no key in the clear.
+    let export = tmp.path().join("work.mkey");
+    let export_s = export.to_str().unwrap();
+    ok(offline(
+        &a,
+        &["key", "export", "work", "-o", export_s],
+        Some("pass phrase 1"),
+    ));
+    let sealed = fs::read(&export).unwrap();
+    let secret = fs::read(a.join("config/mosaic/keys/work.key")).unwrap();
+    assert!(!sealed.windows(32).any(|w| w == secret.as_slice()));
+    // Without a passphrase (no terminal here): a clear error.
+    let none = offline(&b, &["key", "import", export_s], None);
+    assert!(!none.status.success());
+    assert!(
+        stderr(&none).contains("MOSAIC_PASSPHRASE"),
+        "{}",
+        stderr(&none)
+    );
+    // A wrong passphrase: refused, nothing imported.
+    let wrong = offline(&b, &["key", "import", export_s], Some("wrong"));
+    assert_eq!(wrong.status.code(), Some(4), "{}", stderr(&wrong));
+    assert!(
+        stderr(&wrong).contains("wrong passphrase"),
+        "{}",
+        stderr(&wrong)
+    );
+    assert!(!b.join("config/mosaic/keys/work.key").exists());
+    // The right one: the same identity on the other machine.
+    ok(offline(
+        &b,
+        &["key", "import", export_s],
+        Some("pass phrase 1"),
+    ));
+    assert_eq!(
+        stdout(&ok(offline(&b, &["id", "--key", "work"], None))),
+        work_id
+    );
+    // Importing it again is harmless; a different key under a taken name is refused.
+    ok(offline(
+        &b,
+        &["key", "import", export_s],
+        Some("pass phrase 1"),
+    ));
+    ok(offline(&b, &["key", "new", "other"], None));
+    let renamed = offline(
+        &b,
+        &["key", "import", export_s, "--name", "other"],
+        Some("pass phrase 1"),
+    );
+    assert_eq!(renamed.status.code(), Some(4), "{}", stderr(&renamed));
+    // The convergence secret is a key like the others.
+    ok(offline(&a, &["key", "new", "convergence"], None));
+    let list = json(&ok(offline(&a, &["key", "list", "--json"], None)));
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kind"] == "convergence"),
+        "{list}"
+    );
+    // Removal (no terminal: no question), then the key is gone.
+    ok(offline(&a, &["key", "rm", "work"], None));
+    assert_eq!(
+        offline(&a, &["id", "--key", "work"], None).status.code(),
+        Some(3)
+    );
+    assert_eq!(
+        offline(&a, &["key", "rm", "work"], None).status.code(),
+        Some(3)
+    );
+    // Completions for a shell; a bad name is a clear error.
+    let bash = stdout(&ok(offline(&a, &["completions", "bash"], None)));
+    assert!(bash.contains("mosaic") && bash.contains("pin"), "{bash}");
+    let bad = offline(&a, &["key", "new", "../escape"], None);
+    assert_eq!(bad.status.code(), Some(7), "{}", stderr(&bad));
+}
+
+/// Runs `mosaic --json …` as `who` and parses its answer.
+fn j(c: &Cluster, who: &str, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = c.mosaic_as(who, &all);
+    assert!(
+        out.status.success(),
+        "mosaic {args:?} as {who} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
+    json(&out)
+}
+
+#[test]
+fn the_keyring_records_shares_removes_and_moves_to_another_machine() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = Cluster::start(5, &["--open"]);
+    c.wait_for_nodes(5);
+    let (file, data) = write_file(c.tmp.path(), "report.pdf", 300_000);
+    // Put records it (piped stderr: no progress bar drawn).
+    let out = ok(c.mosaic_as("alice", &["put", file.to_str().unwrap()]));
+    assert!(!stderr(&out).contains("eta"), "{}", stderr(&out));
+    let cap = stdout(&out);
+    let ls = j(&c, "alice", &["ls"]);
+    assert_eq!(ls[0]["name"], "report.pdf");
+    assert_eq!(ls[0]["cap"], cap.as_str());
+    assert_eq!(ls[0]["size"], 300_000);
+    assert_eq!(ls[0]["nodes"].as_array().unwrap().len(), 5);
+    // The same name again is refused before any upload.
+    let dup = c.mosaic_as("alice", &["put", file.to_str().unwrap()]);
+    assert_eq!(dup.status.code(), Some(4));
+    assert!(stderr(&dup).contains("--name"), "{}", stderr(&dup));
+    // Share: the cap and a gateway URL with the name.
+    let share = j(
+        &c,
+        "alice",
+        &[
+            "share",
+            "report.pdf",
+            "--gateway-url",
+            "https://gw.example/",
+        ],
+    );
+    assert_eq!(share["cap"], cap.as_str());
+    assert_eq!(
+        share["url"],
+        format!("https://gw.example/f/{cap}/report.pdf").as_str()
+    );
+    // Get by name.
+    let back = c.tmp.path().join("back.pdf");
+    ok(c.mosaic_as(
+        "alice",
+        &["get", "report.pdf", "-o", back.to_str().unwrap()],
+    ));
+    assert_eq!(fs::read(&back).unwrap(), data);
+    // Bad caps and unknown names: clear errors with their codes.
+    let bad = c.mosaic_as("alice", &["get", "mr1notacap"]);
+    assert_eq!(bad.status.code(), Some(7), "{}", stderr(&bad));
+    let unknown = c.mosaic_as("alice", &["--json", "share", "nosuch.txt"]);
+    assert_eq!(unknown.status.code(), Some(3));
+    assert!(
+        json(&unknown)["error"]
+            .as_str()
+            .unwrap()
+            .contains("not in your keyring")
+    );
+    // Status: the DHT and every node, with what alice pins there.
+    let status = j(&c, "alice", &["status"]);
+    assert_eq!(status["nodes_reachable"], 5, "{status}");
+    assert!(
+        status["dht_routing_table"].as_u64().unwrap() > 0,
+        "{status}"
+    );
+    let pinned: u64 = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["pinned_by_you"].as_u64().unwrap())
+        .sum();
+    assert!(pinned >= 300_000, "{status}");
+    // Export everything; import on a new machine (new dirs): same keyring and identity.
+    let export = c.tmp.path().join("alice.export");
+    let run_as = |who: &str, args: &[&str], pass: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mosaic"));
+        cmd.args(args)
+            .env("MOSAIC_PASSPHRASE", pass)
+            .env("XDG_CONFIG_HOME", c.tmp.path().join(who))
+            .env("XDG_DATA_HOME", c.tmp.path().join(who).join("data"))
+            .env("HOME", c.tmp.path());
+        cmd.output().unwrap()
+    };
+    ok(run_as(
+        "alice",
+        &["export", "-o", export.to_str().unwrap()],
+        "s3cret",
+    ));
+    let wrong = run_as("alice2", &["import", export.to_str().unwrap()], "guess");
+    assert_eq!(wrong.status.code(), Some(4), "{}", stderr(&wrong));
+    assert!(stderr(&wrong).contains("nothing was imported"));
+    assert_eq!(j(&c, "alice2", &["ls"]), Value::Array(vec![]));
+    ok(run_as(
+        "alice2",
+        &["import", export.to_str().unwrap()],
+        "s3cret",
+    ));
+    assert_eq!(j(&c, "alice2", &["ls"]), ls);
+    assert_eq!(
+        stdout(&ok(c.mosaic_as("alice2", &["id"]))),
+        stdout(&ok(c.mosaic_as("alice", &["id"])))
+    );
+    let back2 = c.tmp.path().join("back2.pdf");
+    ok(c.mosaic_as(
+        "alice2",
+        &["get", "report.pdf", "-o", back2.to_str().unwrap()],
+    ));
+    assert_eq!(fs::read(&back2).unwrap(), data);
+    // rm: unpins on the nodes (no terminal: no question) and forgets.
+    let rm = j(&c, "alice", &["rm", "report.pdf"]);
+    assert!(rm["unpinned_on"].as_u64().unwrap() >= 5, "{rm}");
+    assert_eq!(j(&c, "alice", &["ls"]), Value::Array(vec![]));
+    let health = j(&c, "alice2", &["pin", "ls", &cap]);
+    assert_eq!(health[0]["columns_pinned_by_you"], 0, "{health}");
+    assert_eq!(
+        health[0]["readable"], true,
+        "unpinned data stays until collected"
+    );
+}
+
+/// Total bytes the nodes report as used.
+fn used(c: &Cluster, who: &str) -> (u64, u64) {
+    let status = j(c, who, &["status"]);
+    let nodes = status["nodes"].as_array().unwrap();
+    (
+        nodes.iter().map(|n| n["used"].as_u64().unwrap()).sum(),
+        nodes
+            .iter()
+            .map(|n| n["collectable"].as_u64().unwrap())
+            .sum(),
+    )
+}
+
+#[test]
+fn pins_belong_to_owners_gc_takes_only_unpinned_data_and_quotas_hold() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Collection from 30 % of 2 MiB down to 0 %, checked every second; 1 MiB per client.
+    let c = Cluster::start(
+        5,
+        &[
+            "--open",
+            "--capacity",
+            "2MiB",
+            "--quota",
+            "1MiB",
+            "--gc-high",
+            "30",
+            "--gc-low",
+            "0",
+            "--gc-interval",
+            "1s",
+        ],
+    );
+    c.wait_for_nodes(5);
+    // Alice's file: about 100 KiB per column on each of the 5 nodes.
+    let (a_file, a_data) = write_file(c.tmp.path(), "a.bin", 300_000);
+    let a = j(&c, "alice", &["put", a_file.to_str().unwrap()]);
+    let a_cap = a["cap"].as_str().unwrap().to_owned();
+    // Bob pins alice's file too: every blob now has two owners.
+    let pin = j(&c, "bob", &["pin", "add", &a_cap]);
+    assert_eq!(pin["complete"], true, "{pin}");
+    let health = j(&c, "bob", &["pin", "ls", &a_cap]);
+    for blob in health[0]["blobs"].as_array().unwrap() {
+        let places = blob["places"].as_array().unwrap();
+        assert!(!places.is_empty(), "{health}");
+        assert!(
+            places
+                .iter()
+                .all(|p| p["owners"] == 2 && p["yours"] == true),
+            "{health}"
+        );
+    }
+    // Alice unpins: bob's pins stay.
+    j(&c, "alice", &["pin", "rm", "a.bin"]);
+    let health = j(&c, "bob", &["pin", "ls", &a_cap]);
+    assert_eq!(health[0]["columns_pinned_by_you"], 5, "{health}");
+    for blob in health[0]["blobs"].as_array().unwrap() {
+        assert!(
+            blob["places"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|p| p["owners"] == 1),
+            "{health}"
+        );
+    }
+    assert_eq!(
+        j(&c, "alice", &["pin", "ls", "a.bin"])[0]["columns_pinned_by_you"],
+        0
+    );
+
+    // Alice's second file, then she removes it: unpinned, collectable.
+    let (b_file, _) = write_file(c.tmp.path(), "b.bin", 600_000);
+    let b = j(&c, "alice", &["put", b_file.to_str().unwrap()]);
+    let b_cap = b["cap"].as_str().unwrap().to_owned();
+    let (before, _) = used(&c, "alice");
+    j(&c, "alice", &["rm", "b.bin"]);
+    // Usage (about 900 KB over 5 nodes of 2 MiB: 90 KB + 180 KB each, 30 % is 629 KB)
+    // is under the high watermark: nothing is collected yet.
+    thread::sleep(Duration::from_secs(3));
+    let (now, collectable) = used(&c, "alice");
+    assert_eq!(now, before, "collected below the high watermark");
+    assert!(
+        collectable >= 600_000,
+        "b.bin is collectable: {collectable}"
+    );
+    // Bob's upload pushes the nodes past 30 %: only unpinned data (b.bin) goes.
+    let (c_file, c_data) = write_file(c.tmp.path(), "c.bin", 1_200_000);
+    let cb = j(&c, "bob", &["put", c_file.to_str().unwrap()]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, collectable) = used(&c, "bob");
+        if collectable == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing collected: {collectable} left\n{}",
+            c.logs()
+        );
+        thread::sleep(Duration::from_millis(500));
+    }
+    // Its blobs are held nowhere now (or, once swept, its manifest cannot be fetched):
+    // exit 5, and still one JSON answer.
+    let out = c.mosaic_as("bob", &["--json", "pin", "ls", &b_cap]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    let gone = json(&out);
+    assert!(
+        gone[0]["error"].is_string() || gone[0]["columns_available"] == 0,
+        "{gone}"
+    );
+    assert_ne!(gone[0]["readable"], true, "{gone}");
+    // Pinned files are whole.
+    for (cap, data) in [
+        (&a_cap, &a_data),
+        (&cb["cap"].as_str().unwrap().to_owned(), &c_data),
+    ] {
+        let out = c.tmp.path().join("out");
+        ok(c.mosaic_as("bob", &["get", cap, "-o", out.to_str().unwrap()]));
+        assert_eq!(&fs::read(&out).unwrap(), data);
+    }
+    // b.bin's bytes are really gone once swept: its get fails.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = c.mosaic_as(
+            "bob",
+            &[
+                "get",
+                &b_cap,
+                "-o",
+                c.tmp.path().join("b").to_str().unwrap(),
+            ],
+        );
+        if !out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "b.bin still readable after collection"
+        );
+        thread::sleep(Duration::from_millis(500));
+    }
+
+    // Quota: bob pins about 100 + 400 KB per node; 3 MB more (1 MB per column) would pass
+    // his 1 MiB quota: refused, exit 6, with what to do. Nothing is recorded.
+    let (big, _) = write_file(c.tmp.path(), "big.bin", 3_000_000);
+    let out = c.mosaic_as("bob", &["put", big.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(stderr(&out).contains("quota exceeded"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("mosaic rm"), "{}", stderr(&out));
+    let ls = j(&c, "bob", &["ls"]);
+    assert_eq!(ls.as_array().unwrap().len(), 1, "{ls}");
+    let status = j(&c, "bob", &["status"]);
+    for n in status["nodes"].as_array().unwrap() {
+        assert_eq!(n["quota"], 1 << 20, "{status}");
+        assert!(n["pinned_by_you"].as_u64().unwrap() <= 1 << 20, "{status}");
+    }
+}
