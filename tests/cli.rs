@@ -27,6 +27,7 @@ fn json(out: &Output) -> Value {
     })
 }
 
+#[track_caller]
 fn ok(out: Output) -> Output {
     assert!(out.status.success(), "failed: {}", stderr(&out));
     out
@@ -467,4 +468,89 @@ fn pins_belong_to_owners_gc_takes_only_unpinned_data_and_quotas_hold() {
         assert_eq!(n["quota"], 1 << 20, "{status}");
         assert!(n["pinned_by_you"].as_u64().unwrap() <= 1 << 20, "{status}");
     }
+}
+
+#[test]
+fn pin_add_copies_a_column_its_holder_will_not_pin_to_a_new_node() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut c = Cluster::start(5, &["--open"]);
+    c.wait_for_nodes(5);
+    let alice = stdout(&ok(c.mosaic_as("alice", &["id"])));
+    let (file, data) = write_file(c.tmp.path(), "x.bin", 200_000);
+    // Three columns (k=2, m=1) on three of the five nodes.
+    let put = j(
+        &c,
+        "alice",
+        &["put", file.to_str().unwrap(), "-k", "2", "-m", "1"],
+    );
+    let cap = put["cap"].as_str().unwrap().to_owned();
+    let health = j(&c, "alice", &["pin", "ls", &cap]);
+    let column0 = &health[0]["blobs"][1];
+    assert_eq!(column0["role"], "column 0", "{health}");
+    let holder = column0["places"][0]["node"].as_str().unwrap().to_owned();
+    let holders: Vec<String> = health[0]["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b["places"].as_array().unwrap().iter())
+        .map(|p| p["node"].as_str().unwrap().to_owned())
+        .collect();
+    // Column 0's node now accepts only alice: it will not pin for bob.
+    let i = (0..5)
+        .find(|&i| {
+            let dir = c.nodes[i].dir.to_str().unwrap().to_owned();
+            stdout(&ok(c.mosaic(&["node", "id", "--data-dir", &dir]))) == holder
+        })
+        .expect("the holder is one of the nodes");
+    c.kill(i);
+    let args = &mut c.nodes[i].args;
+    let open = args.iter().position(|a| a == "--open").unwrap();
+    args.splice(open..=open, ["--allow".to_owned(), alice]);
+    c.spawn(i);
+    c.wait_for_nodes(5);
+    // Bob pins: the refusing holder's column is copied, verified, to a node that holds
+    // nothing of this file, which pins it for bob.
+    let pin = j(&c, "bob", &["pin", "add", &cap]);
+    assert_eq!(pin["complete"], true, "{pin}");
+    assert_eq!(pin["copied"], 1, "{pin}");
+    assert!(
+        pin["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("does not accept"),
+        "{pin}"
+    );
+    let health = j(&c, "bob", &["pin", "ls", &cap]);
+    let places = health[0]["blobs"][1]["places"].as_array().unwrap();
+    let copy = places
+        .iter()
+        .find(|p| p["yours"] == true)
+        .unwrap_or_else(|| panic!("column 0 is not pinned for bob: {health}"));
+    assert!(
+        !holders.contains(&copy["node"].as_str().unwrap().to_owned()),
+        "{health}"
+    );
+    assert!(
+        places
+            .iter()
+            .any(|p| p["node"] == holder.as_str() && p["yours"] == false)
+    );
+    assert_eq!(health[0]["columns_pinned_by_you"], 3, "{health}");
+    // The original holder gone, the file still reads (from the copy).
+    // (Join through another node's DHT port: the holder may be node 0, the default.)
+    c.kill(i);
+    let via = format!("127.0.0.1:{}", c.nodes[(i + 1) % 5].dht);
+    let out = c.tmp.path().join("x.out");
+    ok(c.mosaic_as(
+        "bob",
+        &[
+            "get",
+            &cap,
+            "-o",
+            out.to_str().unwrap(),
+            "--bootstrap",
+            &via,
+        ],
+    ));
+    assert_eq!(fs::read(&out).unwrap(), data);
 }

@@ -432,13 +432,13 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Node {
             command: NodeCommand::Run { network, args },
-        } => net::node_run(network, *args),
+        } => net::node_run(&g, network, *args),
         Command::Node {
             command: NodeCommand::Id { data_dir },
-        } => net::node_id(data_dir),
+        } => net::node_id(&g, data_dir),
         Command::Node {
             command: NodeCommand::Health { data_dir, listen },
-        } => net::node_health(data_dir, listen),
+        } => net::node_health(&g, data_dir, listen),
         Command::Id { network } => net::client_id(&g, &network),
         Command::Key { command } => match command {
             KeyCommand::New { name } => account::key_new(&g, name),
@@ -468,7 +468,7 @@ fn run(cli: Cli) -> Result<()> {
             nodes,
             data_dir,
             capacity,
-        } => net::devnet(nodes, data_dir, capacity),
+        } => net::devnet(&g, nodes, data_dir, capacity),
         Command::Nodes { network, client } => net::nodes(&g, network, client),
         Command::Status { network, client } => account::status(&g, network, client),
         Command::Ls => account::ls(&g),
@@ -557,6 +557,7 @@ fn run(cli: Cli) -> Result<()> {
                 format!("cannot open the local blob directory {}", dir.display())
             })?;
             cmd_encode(
+                &g,
                 &store,
                 &file,
                 params,
@@ -574,13 +575,20 @@ fn run(cli: Cli) -> Result<()> {
             let store = LocalStore::open(&dir).with_context(|| {
                 format!("cannot open the local blob directory {}", dir.display())
             })?;
-            cmd_decode(&store, &cap, output.as_deref(), offset, length)
+            if g.json && output.is_none() {
+                return exit::fail(
+                    exit::Code::Usage,
+                    "with --json, stdout carries the report: write the file with -o OUT",
+                );
+            }
+            cmd_decode(&store, &cap, output.as_deref(), offset, length)?;
+            g.emit(serde_json::json!({"output": output}), || Ok(()))
         }
         Command::Inspect { cap } => {
             let store = LocalStore::open(&dir).with_context(|| {
                 format!("cannot open the local blob directory {}", dir.display())
             })?;
-            cmd_inspect(&store, &cap)
+            cmd_inspect(&g, &store, &cap)
         }
     }
 }
@@ -606,6 +614,7 @@ fn xdg_dir(var: &str, fallback: &str) -> Result<PathBuf> {
 }
 
 fn cmd_encode(
+    g: &account::Global,
     store: &LocalStore,
     path: &Path,
     params: Params,
@@ -664,16 +673,24 @@ fn cmd_encode(
         }
         .to_string(),
     };
-    eprintln!(
-        "encoded {} ({length} bytes) into {n} columns ({}+{}), any {} rebuild it; file id {}",
-        path.display(),
-        params.data_columns(),
-        params.parity_columns(),
-        params.data_columns(),
-        manifest.id().fmt_short(),
-    );
-    println!("{cap}");
-    Ok(())
+    let value = serde_json::json!({
+        "cap": cap,
+        "id": manifest.id().to_hex(),
+        "size": length,
+        "columns": manifest.columns().iter().map(Hash::to_hex).collect::<Vec<_>>(),
+    });
+    g.emit(value, || {
+        eprintln!(
+            "encoded {} ({length} bytes) into {n} columns ({}+{}), any {} rebuild it; file id {}",
+            path.display(),
+            params.data_columns(),
+            params.parity_columns(),
+            params.data_columns(),
+            manifest.id().fmt_short(),
+        );
+        println!("{cap}");
+        Ok(())
+    })
 }
 
 /// The metadata recorded for `path`: its name, modification time, and media type
@@ -789,9 +806,46 @@ fn warn_faults(report: &DecodeReport) {
     }
 }
 
-fn cmd_inspect(store: &LocalStore, cap: &str) -> Result<()> {
+fn cmd_inspect(g: &account::Global, store: &LocalStore, cap: &str) -> Result<()> {
     let cap: Cap = cap.parse()?;
     let manifest = load_manifest(store, &cap.id())?;
+    if g.json {
+        let layout = manifest.layout();
+        let params = layout.params();
+        let key = match &cap {
+            Cap::Read(c) => Some(&c.key),
+            Cap::Public(_) => None,
+        };
+        let metadata = Decoder::new(manifest.clone(), key).ok().map(|d| {
+            let m = d.metadata();
+            serde_json::json!({"name": m.name, "media_type": m.media_type})
+        });
+        let columns = manifest
+            .columns()
+            .iter()
+            .map(|h| {
+                Ok(serde_json::json!({"hash": h.to_hex(), "here": store.open_blob(h)?.is_some()}))
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        println!(
+            "{}",
+            serde_json::json!({
+                "id": manifest.id().to_hex(),
+                "public_id": PublicId { id: manifest.id() }.to_string(),
+                "suite": format!("{:?}", manifest.suite()),
+                "length": layout.length(),
+                "k": params.data_columns(),
+                "m": params.parity_columns(),
+                "segment_size": params.segment_size(),
+                "segments": layout.segments(),
+                "shard_len": layout.shard_len(),
+                "column_len": layout.column_len(),
+                "columns": columns,
+                "metadata": metadata,
+            })
+        );
+        return Ok(());
+    }
     let layout = manifest.layout();
     let params = layout.params();
     let mut out = io::stdout().lock();

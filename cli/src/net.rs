@@ -237,20 +237,34 @@ pub fn default_node_dir() -> Result<PathBuf> {
 }
 
 /// `mosaic node id`: prints the node's identity (creating it if needed).
-pub fn node_id(data_dir: Option<PathBuf>) -> Result<()> {
+pub fn node_id(g: &Global, data_dir: Option<PathBuf>) -> Result<()> {
     let dir = match data_dir {
         Some(d) => d,
         None => default_node_dir()?,
     };
-    let key = identity::load_or_create(&dir.join("identity.key"))?;
-    println!("{}", key.public());
-    Ok(())
+    let id = identity::load_or_create(&dir.join("identity.key"))?.public();
+    g.emit(serde_json::json!({"id": id.to_string()}), || {
+        println!("{id}");
+        Ok(())
+    })
+}
+
+/// With `--json`, a long-running command announces on stdout, as one JSON line, that
+/// it is ready and where.
+fn ready(g: &Global, value: serde_json::Value) {
+    if g.json {
+        println!("{value}");
+    }
 }
 
 /// `mosaic node health`: asks the node running from `data_dir` (on this machine, at the
 /// port of `listen`) for its space over the storage protocol. Exit 0 means its endpoint,
 /// storage protocol and store answer: what a container health check wants.
-pub fn node_health(data_dir: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()> {
+pub fn node_health(
+    g: &Global,
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+) -> Result<()> {
     let dir = match data_dir {
         Some(d) => d,
         None => default_node_dir()?,
@@ -292,12 +306,15 @@ pub fn node_health(data_dir: Option<PathBuf>, listen: Option<SocketAddr>) -> Res
         .and_then(|r| r);
         endpoint.close().await;
         let (capacity, used, _) = result?;
-        println!(
-            "ok: node {node} at {target}, {} used of {}",
-            bytesize::ByteSize(used),
-            bytesize::ByteSize(capacity)
-        );
-        anyhow::Ok(())
+        let value = serde_json::json!({"ok": true, "id": node.to_string(), "used": used, "capacity": capacity});
+        g.emit(value, || {
+            println!(
+                "ok: node {node} at {target}, {} used of {}",
+                bytesize::ByteSize(used),
+                bytesize::ByteSize(capacity)
+            );
+            Ok(())
+        })
     })
 }
 
@@ -316,7 +333,7 @@ pub fn client_id(g: &Global, net: &NetworkArgs) -> Result<()> {
 }
 
 /// `mosaic node run`.
-pub fn node_run(net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
+pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
     let file = load_config(net.config.as_deref())?;
     let n = &file.node;
     let data_dir = match args.data_dir.or_else(|| n.data_dir.clone()) {
@@ -422,15 +439,20 @@ pub fn node_run(net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
                 Some(crate::gateway::start(client, gateway_options).await?)
             }
         };
+        let dht = node
+            .routing()
+            .local_addr()
+            .await
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         eprintln!(
-            "mosaic node {} listening on {:?}, DHT on {}",
+            "mosaic node {} listening on {:?}, DHT on {dht}",
             node.id(),
             node.addrs(),
-            node.routing()
-                .local_addr()
-                .await
-                .map(|a| a.to_string())
-                .unwrap_or_default()
+        );
+        ready(
+            g,
+            serde_json::json!({"ready": "node", "id": node.id().to_string(), "addrs": node.addrs(), "dht": dht}),
         );
         shutdown_signal().await;
         eprintln!("shutting down");
@@ -460,6 +482,10 @@ pub fn gateway_run(
         let client = client_with(g, &net, &args, crate::gateway::FIRST_ANSWER).await?;
         let gateway = crate::gateway::start(client.clone(), options).await?;
         eprintln!("mosaic gateway on http://{}", gateway.local_addr());
+        ready(
+            g,
+            serde_json::json!({"ready": "gateway", "url": format!("http://{}", gateway.local_addr())}),
+        );
         shutdown_signal().await;
         eprintln!("shutting down");
         gateway.shutdown();
@@ -471,7 +497,12 @@ pub fn gateway_run(
 /// `mosaic devnet`: `count` storage nodes in this process, on loopback: node `i` on
 /// QUIC port 4919 + i and DHT port 6881 + i, data in `dir/node<i>`, node 0 the
 /// bootstrap. Clients find it with the default bootstrap, 127.0.0.1:6881.
-pub fn devnet(count: usize, dir: Option<PathBuf>, capacity: bytesize::ByteSize) -> Result<()> {
+pub fn devnet(
+    g: &Global,
+    count: usize,
+    dir: Option<PathBuf>,
+    capacity: bytesize::ByteSize,
+) -> Result<()> {
     if count == 0 {
         bail!("a devnet needs at least one node");
     }
@@ -512,6 +543,10 @@ pub fn devnet(count: usize, dir: Option<PathBuf>, capacity: bytesize::ByteSize) 
         eprintln!(
             "devnet: {count} storage nodes, data in {}. In another terminal:\n  mosaic put FILE\n  mosaic get CAP -o OUT\nCtrl-C stops it.",
             dir.display()
+        );
+        ready(
+            g,
+            serde_json::json!({"ready": "devnet", "nodes": nodes.iter().map(|n| n.id().to_string()).collect::<Vec<_>>(), "bootstrap": format!("127.0.0.1:{DEFAULT_DHT_PORT}")}),
         );
         shutdown_signal().await;
         eprintln!("shutting down");
