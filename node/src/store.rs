@@ -717,3 +717,119 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn owner(seed: u8) -> EndpointId {
+        iroh::SecretKey::from_bytes(&[seed; 32]).public()
+    }
+
+    async fn put(store: &Store, who: EndpointId, fill: u8, len: usize) -> Result<Hash, StoreError> {
+        let data = Bytes::from(vec![fill; len]);
+        store
+            .import(who, len as u64, n0_future::stream::iter([Ok(data)]))
+            .await
+    }
+
+    fn limits(capacity: u64) -> Limits {
+        Limits {
+            gc_high: 0.5,
+            gc_low: 0.25,
+            ..Limits::new(capacity)
+        }
+    }
+
+    #[tokio::test]
+    async fn collection_takes_only_unpinned_blobs_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::load(dir.path(), limits(100_000)).await.unwrap();
+        let (alice, bob) = (owner(1), owner(2));
+        let kept = put(&store, alice, 1, 20_000).await.unwrap();
+        let shared = put(&store, alice, 2, 20_000).await.unwrap();
+        store.pin(bob, &[shared]).await.unwrap();
+        let old = put(&store, alice, 3, 10_000).await.unwrap();
+        let young = put(&store, alice, 4, 10_000).await.unwrap();
+        assert_eq!(store.used(), 60_000);
+        // Alice drops her pins on all but `kept`; bob's pin on `shared` stays.
+        store.unpin(alice, &[shared, old]).await.unwrap();
+        // Orphan times are in seconds: make `young` younger.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        store.unpin(alice, &[young]).await.unwrap();
+        assert_eq!(store.owners_of(&shared).unwrap(), vec![bob]);
+        assert_eq!(store.collectable().unwrap(), 20_000);
+        assert_eq!(store.pinned_by(&alice), 20_000);
+        // Oldest orphan first.
+        let collected = store.collect(55_000).unwrap();
+        assert_eq!(collected.blobs, 1);
+        assert_eq!(store.size_of(&old).unwrap(), None, "oldest first");
+        assert_eq!(store.size_of(&young).unwrap(), Some(10_000));
+        // 50 % used is not over the 50 % high watermark: nothing to do.
+        assert_eq!(store.collect_if_needed().unwrap(), Collected::default());
+        store.collect(0).unwrap();
+        assert_eq!(store.size_of(&young).unwrap(), None);
+        assert_eq!(store.size_of(&kept).unwrap(), Some(20_000));
+        assert_eq!(store.size_of(&shared).unwrap(), Some(20_000));
+        assert_eq!(store.used(), 40_000);
+        // A collected blob cannot be pinned; it is reported missing.
+        assert_eq!(store.pin(bob, &[old]).await.unwrap(), vec![old]);
+    }
+
+    #[tokio::test]
+    async fn a_full_store_collects_before_refusing_and_quotas_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::load(
+            dir.path(),
+            Limits {
+                quota: Some(50_000),
+                ..limits(100_000)
+            },
+        )
+        .await
+        .unwrap();
+        let (alice, bob) = (owner(1), owner(2));
+        let a = put(&store, alice, 1, 45_000).await.unwrap();
+        let b = put(&store, bob, 2, 45_000).await.unwrap();
+        // Alice's quota: 45 000 pinned, 10 000 more would pass 50 000.
+        let err = put(&store, alice, 3, 10_000).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::QuotaExceeded {
+                    used: 45_000,
+                    quota: 50_000,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // Pinning another owner's blob counts against the quota too.
+        let err = store.pin(alice, &[b]).await.unwrap_err();
+        assert!(matches!(err, StoreError::QuotaExceeded { .. }), "{err}");
+        // Alice unpins: her quota is free; the node is 90 % full of which 45 % is
+        // collectable, so a 40 000-byte store collects it rather than being refused.
+        store.unpin(alice, &[a]).await.unwrap();
+        assert_eq!(store.pinned_by(&alice), 0);
+        let c = put(&store, alice, 4, 40_000).await.unwrap();
+        assert_eq!(store.size_of(&a).unwrap(), None);
+        assert_eq!(store.used(), 85_000);
+        // Nothing left to collect: a store past the capacity is refused, saying so.
+        let err = put(&store, owner(3), 5, 20_000).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::NoSpace { free: 15_000, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("full"), "{err}");
+        // Usage and quotas are rebuilt from the pins on restart.
+        store.shutdown().await;
+        drop(store);
+        let store = Store::load(dir.path(), limits(100_000)).await.unwrap();
+        assert_eq!(store.used(), 85_000);
+        assert_eq!(store.pinned_by(&alice), 40_000);
+        assert_eq!(store.pinned_by(&bob), 45_000);
+        assert_eq!(store.size_of(&c).unwrap(), Some(40_000));
+    }
+}
