@@ -238,6 +238,29 @@ fn the_keyring_records_shares_removes_and_moves_to_another_machine() {
         &["get", "report.pdf", "-o", back.to_str().unwrap()],
     ));
     assert_eq!(fs::read(&back).unwrap(), data);
+    // On a terminal (a pty from `script`), `get` draws a progress bar on stderr.
+    let cmdline = format!(
+        "{} get report.pdf -o {}",
+        env!("CARGO_BIN_EXE_mosaic"),
+        c.tmp.path().join("tty.pdf").display()
+    );
+    let tty = Command::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .env("MOSAIC_BOOTSTRAP", c.bootstrap())
+        .env("MOSAIC_NETWORK", &c.network)
+        .env("MOSAIC_BIND", "127.0.0.1:0")
+        .env("XDG_CONFIG_HOME", c.tmp.path().join("alice"))
+        .env("XDG_DATA_HOME", c.tmp.path().join("alice").join("data"))
+        .env("HOME", c.tmp.path())
+        .output()
+        .expect("`script` (util-linux) runs a command on a pty");
+    let drawn = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{drawn}");
+    assert!(
+        drawn.contains("get [") && drawn.contains("KiB"),
+        "no bar: {drawn:?}"
+    );
+    assert_eq!(fs::read(c.tmp.path().join("tty.pdf")).unwrap(), data);
     // Bad caps and unknown names: clear errors with their codes.
     let bad = c.mosaic_as("alice", &["get", "mr1notacap"]);
     assert_eq!(bad.status.code(), Some(7), "{}", stderr(&bad));
@@ -468,6 +491,18 @@ fn pins_belong_to_owners_gc_takes_only_unpinned_data_and_quotas_hold() {
         assert_eq!(n["quota"], 1 << 20, "{status}");
         assert!(n["pinned_by_you"].as_u64().unwrap() <= 1 << 20, "{status}");
     }
+    // Capacity: carol's 900 KB columns fit (about 1.4 MB of 2 MiB used); dave's next
+    // 900 KB would not, and nothing unpinned is left to collect: "full", exit 6.
+    let (f1, _) = write_file(c.tmp.path(), "carol.bin", 2_700_000);
+    j(&c, "carol", &["put", f1.to_str().unwrap()]);
+    let (f2, _) = write_file(c.tmp.path(), "dave.bin", 2_700_000);
+    let out = c.mosaic_as("dave", &["put", f2.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("this node is full"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
