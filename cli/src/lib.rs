@@ -7,7 +7,7 @@
 //!
 //! Output contract: the one result a script wants (a cap, the file's bytes) goes to
 //! stdout; everything for humans goes to stderr; `--json` makes stdout one JSON value
-//! (errors included). Exit codes are listed in [`exit::Code`] and docs/cli.md.
+//! (errors included). Exit codes are listed in `exit::Code` and docs/cli.md.
 
 mod account;
 mod exit;
