@@ -171,7 +171,13 @@ fn write_random(path: &Path, len: usize, seed: &[u8]) {
 }
 
 fn put(cluster: &Cluster, file: &Path, public: bool) -> String {
-    let mut args = vec!["put", file.to_str().expect("utf-8")];
+    // One keyring name per upload: the same file goes up public and private.
+    let name = format!(
+        "{}-{}",
+        file.display(),
+        if public { "public" } else { "private" }
+    );
+    let mut args = vec!["put", file.to_str().expect("utf-8"), "--name", &name];
     if public {
         args.push("--public");
     }

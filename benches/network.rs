@@ -62,7 +62,9 @@ fn main() {
     for round in 0..rounds {
         // put
         let t = Instant::now();
-        let out = cluster.mosaic(&["put", file.to_str().expect("utf-8")]);
+        // Each round's upload gets its own keyring name.
+        let name = format!("round-{round}");
+        let out = cluster.mosaic(&["put", file.to_str().expect("utf-8"), "--name", &name]);
         let put_secs = t.elapsed().as_secs_f64();
         assert!(
             out.status.success(),
