@@ -402,7 +402,7 @@ impl Store {
                 });
             }
             // Held by our temp tag, the bytes cannot have been swept.
-            self.pin_held(owner, &hash, size).await?;
+            self.pin_held(owner, &[(hash, size)]).await?;
             drop(tag);
             Ok(hash)
         }
@@ -411,36 +411,40 @@ impl Store {
         result
     }
 
-    /// Records `owner`'s pin on a blob known to be complete in the FsStore. Returns only
-    /// once both the FsStore and our metadata have committed: a node that answers
-    /// `Stored` and then crashes still has the blob when it restarts.
-    /// `false` if the FsStore no longer has the bytes (collected meanwhile).
+    /// Records `owner`'s pins on blobs known to be complete in the FsStore, with one
+    /// FsStore sync and one redb transaction for the lot. Returns only once both have
+    /// committed: a node that answers `Stored` and then crashes still has the blob when
+    /// it restarts. Returns the blobs that were *not* pinned because the FsStore no
+    /// longer has their bytes (collected meanwhile).
     async fn pin_held(
         &self,
         owner: EndpointId,
-        hash: &Hash,
-        size: u64,
-    ) -> Result<bool, StoreError> {
+        blobs: &[(Hash, u64)],
+    ) -> Result<Vec<Hash>, StoreError> {
         let inner = &self.inner;
-        inner
-            .blobs
-            .tags()
-            .set(
-                tag_name(hash),
-                iroh_blobs::Hash::from_bytes(*hash.as_bytes()),
-            )
-            .await
-            .map_err(|e| StoreError::Blobs(e.to_string()))?;
-        // The tag now protects the bytes from the sweeper; a blob collected just before
-        // (dropped from our table, then swept) must not be recorded as held again.
-        let status = inner
-            .blobs
-            .status(iroh_blobs::Hash::from_bytes(*hash.as_bytes()))
-            .await
-            .map_err(|e| StoreError::Blobs(e.to_string()))?;
-        if !matches!(status, iroh_blobs::api::blobs::BlobStatus::Complete { .. }) {
-            let _ = inner.blobs.tags().delete(tag_name(hash)).await;
-            return Ok(false);
+        let mut gone = Vec::new();
+        let mut keep = Vec::with_capacity(blobs.len());
+        for &(hash, size) in blobs {
+            let blob = iroh_blobs::Hash::from_bytes(*hash.as_bytes());
+            inner
+                .blobs
+                .tags()
+                .set(tag_name(&hash), blob)
+                .await
+                .map_err(|e| StoreError::Blobs(e.to_string()))?;
+            // The tag now protects the bytes from the sweeper; a blob collected just
+            // before (dropped from our table, then swept) must not be recorded again.
+            let status = inner
+                .blobs
+                .status(blob)
+                .await
+                .map_err(|e| StoreError::Blobs(e.to_string()))?;
+            if matches!(status, iroh_blobs::api::blobs::BlobStatus::Complete { .. }) {
+                keep.push((hash, size));
+            } else {
+                let _ = inner.blobs.tags().delete(tag_name(&hash)).await;
+                gone.push(hash);
+            }
         }
         // The FsStore batches its metadata writes (up to 500 ms); without this, a crash
         // right after the answer loses the blob's entry (seen in the restart test).
@@ -450,31 +454,33 @@ impl Store {
             .await
             .map_err(|e| StoreError::Blobs(e.to_string()))?;
         let tx = inner.db.begin_write().map_err(db_err)?;
-        let (newly_held, new_pin) = {
+        let (mut newly_held, mut newly_pinned) = (0u64, 0u64);
+        {
             let mut held = tx.open_table(BLOBS).map_err(db_err)?;
-            let new = held.get(hash.as_bytes()).map_err(db_err)?.is_none();
-            if new {
-                held.insert(hash.as_bytes(), size).map_err(db_err)?;
-            }
             let mut pins = tx.open_table(PINS).map_err(db_err)?;
-            let new_pin = pins
-                .insert((*hash.as_bytes(), *owner.as_bytes()), now())
-                .map_err(db_err)?
-                .is_none();
-            tx.open_table(ORPHANS)
-                .map_err(db_err)?
-                .remove(hash.as_bytes())
-                .map_err(db_err)?;
-            (new, new_pin)
-        };
+            let mut orphans = tx.open_table(ORPHANS).map_err(db_err)?;
+            let stamp = now();
+            for (hash, size) in &keep {
+                if held.get(hash.as_bytes()).map_err(db_err)?.is_none() {
+                    held.insert(hash.as_bytes(), size).map_err(db_err)?;
+                    newly_held += size;
+                }
+                if pins
+                    .insert((*hash.as_bytes(), *owner.as_bytes()), stamp)
+                    .map_err(db_err)?
+                    .is_none()
+                {
+                    newly_pinned += size;
+                }
+                orphans.remove(hash.as_bytes()).map_err(db_err)?;
+            }
+        }
         tx.commit().map_err(db_err)?;
-        if newly_held {
-            inner.used.fetch_add(size, Ordering::SeqCst);
+        inner.used.fetch_add(newly_held, Ordering::SeqCst);
+        if newly_pinned > 0 {
+            self.owners().entry(*owner.as_bytes()).or_default().pinned += newly_pinned;
         }
-        if new_pin {
-            self.owners().entry(*owner.as_bytes()).or_default().pinned += size;
-        }
-        Ok(true)
+        Ok(gone)
     }
 
     /// Pins held blobs for `owner`; returns the hashes not held here. Refused whole if
@@ -483,15 +489,22 @@ impl Store {
         let mut missing = Vec::new();
         let mut held = Vec::new();
         let mut new_bytes = 0u64;
-        for hash in hashes {
-            match self.size_of(hash)? {
-                Some(size) => {
-                    if !self.owners_of(hash)?.contains(&owner) {
-                        new_bytes += size;
+        {
+            let tx = self.inner.db.begin_read().map_err(db_err)?;
+            let sizes = tx.open_table(BLOBS).map_err(db_err)?;
+            let pins = tx.open_table(PINS).map_err(db_err)?;
+            for hash in hashes {
+                match sizes.get(hash.as_bytes()).map_err(db_err)? {
+                    Some(size) => {
+                        let size = size.value();
+                        let key = (*hash.as_bytes(), *owner.as_bytes());
+                        if pins.get(key).map_err(db_err)?.is_none() {
+                            new_bytes += size;
+                        }
+                        held.push((*hash, size));
                     }
-                    held.push((hash, size));
+                    None => missing.push(*hash),
                 }
-                None => missing.push(*hash),
             }
         }
         if let Some(quota) = self.inner.limits.quota {
@@ -507,54 +520,58 @@ impl Store {
                 });
             }
         }
-        for (hash, size) in held {
-            if !self.pin_held(owner, hash, size).await? {
-                missing.push(*hash);
-            }
-        }
+        missing.extend(self.pin_held(owner, &held).await?);
         Ok(missing)
     }
 
-    /// Removes `owner`'s pins on `hashes`. A blob no one pins any more loses its
-    /// protecting tag and becomes collectable.
+    /// Removes `owner`'s pins on `hashes`, in one transaction. A blob no one pins any
+    /// more loses its protecting tag and becomes collectable.
     pub async fn unpin(&self, owner: EndpointId, hashes: &[Hash]) -> Result<(), StoreError> {
-        for hash in hashes {
-            let tx = self.inner.db.begin_write().map_err(db_err)?;
-            let (removed, orphaned) = {
-                let mut pins = tx.open_table(PINS).map_err(db_err)?;
+        let tx = self.inner.db.begin_write().map_err(db_err)?;
+        let mut released = 0u64;
+        let mut orphaned = Vec::new();
+        {
+            let mut pins = tx.open_table(PINS).map_err(db_err)?;
+            let held = tx.open_table(BLOBS).map_err(db_err)?;
+            let mut orphans = tx.open_table(ORPHANS).map_err(db_err)?;
+            let stamp = now();
+            for hash in hashes {
                 let removed = pins
                     .remove((*hash.as_bytes(), *owner.as_bytes()))
                     .map_err(db_err)?
                     .is_some();
-                let orphaned = pins.range(pin_range(hash)).map_err(db_err)?.count() == 0;
-                let size = tx
-                    .open_table(BLOBS)
-                    .map_err(db_err)?
+                if !removed {
+                    continue;
+                }
+                let size = held
                     .get(hash.as_bytes())
                     .map_err(db_err)?
                     .map(|v| v.value());
-                if orphaned && size.is_some() {
-                    tx.open_table(ORPHANS)
-                        .map_err(db_err)?
-                        .insert(hash.as_bytes(), now())
-                        .map_err(db_err)?;
-                }
-                (size.filter(|_| removed), orphaned)
-            };
-            tx.commit().map_err(db_err)?;
-            if let Some(size) = removed {
-                if let Some(entry) = self.owners().get_mut(owner.as_bytes()) {
-                    entry.pinned = entry.pinned.saturating_sub(size);
+                released += size.unwrap_or(0);
+                if pins
+                    .range(pin_range(hash))
+                    .map_err(db_err)?
+                    .next()
+                    .is_none()
+                {
+                    if size.is_some() {
+                        orphans.insert(hash.as_bytes(), stamp).map_err(db_err)?;
+                    }
+                    orphaned.push(*hash);
                 }
             }
-            if orphaned {
-                self.inner
-                    .blobs
-                    .tags()
-                    .delete(tag_name(hash))
-                    .await
-                    .map_err(|e| StoreError::Blobs(e.to_string()))?;
-            }
+        }
+        tx.commit().map_err(db_err)?;
+        if let Some(entry) = self.owners().get_mut(owner.as_bytes()) {
+            entry.pinned = entry.pinned.saturating_sub(released);
+        }
+        for hash in orphaned {
+            self.inner
+                .blobs
+                .tags()
+                .delete(tag_name(&hash))
+                .await
+                .map_err(|e| StoreError::Blobs(e.to_string()))?;
         }
         Ok(())
     }
