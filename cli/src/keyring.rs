@@ -81,8 +81,26 @@ impl Keyring {
                 );
             }
         }
-        let db = Database::create(path)
-            .with_context(|| format!("cannot open the keyring {}", path.display()))?;
+        // Another `mosaic` may hold it for a moment (redb locks the file): wait a little.
+        let mut waited = std::time::Duration::ZERO;
+        let db = loop {
+            match Database::create(path) {
+                Err(redb::DatabaseError::DatabaseAlreadyOpen)
+                    if waited < std::time::Duration::from_secs(10) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    waited += std::time::Duration::from_millis(50);
+                }
+                other => {
+                    break other.with_context(|| {
+                        format!(
+                            "cannot open the keyring {} (is another mosaic command stuck holding it?)",
+                            path.display()
+                        )
+                    })?;
+                }
+            }
+        };
         let tx = db.begin_write().map_err(err)?;
         tx.open_table(FILES).map_err(err)?;
         tx.commit().map_err(err)?;
