@@ -16,7 +16,7 @@ use iroh::EndpointId;
 use mosaic_node::{
     client::Client,
     codec::{Cap, Decoder, Hash, Manifest},
-    pinning::{FileHealth, PinReport, file_blobs},
+    pinning::{FileHealth, PinReport, UnpinReport, file_blobs},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -97,7 +97,13 @@ struct Bundle {
     files: Vec<Record>,
 }
 
-fn write_sealed(output: Option<&Path>, sealed: &[u8]) -> Result<()> {
+fn write_sealed(g: &Global, output: Option<&Path>, sealed: &[u8]) -> Result<()> {
+    if g.json && output.is_none() {
+        return fail(
+            Code::Usage,
+            "with --json, stdout carries the report: write the export with -o FILE",
+        );
+    }
     match output {
         Some(path) => {
             if path.exists() {
@@ -208,6 +214,7 @@ pub fn key_export(
         files: vec![],
     };
     write_sealed(
+        g,
         output,
         &vault::seal(&passphrase, &serde_json::to_vec(&bundle)?)?,
     )?;
@@ -290,6 +297,7 @@ pub fn export(g: &Global, output: Option<&Path>, pass: &PassphraseArgs) -> Resul
     };
     let passphrase = pass.get(true)?;
     write_sealed(
+        g,
         output,
         &vault::seal(&passphrase, &serde_json::to_vec(&bundle)?)?,
     )?;
@@ -428,7 +436,8 @@ fn node_ids(ids: &[String]) -> Vec<EndpointId> {
     ids.iter().filter_map(|s| s.parse().ok()).collect()
 }
 
-/// A keyring record for a file just put.
+/// Records a file just put. If that fails the upload still happened: the error carries
+/// the cap, so it is not lost.
 pub fn record_upload(
     name: &str,
     cap: &Cap,
@@ -438,7 +447,7 @@ pub fn record_upload(
     blobs: &[Hash],
     nodes: &BTreeSet<EndpointId>,
 ) -> Result<()> {
-    keyring()?.put(&Record {
+    let record = Record {
         name: name.to_owned(),
         size,
         cap: cap.to_string(),
@@ -447,7 +456,48 @@ pub fn record_upload(
         key: key.to_owned(),
         blobs: hex_hashes(blobs),
         nodes: nodes.iter().map(ToString::to_string).collect(),
-    })
+    };
+    keyring()
+        .and_then(|ring| ring.insert_new(&record))
+        .with_context(|| {
+            format!(
+                "the upload succeeded but recording it as {name:?} in your keyring failed; keep its cap: {cap}"
+            )
+        })
+}
+
+/// The blobs of `record` to unpin: its own (fetched through the manifest if the record
+/// predates the list), less those another keyring entry pinned by the same identity
+/// still uses (the same file uploaded twice, a file also in a directory): a pin is one
+/// per (blob, owner), so dropping it would drop theirs too.
+async fn blobs_to_unpin(client: &Client, record: &Record, cap: &Cap) -> Result<Vec<Hash>> {
+    let mut blobs: Vec<Hash> = record
+        .blobs
+        .iter()
+        .filter_map(|h| Hash::from_hex(h).ok())
+        .collect();
+    if blobs.is_empty() {
+        blobs = file_blobs(&client.manifest(&cap.id()).await?);
+    }
+    let shared: BTreeSet<String> = keyring()?
+        .list()?
+        .into_iter()
+        .filter(|r| r.name != record.name && r.key == record.key)
+        .flat_map(|r| r.blobs)
+        .collect();
+    blobs.retain(|h| !shared.contains(&h.to_hex()));
+    Ok(blobs)
+}
+
+/// Acts as the identity that pinned `record` (pins belong to it), unless `--key` says.
+fn as_owner(g: &Global, record: Option<&Record>) -> Global {
+    Global {
+        key: g
+            .key
+            .clone()
+            .or_else(|| record.map(|r| r.key.clone()).filter(|k| !k.is_empty())),
+        ..g.clone()
+    }
 }
 
 /// `mosaic rm NAME`: unpins on the nodes, then forgets locally.
@@ -459,49 +509,51 @@ pub fn rm(
     yes: bool,
     force: bool,
 ) -> Result<()> {
-    let ring = keyring()?;
-    let record = ring.require(name)?;
+    let record = keyring()?.require(name)?;
+    let cap: Cap = record.cap.parse()?;
     if !confirm(
         &format!("Unpin {name:?} from the nodes and forget its readcap?"),
         yes,
     )? {
         return fail(Code::Refused, "nothing was removed");
     }
-    let blobs: Vec<Hash> = record
-        .blobs
-        .iter()
-        .filter_map(|h| Hash::from_hex(h).ok())
-        .collect();
     let extra = node_ids(&record.nodes);
-    let outcome = crate::net::with_client(g, &net, &args, |client| async move {
-        client
-            .unpin_blobs(&blobs, &extra)
-            .await
-            .map_err(anyhow::Error::from)
+    let owner = as_owner(g, Some(&record));
+    let outcome = crate::net::with_client(&owner, &net, &args, |client| {
+        let record = record.clone();
+        async move {
+            let blobs = blobs_to_unpin(&client, &record, &cap).await?;
+            anyhow::Ok(client.unpin_blobs(&blobs, &extra).await?)
+        }
     });
-    let (done, problems) = match outcome {
-        Ok(r) => r,
-        Err(e) if force => (Vec::new(), vec![e.to_string()]),
+    let (report, note) = match outcome {
+        Ok(r) => (r, None),
+        Err(e) if force => (UnpinReport::default(), Some(format!("{e:#}"))),
         Err(e) => return Err(e.context("nothing was forgotten; --force forgets it anyway")),
     };
-    if !problems.is_empty() && !force {
+    let mut problems = report.problems();
+    problems.extend(note);
+    if !report.failed.is_empty() && !force {
         return fail(
             Code::Network,
             format!(
                 "{} nodes could not be told to unpin {name:?} ({}); it stays in your keyring: retry, or pass --force to forget it anyway",
-                problems.len(),
+                report.failed.len(),
                 problems.join("; ")
             ),
         );
     }
-    ring.remove(name)?;
+    keyring()?.remove(name)?;
     g.emit(
-        json!({"removed": name, "unpinned_on": done.len(), "problems": problems}),
+        json!({"removed": name, "unpinned_on": report.done.len(), "problems": problems}),
         || {
             for p in &problems {
                 eprintln!("warning: {p}");
             }
-            eprintln!("unpinned {name:?} on {} nodes and forgot it", done.len());
+            eprintln!(
+                "unpinned {name:?} on {} nodes and forgot it",
+                report.done.len()
+            );
             Ok(())
         },
     )
@@ -566,37 +618,51 @@ pub fn pin_add(g: &Global, net: NetworkArgs, args: ClientArgs, arg: &str) -> Res
 /// `mosaic pin rm CAP|ID|NAME`.
 pub fn pin_rm(g: &Global, net: NetworkArgs, args: ClientArgs, arg: &str) -> Result<()> {
     let (cap, record) = resolve(arg)?;
-    let known: Option<Vec<Hash>> = record.as_ref().map(|r| {
-        r.blobs
-            .iter()
-            .filter_map(|h| Hash::from_hex(h).ok())
-            .collect()
-    });
     let extra = record
         .as_ref()
         .map(|r| node_ids(&r.nodes))
         .unwrap_or_default();
-    let (done, problems) = crate::net::with_client(g, &net, &args, |client| async move {
-        let blobs = match known {
-            Some(b) if !b.is_empty() => b,
-            _ => file_blobs(&client.manifest(&cap.id()).await?),
-        };
-        Ok(client.unpin_blobs(&blobs, &extra).await?)
+    let owner = as_owner(g, record.as_ref());
+    let report = crate::net::with_client(&owner, &net, &args, |client| {
+        let record = record.clone();
+        async move {
+            let blobs = match &record {
+                Some(r) => blobs_to_unpin(&client, r, &cap).await?,
+                None => file_blobs(&client.manifest(&cap.id()).await?),
+            };
+            anyhow::Ok(client.unpin_blobs(&blobs, &extra).await?)
+        }
     })?;
     if let Some(mut r) = record {
-        r.nodes.clear();
+        // Keep the nodes that still pin it, to retry there.
+        r.nodes = report.failed.iter().map(|(n, _)| n.to_string()).collect();
         keyring()?.put(&r)?;
     }
+    let problems = report.problems();
     g.emit(
-        json!({"unpinned_on": done.len(), "problems": problems}),
+        json!({"unpinned_on": report.done.len(), "problems": problems}),
         || {
             for p in &problems {
                 eprintln!("warning: {p}");
             }
-            eprintln!("unpinned on {} nodes (other owners' pins stay)", done.len());
+            eprintln!(
+                "unpinned on {} nodes (other owners' pins stay)",
+                report.done.len()
+            );
             Ok(())
         },
-    )
+    )?;
+    if !report.failed.is_empty() {
+        return Err(crate::exit::Failure::reported(
+            Code::Network,
+            format!(
+                "{} nodes could not be told to unpin: retry",
+                report.failed.len()
+            ),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 fn health_json(name: &str, h: &FileHealth) -> serde_json::Value {

@@ -160,6 +160,26 @@ impl Keyring {
         Ok(())
     }
 
+    /// Inserts a record under a name that must be free (checked in the transaction: of
+    /// two concurrent uploads under one name, the second is refused, not lost).
+    pub fn insert_new(&self, record: &Record) -> Result<()> {
+        let tx = self.db.begin_write().map_err(err)?;
+        {
+            let mut table = tx.open_table(FILES).map_err(err)?;
+            if table.get(record.name.as_str()).map_err(err)?.is_some() {
+                return fail(
+                    Code::Refused,
+                    format!("{:?} was added to your keyring meanwhile", record.name),
+                );
+            }
+            let json = serde_json::to_vec(record)?;
+            table
+                .insert(record.name.as_str(), json.as_slice())
+                .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
     /// Inserts or replaces a record.
     pub fn put(&self, record: &Record) -> Result<()> {
         let tx = self.db.begin_write().map_err(err)?;

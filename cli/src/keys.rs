@@ -95,7 +95,7 @@ fn hex(bytes: &[u8]) -> Zeroizing<String> {
 
 fn unhex(s: &str) -> Result<Zeroizing<[u8; 32]>> {
     let mut out = Zeroizing::new([0u8; 32]);
-    if s.len() != 64 || !s.is_ascii() {
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return fail(Code::BadInput, "a key in the file is not 32 hex bytes");
     }
     for (i, byte) in out.iter_mut().enumerate() {
@@ -119,16 +119,18 @@ impl Keys {
                 use std::os::unix::fs::PermissionsExt;
                 fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
             }
-            for (old, new) in [
-                ("client.key", "default.key"),
-                ("convergence.secret", "convergence.secret"),
-            ] {
-                let old = config_home.join(old);
-                if old.exists() {
-                    fs::rename(&old, dir.join(new)).with_context(|| {
-                        format!("cannot move {} into {}", old.display(), dir.display())
-                    })?;
-                }
+        }
+        // Checked every time, so an interrupted move finishes and no new identity
+        // silently replaces the old one.
+        for (old, new) in [
+            ("client.key", "default.key"),
+            ("convergence.secret", "convergence.secret"),
+        ] {
+            let (old, new) = (config_home.join(old), dir.join(new));
+            if old.exists() && !new.exists() {
+                fs::rename(&old, &new).with_context(|| {
+                    format!("cannot move {} to {}", old.display(), new.display())
+                })?;
             }
         }
         Ok(Self { dir })

@@ -802,56 +802,29 @@ pub fn put_dir(
     let quiet = g.json;
     let index_name = name.clone();
     let (id, blobs, nodes) = with_client(g, &net, &args, |client| async move {
-        let mut index = Directory::new();
         let mut blobs = Vec::new();
         let mut nodes = BTreeSet::new();
-        let total = files.len();
-        for (i, (rel, path)) in files.iter().enumerate() {
-            let meta =
-                fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
-            let metadata = crate::metadata_for(path, &meta, None);
-            let report = client
-                .put(path, params, Access::Public, metadata)
-                .await
-                .with_context(|| format!("uploading {rel}"))?;
-            let id = PublicId {
-                id: report.manifest.id(),
-            };
-            if !quiet {
-                eprintln!("[{}/{total}] {rel}  {id}", i + 1);
+        let uploaded = upload_tree(
+            &client, &files, params, index_name, quiet, &mut blobs, &mut nodes,
+        )
+        .await;
+        match uploaded {
+            Ok(id) => anyhow::Ok((id, blobs, nodes)),
+            Err(e) => {
+                // Nothing half-uploaded stays pinned.
+                let extra: Vec<EndpointId> = nodes.iter().copied().collect();
+                let undone = client.unpin_blobs(&blobs, &extra).await;
+                let note = match undone {
+                    Ok(r) if r.failed.is_empty() => {
+                        "the files already uploaded were unpinned again"
+                    }
+                    _ => {
+                        "unpinning the files already uploaded failed on some nodes; they will stay until their pins are removed"
+                    }
+                };
+                Err(e.context(note))
             }
-            blobs.extend(file_blobs(&report.manifest));
-            nodes.extend(report.placement.iter().copied());
-            index.insert(
-                rel,
-                DirEntry {
-                    id,
-                    size: meta.len(),
-                },
-            )?;
         }
-        let tmp = tempfile::NamedTempFile::new().context("cannot create a temporary file")?;
-        fs::write(tmp.path(), index.to_bytes())
-            .with_context(|| format!("cannot write {}", tmp.path().display()))?;
-        let metadata = mosaic_node::codec::Metadata {
-            name: Some(index_name),
-            media_type: Some(mosaic_node::dir::MEDIA_TYPE.to_owned()),
-            modified: None,
-        };
-        let report = client
-            .put(tmp.path(), params, Access::Public, metadata)
-            .await
-            .context("uploading the directory index")?;
-        let mut all = file_blobs(&report.manifest);
-        all.extend(blobs);
-        nodes.extend(report.placement.iter().copied());
-        anyhow::Ok((
-            PublicId {
-                id: report.manifest.id(),
-            },
-            all,
-            nodes,
-        ))
     })?;
     let cap = Cap::Public(id);
     crate::account::record_upload(
@@ -871,6 +844,61 @@ pub fn put_dir(
             Ok(())
         },
     )
+}
+
+/// Uploads every file, then the index; adds every blob and node to `blobs` and `nodes`
+/// as it goes (so a failure can be undone).
+async fn upload_tree(
+    client: &Client,
+    files: &[(String, PathBuf)],
+    params: Params,
+    index_name: String,
+    quiet: bool,
+    blobs: &mut Vec<mosaic_node::codec::Hash>,
+    nodes: &mut BTreeSet<EndpointId>,
+) -> Result<PublicId> {
+    let mut index = Directory::new();
+    let total = files.len();
+    for (i, (rel, path)) in files.iter().enumerate() {
+        let meta = fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let metadata = crate::metadata_for(path, &meta, None);
+        let report = client
+            .put(path, params, Access::Public, metadata)
+            .await
+            .with_context(|| format!("uploading {rel}"))?;
+        let id = PublicId {
+            id: report.manifest.id(),
+        };
+        if !quiet {
+            eprintln!("[{}/{total}] {rel}  {id}", i + 1);
+        }
+        blobs.extend(file_blobs(&report.manifest));
+        nodes.extend(report.placement.iter().copied());
+        index.insert(
+            rel,
+            DirEntry {
+                id,
+                size: meta.len(),
+            },
+        )?;
+    }
+    let tmp = tempfile::NamedTempFile::new().context("cannot create a temporary file")?;
+    fs::write(tmp.path(), index.to_bytes())
+        .with_context(|| format!("cannot write {}", tmp.path().display()))?;
+    let metadata = mosaic_node::codec::Metadata {
+        name: Some(index_name),
+        media_type: Some(mosaic_node::dir::MEDIA_TYPE.to_owned()),
+        modified: None,
+    };
+    let report = client
+        .put(tmp.path(), params, Access::Public, metadata)
+        .await
+        .context("uploading the directory index")?;
+    blobs.splice(0..0, file_blobs(&report.manifest));
+    nodes.extend(report.placement.iter().copied());
+    Ok(PublicId {
+        id: report.manifest.id(),
+    })
 }
 
 /// Collects the regular files under `dir` as (path relative to `root` with `/`, path).

@@ -418,82 +418,99 @@ impl Client {
                 reason,
             }));
         }
-        // A failed put leaves nothing pinned behind: columns already stored are unpinned
-        // (the nodes collect them), so they count against no one's quota.
-        let failed = !matches!(encoded, Ok(Some(_))) || stored.iter().any(Result::is_err);
-        if failed {
-            self.abandon(&chosen, &stored).await;
-        }
-        // A failed upload explains an aborted encoder better than the encoder can.
-        let manifest = match encoded? {
-            Some(m) => m,
-            None => {
-                // The encoder stops early only when an upload task went away.
-                return Err(stored.into_iter().find_map(Result::err).unwrap_or_else(|| {
-                    ClientError::Store {
-                        node: chosen[0].id,
-                        what: "a column".into(),
-                        reason: "an upload stopped before the file was sent".into(),
-                    }
-                }));
+        // A failed put leaves nothing pinned behind: what was stored is unpinned again
+        // (the nodes collect it), so it counts against no one's quota.
+        let stored_ok: Vec<(&StorageNode, Hash)> = chosen
+            .iter()
+            .zip(&stored)
+            .filter_map(|(node, r)| Some((*node, *r.as_ref().ok()?)))
+            .collect();
+        let manifest_id = encoded
+            .as_ref()
+            .ok()
+            .and_then(|m| m.as_ref().map(Manifest::id));
+        let finished = async {
+            // A failed upload explains an aborted encoder better than the encoder can.
+            let manifest = match encoded? {
+                Some(m) => m,
+                None => {
+                    // The encoder stops early only when an upload task went away.
+                    return Err(stored.into_iter().find_map(Result::err).unwrap_or_else(|| {
+                        ClientError::Store {
+                            node: chosen[0].id,
+                            what: "a column".into(),
+                            reason: "an upload stopped before the file was sent".into(),
+                        }
+                    }));
+                }
+            };
+            for (column, result) in stored.into_iter().enumerate() {
+                let got = result?;
+                let expected = manifest.columns()[column];
+                if got != expected {
+                    return Err(ClientError::StoredHashMismatch {
+                        node: chosen[column].id,
+                        column,
+                        got,
+                        expected,
+                    });
+                }
             }
-        };
-        for (column, result) in stored.into_iter().enumerate() {
-            let got = result?;
-            let expected = manifest.columns()[column];
-            if got != expected {
-                return Err(ClientError::StoredHashMismatch {
-                    node: chosen[column].id,
-                    column,
-                    got,
-                    expected,
-                });
-            }
-        }
-        // The manifest, on every column's node.
-        let bytes = Bytes::copy_from_slice(manifest.as_bytes());
-        let results = n0_future::join_all(chosen.iter().map(|node| {
-            let bytes = bytes.clone();
-            async move {
-                let (tx, rx) = mpsc::channel(1);
-                let _ = tx.send(bytes.clone()).await;
-                drop(tx);
-                (node.id, upload(&node.conn, bytes.len() as u64, rx).await)
-            }
-        }))
-        .await;
-        for (node, result) in results {
-            let hash = result.map_err(|reason| ClientError::Store {
-                node,
-                what: "the manifest".into(),
-                reason,
-            })?;
-            if hash != manifest.id() {
-                return Err(ClientError::Store {
+            // The manifest, on every column's node.
+            let bytes = Bytes::copy_from_slice(manifest.as_bytes());
+            let results = n0_future::join_all(chosen.iter().map(|node| {
+                let bytes = bytes.clone();
+                async move {
+                    let (tx, rx) = mpsc::channel(1);
+                    let _ = tx.send(bytes.clone()).await;
+                    drop(tx);
+                    (node.id, upload(&node.conn, bytes.len() as u64, rx).await)
+                }
+            }))
+            .await;
+            for (node, result) in results {
+                let hash = result.map_err(|reason| ClientError::Store {
                     node,
                     what: "the manifest".into(),
-                    reason: format!("it reports hash {hash}, expected {}", manifest.id()),
-                });
+                    reason,
+                })?;
+                if hash != manifest.id() {
+                    return Err(ClientError::Store {
+                        node,
+                        what: "the manifest".into(),
+                        reason: format!("it reports hash {hash}, expected {}", manifest.id()),
+                    });
+                }
             }
+            Ok(manifest)
         }
+        .await;
+        let manifest = match finished {
+            Ok(m) => m,
+            Err(e) => {
+                let mut abandoned = stored_ok;
+                if let Some(id) = manifest_id {
+                    abandoned.extend(chosen.iter().map(|n| (*n, id)));
+                }
+                self.abandon(&abandoned).await;
+                return Err(e);
+            }
+        };
         Ok(PutReport {
             manifest,
             placement: chosen.iter().map(|n| n.id).collect(),
         })
     }
 
-    /// Unpins the columns of a failed put that did get stored.
-    async fn abandon(&self, chosen: &[&StorageNode], stored: &[Result<Hash, ClientError>]) {
-        n0_future::join_all(chosen.iter().zip(stored).filter_map(|(node, result)| {
-            let hash = *result.as_ref().ok()?;
-            Some(async move {
-                let request = Request::Unpin {
-                    hashes: vec![*hash.as_bytes()],
-                };
-                if let Err(e) = exchange(&node.conn, &request).await {
-                    debug!(node = %node.id.fmt_short(), "unpinning after a failed put: {e}");
-                }
-            })
+    /// Unpins what a failed put stored.
+    async fn abandon(&self, stored: &[(&StorageNode, Hash)]) {
+        n0_future::join_all(stored.iter().map(|(node, hash)| async move {
+            let request = Request::Unpin {
+                hashes: vec![*hash.as_bytes()],
+            };
+            if let Err(e) = exchange(&node.conn, &request).await {
+                debug!(node = %node.id.fmt_short(), "unpinning after a failed put: {e}");
+            }
         }))
         .await;
     }

@@ -422,7 +422,7 @@ impl StorageProtocol {
             Ok::<_, StoreError>(proto::NodeStatus {
                 capacity: limits.capacity,
                 used: store.used(),
-                collectable: store.collectable()?,
+                collectable: store.collectable(),
                 gc_high: (limits.capacity as f64 * limits.gc_high) as u64,
                 blobs: store.count()?,
                 pinned_by_you: store.pinned_by(&peer),

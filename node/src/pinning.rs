@@ -120,6 +120,25 @@ impl PinReport {
     }
 }
 
+/// What `unpin_blobs` did.
+#[derive(Debug, Clone, Default)]
+pub struct UnpinReport {
+    /// Nodes that confirmed.
+    pub done: Vec<EndpointId>,
+    /// Nodes that could not be told, and why.
+    pub failed: Vec<(EndpointId, String)>,
+}
+
+impl UnpinReport {
+    /// The failures, for humans.
+    pub fn problems(&self) -> Vec<String> {
+        self.failed
+            .iter()
+            .map(|(node, e)| format!("node {}: {e}", node.fmt_short()))
+            .collect()
+    }
+}
+
 /// The blobs of a file: manifest first, then columns.
 pub fn file_blobs(manifest: &Manifest) -> Vec<Hash> {
     std::iter::once(manifest.id())
@@ -300,12 +319,13 @@ impl Client {
     }
 
     /// Drops this client's pins on `hashes` on every node that announces one of them,
-    /// and on `extra`. Returns the nodes that confirmed, and problems.
+    /// and on `extra`. Returns the nodes that confirmed, and those that could not be
+    /// told (with why).
     pub async fn unpin_blobs(
         &self,
         hashes: &[Hash],
         extra: &[EndpointId],
-    ) -> Result<(Vec<EndpointId>, Vec<String>), ClientError> {
+    ) -> Result<UnpinReport, ClientError> {
         let nodes = self.holders(hashes, extra).await?;
         let answers = n0_future::join_all(
             nodes
@@ -313,18 +333,18 @@ impl Client {
                 .map(|&node| async move { (node, self.send_pins(node, hashes, false).await) }),
         )
         .await;
-        let mut done = Vec::new();
-        let mut problems = Vec::new();
+        let mut report = UnpinReport::default();
         for (node, answer) in answers {
             match answer {
-                Ok(_) => done.push(node),
-                Err(e) => problems.push(format!("node {}: {e}", node.fmt_short())),
+                Ok(_) => report.done.push(node),
+                Err(e) => report.failed.push((node, e)),
             }
         }
-        Ok((done, problems))
+        Ok(report)
     }
 
-    /// Sends a `Pin` (or `Unpin`); returns the hashes the node does not hold.
+    /// Sends `Pin` (or `Unpin`) requests of at most [`proto::MAX_HASHES`] hashes;
+    /// returns the hashes the node does not hold.
     async fn send_pins(
         &self,
         node: EndpointId,
@@ -332,18 +352,22 @@ impl Client {
         pin: bool,
     ) -> Result<Vec<Hash>, String> {
         let conn = self.dial(node, proto::ALPN).await?;
-        let wire = hashes.iter().map(|h| *h.as_bytes()).collect();
-        let request = if pin {
-            Request::Pin { hashes: wire }
-        } else {
-            Request::Unpin { hashes: wire }
-        };
-        match exchange(&conn, &request).await? {
-            Response::Pinned { missing } => Ok(proto::hashes(&missing)),
-            Response::Unpinned => Ok(Vec::new()),
-            Response::Refused { message, .. } => Err(message),
-            other => Err(format!("unexpected answer {other:?}")),
+        let mut missing = Vec::new();
+        for chunk in hashes.chunks(proto::MAX_HASHES) {
+            let wire = chunk.iter().map(|h| *h.as_bytes()).collect();
+            let request = if pin {
+                Request::Pin { hashes: wire }
+            } else {
+                Request::Unpin { hashes: wire }
+            };
+            match exchange(&conn, &request).await? {
+                Response::Pinned { missing: m } => missing.extend(proto::hashes(&m)),
+                Response::Unpinned => {}
+                Response::Refused { message, .. } => return Err(message),
+                other => return Err(format!("unexpected answer {other:?}")),
+            }
         }
+        Ok(missing)
     }
 
     /// Copies blob `index` of the file to `node`, which stores and pins it for us.

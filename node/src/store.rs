@@ -6,28 +6,29 @@
 //! meta.redb     redb: held blobs and their sizes; pins by owner; unpinned blobs
 //! ```
 //! Invariants:
-//! - `blobs-0` is the set of blobs this node holds; everything in it is protected from
-//!   the FsStore's sweeper (its protect callback reads this table), and a blob pinned by
-//!   anyone also carries a named tag (`mosaic/pin/<hex>`);
-//! - a pin is `(blob, owner)`: one owner's unpin never touches another owner's pin;
-//! - a held blob with no pin is listed in `orphans-0` with the time it lost its last
-//!   pin; only those are ever collected, and the pin count is re-checked in the same
-//!   write transaction that drops the blob, so a pin that races a collection wins or
-//!   finds the blob gone (and says so), never a pinned blob removed;
+//! - `blobs-0` is the set of blobs this node holds. The FsStore's sweeper deletes the
+//!   bytes of every blob that is neither in it (its protect callback reads this table)
+//!   nor held by an import in flight (the import's temp tag);
+//! - a pin is `(blob, owner)`: one owner's unpin never touches another owner's pin. A pin
+//!   is recorded only for a blob in `blobs-0` at that moment, in the same write
+//!   transaction; only an import (whose temp tag keeps the bytes) adds to `blobs-0`;
+//! - a held blob with no pin is an orphan, listed in `orphans-0` (hash → since) and
+//!   `orphans-by-age-0` ((since, hash)); only orphans are ever collected, and the pin
+//!   count is re-checked in the write transaction that drops a blob: a pin that races a
+//!   collection either wins or finds the blob gone and says so;
 //! - `used` is the sum of held blob sizes; a store that would exceed the capacity is
 //!   refused before a byte is read (space is reserved for stores in flight), after
-//!   collecting unpinned blobs that would make room;
-//! - each owner is charged the full size of every blob it pins (`owner_bytes`, derived
-//!   from the pins at start); a store or pin past the owner's quota is refused;
+//!   collecting orphans that would make room;
+//! - each owner is charged the full size of every blob it pins (derived from the pins at
+//!   start, kept in memory); a store or pin past the owner's quota is refused;
 //! - a blob is acknowledged only after the FsStore's metadata and ours are committed,
 //!   so it survives a crash of the node process. (iroh-blobs 0.104 does not fsync a
 //!   complete blob's data file on import, so power loss right after a store can still
 //!   lose it; see docs/operations.md.)
 //!
-//! Garbage collection is two-step: [`Store::collect`] drops unpinned blobs from
-//! `blobs-0` (oldest orphan first, in small transactions) until usage is under the
-//! target; the FsStore's periodic sweep then deletes the bytes of anything neither in
-//! `blobs-0`, tagged, nor held by an import in flight (its temp tag).
+//! Garbage collection is two-step: [`Store::collect`] drops orphans from `blobs-0`
+//! (oldest first, in small transactions) until usage is under the target; the FsStore's
+//! periodic sweep then deletes their bytes.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -56,6 +57,11 @@ const BLOBS: TableDefinition<[u8; 32], u64> = TableDefinition::new("blobs-0");
 const PINS: TableDefinition<([u8; 32], [u8; 32]), u64> = TableDefinition::new("pins-0");
 /// Held blobs no one pins: hash → unix seconds since when.
 const ORPHANS: TableDefinition<[u8; 32], u64> = TableDefinition::new("orphans-0");
+/// The same, oldest first: (since, hash).
+const BY_AGE: TableDefinition<(u64, [u8; 32]), ()> = TableDefinition::new("orphans-by-age-0");
+/// Tags of an earlier layout that protected pinned blobs; removed at start (the protect
+/// callback over `blobs-0` does their job, and a tag could outlive its pin).
+const OLD_TAG_PREFIX: &str = "mosaic/pin/";
 
 /// Blobs dropped per garbage-collection transaction: small, so pins and stores are
 /// never held up for long.
@@ -183,10 +189,7 @@ struct Inner {
     reserved: AtomicU64,
     owners: Mutex<HashMap<[u8; 32], OwnerUse>>,
     collected: AtomicU64,
-}
-
-fn tag_name(hash: &Hash) -> String {
-    format!("mosaic/pin/{}", hash.to_hex())
+    orphan_bytes: AtomicU64,
 }
 
 fn now() -> u64 {
@@ -227,7 +230,7 @@ impl Store {
     pub async fn load(dir: &Path, limits: Limits) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(db_err)?;
         let db = Arc::new(Database::create(dir.join("meta.redb")).map_err(db_err)?);
-        let (used, owners) = Self::prepare(&db)?;
+        let (used, orphan_bytes, owners) = Self::prepare(&db)?;
         // Weak: the sweeper's task may outlive the store, and must not keep the
         // database open (a restarted node reopens it).
         let protect_db = Arc::downgrade(&db);
@@ -245,6 +248,11 @@ impl Store {
         let blobs = FsStore::load_with_opts(dir.join("blobs").join("blobs.db"), options)
             .await
             .map_err(|e| StoreError::Blobs(e.to_string()))?;
+        blobs
+            .tags()
+            .delete_prefix(OLD_TAG_PREFIX)
+            .await
+            .map_err(|e| StoreError::Blobs(e.to_string()))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 blobs,
@@ -254,20 +262,24 @@ impl Store {
                 reserved: AtomicU64::new(0),
                 owners: Mutex::new(owners),
                 collected: AtomicU64::new(0),
+                orphan_bytes: AtomicU64::new(orphan_bytes),
             }),
         })
     }
 
     /// Creates the tables, lists held blobs without pins as orphans (stores made before
-    /// orphans were tracked), and sums usage per owner.
-    fn prepare(db: &Database) -> Result<(u64, HashMap<[u8; 32], OwnerUse>), StoreError> {
+    /// orphans were tracked), and sums usage, orphans and usage per owner.
+    #[allow(clippy::type_complexity)]
+    fn prepare(db: &Database) -> Result<(u64, u64, HashMap<[u8; 32], OwnerUse>), StoreError> {
         let tx = db.begin_write().map_err(db_err)?;
         let mut used = 0u64;
+        let mut orphan_bytes = 0u64;
         let mut owners: HashMap<[u8; 32], OwnerUse> = HashMap::new();
         {
             let held = tx.open_table(BLOBS).map_err(db_err)?;
             let pins = tx.open_table(PINS).map_err(db_err)?;
             let mut orphans = tx.open_table(ORPHANS).map_err(db_err)?;
+            let mut by_age = tx.open_table(BY_AGE).map_err(db_err)?;
             let mut sizes = HashMap::new();
             for entry in held.iter().map_err(db_err)? {
                 let (hash, size) = entry.map_err(db_err)?;
@@ -284,14 +296,19 @@ impl Store {
                 }
             }
             let stamp = now();
-            for hash in sizes.keys() {
-                if !pinned.contains(hash) && orphans.get(hash).map_err(db_err)?.is_none() {
+            for (hash, size) in &sizes {
+                if pinned.contains(hash) {
+                    continue;
+                }
+                orphan_bytes += size;
+                if orphans.get(hash).map_err(db_err)?.is_none() {
                     orphans.insert(hash, stamp).map_err(db_err)?;
+                    by_age.insert((stamp, *hash), ()).map_err(db_err)?;
                 }
             }
         }
         tx.commit().map_err(db_err)?;
-        Ok((used, owners))
+        Ok((used, orphan_bytes, owners))
     }
 
     /// The iroh-blobs store, to serve reads.
@@ -324,19 +341,27 @@ impl Store {
         self.inner.owners.lock().expect("owner table lock")
     }
 
-    /// Reserves `size` bytes of the capacity and of `owner`'s quota for a store,
-    /// collecting unpinned blobs first if that makes room.
-    fn reserve(&self, owner: &EndpointId, size: u64) -> Result<(), StoreError> {
+    /// Collects orphans, off the async workers, if a store of `size` bytes would not
+    /// fit otherwise.
+    async fn make_room(&self, size: u64) {
+        let inner = &self.inner;
+        let capacity = inner.limits.capacity;
+        if self.used() + inner.reserved.load(Ordering::SeqCst) + size <= capacity {
+            return;
+        }
+        let target = capacity.saturating_sub(inner.reserved.load(Ordering::SeqCst) + size);
+        let store = self.clone();
+        match tokio::task::spawn_blocking(move || store.collect(target)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("collecting to make room failed: {e}"),
+            Err(e) => tracing::warn!("collecting to make room failed: {e}"),
+        }
+    }
+
+    /// Reserves `size` bytes of `owner`'s quota and, when `space`, of the capacity.
+    fn reserve(&self, owner: &EndpointId, size: u64, space: bool) -> Result<(), StoreError> {
         let inner = &self.inner;
         let limits = &inner.limits;
-        if self.used() + inner.reserved.load(Ordering::SeqCst) + size > limits.capacity {
-            let target = limits
-                .capacity
-                .saturating_sub(inner.reserved.load(Ordering::SeqCst) + size);
-            if let Err(e) = self.collect(target) {
-                tracing::warn!("collecting to make room failed: {e}");
-            }
-        }
         let mut owners = self.owners();
         let entry = owners.entry(*owner.as_bytes()).or_default();
         if let Some(quota) = limits.quota {
@@ -345,22 +370,26 @@ impl Store {
                 return Err(StoreError::QuotaExceeded { size, used, quota });
             }
         }
-        let reserved = inner.reserved.fetch_add(size, Ordering::SeqCst) + size;
-        let used = self.used();
-        if used + reserved > limits.capacity {
-            inner.reserved.fetch_sub(size, Ordering::SeqCst);
-            return Err(StoreError::NoSpace {
-                size,
-                free: limits.capacity.saturating_sub(used + reserved - size),
-                capacity: limits.capacity,
-            });
+        if space {
+            let reserved = inner.reserved.fetch_add(size, Ordering::SeqCst) + size;
+            let used = self.used();
+            if used + reserved > limits.capacity {
+                inner.reserved.fetch_sub(size, Ordering::SeqCst);
+                return Err(StoreError::NoSpace {
+                    size,
+                    free: limits.capacity.saturating_sub(used + reserved - size),
+                    capacity: limits.capacity,
+                });
+            }
         }
         entry.reserved += size;
         Ok(())
     }
 
-    fn release(&self, owner: &EndpointId, size: u64) {
-        self.inner.reserved.fetch_sub(size, Ordering::SeqCst);
+    fn release(&self, owner: &EndpointId, size: u64, space: bool) {
+        if space {
+            self.inner.reserved.fetch_sub(size, Ordering::SeqCst);
+        }
         if let Some(entry) = self.owners().get_mut(owner.as_bytes()) {
             entry.reserved = entry.reserved.saturating_sub(size);
         }
@@ -374,10 +403,12 @@ impl Store {
         size: u64,
         data: impl Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static,
     ) -> Result<Hash, StoreError> {
-        self.reserve(&owner, size)?;
+        self.make_room(size).await;
+        self.reserve(&owner, size, true)?;
         let inner = &self.inner;
         let result = async {
-            // The temp tag protects the new blob from the sweeper until it is pinned.
+            // The temp tag protects the new blob from the sweeper until it is in our
+            // table (whose entries the sweeper's protect callback keeps).
             let tag = inner
                 .blobs
                 .add_stream(data)
@@ -401,70 +432,62 @@ impl Store {
                     received,
                 });
             }
-            // Held by our temp tag, the bytes cannot have been swept.
-            self.pin_held(owner, &[(hash, size)]).await?;
+            self.record_pins(owner, &[(hash, size)], true).await?;
             drop(tag);
             Ok(hash)
         }
         .await;
-        self.release(&owner, size);
+        self.release(&owner, size, true);
         result
     }
 
-    /// Records `owner`'s pins on blobs known to be complete in the FsStore, with one
-    /// FsStore sync and one redb transaction for the lot. Returns only once both have
-    /// committed: a node that answers `Stored` and then crashes still has the blob when
-    /// it restarts. Returns the blobs that were *not* pinned because the FsStore no
-    /// longer has their bytes (collected meanwhile).
-    async fn pin_held(
+    /// Records `owner`'s pins on `blobs`, with one FsStore sync and one redb
+    /// transaction for the lot, and returns only once both have committed: a node that
+    /// answers `Stored` and then crashes still has the blob when it restarts. With
+    /// `add`, blobs not held yet are added (an import, whose temp tag keeps the bytes);
+    /// without, they are returned as missing (collected since the caller looked).
+    async fn record_pins(
         &self,
         owner: EndpointId,
         blobs: &[(Hash, u64)],
+        add: bool,
     ) -> Result<Vec<Hash>, StoreError> {
         let inner = &self.inner;
-        let mut gone = Vec::new();
-        let mut keep = Vec::with_capacity(blobs.len());
-        for &(hash, size) in blobs {
-            let blob = iroh_blobs::Hash::from_bytes(*hash.as_bytes());
+        if add {
+            // The FsStore batches its metadata writes (up to 500 ms); without this, a
+            // crash right after the answer loses the blob's entry (seen in a test).
             inner
                 .blobs
-                .tags()
-                .set(tag_name(&hash), blob)
+                .sync_db()
                 .await
                 .map_err(|e| StoreError::Blobs(e.to_string()))?;
-            // The tag now protects the bytes from the sweeper; a blob collected just
-            // before (dropped from our table, then swept) must not be recorded again.
-            let status = inner
-                .blobs
-                .status(blob)
-                .await
-                .map_err(|e| StoreError::Blobs(e.to_string()))?;
-            if matches!(status, iroh_blobs::api::blobs::BlobStatus::Complete { .. }) {
-                keep.push((hash, size));
-            } else {
-                let _ = inner.blobs.tags().delete(tag_name(&hash)).await;
-                gone.push(hash);
-            }
         }
-        // The FsStore batches its metadata writes (up to 500 ms); without this, a crash
-        // right after the answer loses the blob's entry (seen in the restart test).
-        inner
-            .blobs
-            .sync_db()
-            .await
-            .map_err(|e| StoreError::Blobs(e.to_string()))?;
         let tx = inner.db.begin_write().map_err(db_err)?;
-        let (mut newly_held, mut newly_pinned) = (0u64, 0u64);
+        let (mut newly_held, mut newly_pinned, mut adopted) = (0u64, 0u64, 0u64);
+        let mut missing = Vec::new();
         {
             let mut held = tx.open_table(BLOBS).map_err(db_err)?;
             let mut pins = tx.open_table(PINS).map_err(db_err)?;
             let mut orphans = tx.open_table(ORPHANS).map_err(db_err)?;
+            let mut by_age = tx.open_table(BY_AGE).map_err(db_err)?;
             let stamp = now();
-            for (hash, size) in &keep {
-                if held.get(hash.as_bytes()).map_err(db_err)?.is_none() {
-                    held.insert(hash.as_bytes(), size).map_err(db_err)?;
-                    newly_held += size;
-                }
+            for &(hash, size) in blobs {
+                let known = held
+                    .get(hash.as_bytes())
+                    .map_err(db_err)?
+                    .map(|v| v.value());
+                let size = match known {
+                    Some(size) => size,
+                    None if add => {
+                        held.insert(hash.as_bytes(), size).map_err(db_err)?;
+                        newly_held += size;
+                        size
+                    }
+                    None => {
+                        missing.push(hash);
+                        continue;
+                    }
+                };
                 if pins
                     .insert((*hash.as_bytes(), *owner.as_bytes()), stamp)
                     .map_err(db_err)?
@@ -472,15 +495,21 @@ impl Store {
                 {
                     newly_pinned += size;
                 }
-                orphans.remove(hash.as_bytes()).map_err(db_err)?;
+                if let Some(since) = orphans.remove(hash.as_bytes()).map_err(db_err)? {
+                    by_age
+                        .remove((since.value(), *hash.as_bytes()))
+                        .map_err(db_err)?;
+                    adopted += size;
+                }
             }
         }
         tx.commit().map_err(db_err)?;
         inner.used.fetch_add(newly_held, Ordering::SeqCst);
+        inner.orphan_bytes.fetch_sub(adopted, Ordering::SeqCst);
         if newly_pinned > 0 {
             self.owners().entry(*owner.as_bytes()).or_default().pinned += newly_pinned;
         }
-        Ok(gone)
+        Ok(missing)
     }
 
     /// Pins held blobs for `owner`; returns the hashes not held here. Refused whole if
@@ -507,71 +536,64 @@ impl Store {
                 }
             }
         }
-        if let Some(quota) = self.inner.limits.quota {
-            let owners = self.owners();
-            let used = owners
-                .get(owner.as_bytes())
-                .map_or(0, |u| u.pinned + u.reserved);
-            if used + new_bytes > quota {
-                return Err(StoreError::QuotaExceeded {
-                    size: new_bytes,
-                    used,
-                    quota,
-                });
-            }
-        }
-        missing.extend(self.pin_held(owner, &held).await?);
+        // Reserved against the quota until recorded, so concurrent pins cannot both fit.
+        self.reserve(&owner, new_bytes, false)?;
+        let recorded = self.record_pins(owner, &held, false).await;
+        self.release(&owner, new_bytes, false);
+        missing.extend(recorded?);
         Ok(missing)
     }
 
     /// Removes `owner`'s pins on `hashes`, in one transaction. A blob no one pins any
-    /// more loses its protecting tag and becomes collectable.
+    /// more becomes an orphan: collectable.
     pub async fn unpin(&self, owner: EndpointId, hashes: &[Hash]) -> Result<(), StoreError> {
         let tx = self.inner.db.begin_write().map_err(db_err)?;
-        let mut released = 0u64;
-        let mut orphaned = Vec::new();
+        let (mut released, mut orphaned) = (0u64, 0u64);
         {
             let mut pins = tx.open_table(PINS).map_err(db_err)?;
             let held = tx.open_table(BLOBS).map_err(db_err)?;
             let mut orphans = tx.open_table(ORPHANS).map_err(db_err)?;
+            let mut by_age = tx.open_table(BY_AGE).map_err(db_err)?;
             let stamp = now();
             for hash in hashes {
                 let removed = pins
                     .remove((*hash.as_bytes(), *owner.as_bytes()))
                     .map_err(db_err)?
                     .is_some();
+                let Some(size) = held
+                    .get(hash.as_bytes())
+                    .map_err(db_err)?
+                    .map(|v| v.value())
+                else {
+                    continue;
+                };
                 if !removed {
                     continue;
                 }
-                let size = held
-                    .get(hash.as_bytes())
-                    .map_err(db_err)?
-                    .map(|v| v.value());
-                released += size.unwrap_or(0);
+                released += size;
                 if pins
                     .range(pin_range(hash))
                     .map_err(db_err)?
                     .next()
                     .is_none()
+                    && orphans
+                        .insert(hash.as_bytes(), stamp)
+                        .map_err(db_err)?
+                        .is_none()
                 {
-                    if size.is_some() {
-                        orphans.insert(hash.as_bytes(), stamp).map_err(db_err)?;
-                    }
-                    orphaned.push(*hash);
+                    by_age
+                        .insert((stamp, *hash.as_bytes()), ())
+                        .map_err(db_err)?;
+                    orphaned += size;
                 }
             }
         }
         tx.commit().map_err(db_err)?;
+        self.inner
+            .orphan_bytes
+            .fetch_add(orphaned, Ordering::SeqCst);
         if let Some(entry) = self.owners().get_mut(owner.as_bytes()) {
             entry.pinned = entry.pinned.saturating_sub(released);
-        }
-        for hash in orphaned {
-            self.inner
-                .blobs
-                .tags()
-                .delete(tag_name(&hash))
-                .await
-                .map_err(|e| StoreError::Blobs(e.to_string()))?;
         }
         Ok(())
     }
@@ -586,27 +608,28 @@ impl Store {
     }
 
     /// Drops unpinned blobs, oldest orphan first, until usage is at most `target` or
-    /// nothing unpinned is left. Pinned blobs are never dropped.
+    /// nothing unpinned is left. Pinned blobs are never dropped. Synchronous redb work:
+    /// async callers run it on a blocking thread.
     pub fn collect(&self, target: u64) -> Result<Collected, StoreError> {
         let mut total = Collected::default();
         while self.used() > target {
             let tx = self.inner.db.begin_write().map_err(db_err)?;
             let mut batch = Collected::default();
+            let mut looked = 0;
             {
                 let mut orphans = tx.open_table(ORPHANS).map_err(db_err)?;
-                let mut oldest = Vec::new();
-                for entry in orphans.iter().map_err(db_err)? {
-                    let (hash, since) = entry.map_err(db_err)?;
-                    oldest.push((since.value(), hash.value()));
-                }
-                if oldest.is_empty() {
-                    break;
-                }
-                oldest.sort_unstable();
+                let mut by_age = tx.open_table(BY_AGE).map_err(db_err)?;
                 let pins = tx.open_table(PINS).map_err(db_err)?;
                 let mut held = tx.open_table(BLOBS).map_err(db_err)?;
-                let mut freed_here = 0u64;
-                for (_, hash) in oldest.into_iter().take(GC_BATCH) {
+                let oldest: Vec<(u64, [u8; 32])> = by_age
+                    .iter()
+                    .map_err(db_err)?
+                    .take(GC_BATCH)
+                    .map(|e| e.map(|(k, _)| k.value()).map_err(db_err))
+                    .collect::<Result<_, _>>()?;
+                for (since, hash) in oldest {
+                    looked += 1;
+                    by_age.remove((since, hash)).map_err(db_err)?;
                     orphans.remove(&hash).map_err(db_err)?;
                     // Re-checked under this transaction: a pin always wins.
                     let key = Hash::from_bytes(hash);
@@ -621,20 +644,22 @@ impl Store {
                     if let Some(size) = held.remove(&hash).map_err(db_err)? {
                         batch.blobs += 1;
                         batch.bytes += size.value();
-                        freed_here += size.value();
                     }
-                    if self.used().saturating_sub(freed_here) <= target {
+                    if self.used().saturating_sub(batch.bytes) <= target {
                         break;
                     }
                 }
             }
             tx.commit().map_err(db_err)?;
-            self.inner.used.fetch_sub(batch.bytes, Ordering::SeqCst);
-            self.inner
-                .collected
-                .fetch_add(batch.bytes, Ordering::Relaxed);
+            let inner = &self.inner;
+            inner.used.fetch_sub(batch.bytes, Ordering::SeqCst);
+            inner.orphan_bytes.fetch_sub(batch.bytes, Ordering::SeqCst);
+            inner.collected.fetch_add(batch.bytes, Ordering::Relaxed);
             total.blobs += batch.blobs;
             total.bytes += batch.bytes;
+            if looked == 0 {
+                break;
+            }
         }
         if total.blobs > 0 {
             tracing::info!(
@@ -648,16 +673,8 @@ impl Store {
     }
 
     /// Bytes held but pinned by no one: what a collection could free.
-    pub fn collectable(&self) -> Result<u64, StoreError> {
-        let tx = self.inner.db.begin_read().map_err(db_err)?;
-        let orphans = tx.open_table(ORPHANS).map_err(db_err)?;
-        let held = tx.open_table(BLOBS).map_err(db_err)?;
-        let mut bytes = 0;
-        for entry in orphans.iter().map_err(db_err)? {
-            let hash = entry.map_err(db_err)?.0.value();
-            bytes += held.get(&hash).map_err(db_err)?.map_or(0, |v| v.value());
-        }
-        Ok(bytes)
+    pub fn collectable(&self) -> u64 {
+        self.inner.orphan_bytes.load(Ordering::Relaxed)
     }
 
     /// The state of `hashes` for `owner`.
@@ -777,7 +794,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1100)).await;
         store.unpin(alice, &[young]).await.unwrap();
         assert_eq!(store.owners_of(&shared).unwrap(), vec![bob]);
-        assert_eq!(store.collectable().unwrap(), 20_000);
+        assert_eq!(store.collectable(), 20_000);
         assert_eq!(store.pinned_by(&alice), 20_000);
         // Oldest orphan first.
         let collected = store.collect(55_000).unwrap();
@@ -788,6 +805,7 @@ mod tests {
         assert_eq!(store.collect_if_needed().unwrap(), Collected::default());
         store.collect(0).unwrap();
         assert_eq!(store.size_of(&young).unwrap(), None);
+        assert_eq!(store.collectable(), 0);
         assert_eq!(store.size_of(&kept).unwrap(), Some(20_000));
         assert_eq!(store.size_of(&shared).unwrap(), Some(20_000));
         assert_eq!(store.used(), 40_000);
