@@ -332,6 +332,16 @@ fn the_keyring_records_shares_removes_and_moves_to_another_machine() {
         health[0]["readable"], true,
         "unpinned data stays until collected"
     );
+    // Two entries sharing blobs (one public file uploaded twice): removing one leaves
+    // the other pinned.
+    let (public, _) = write_file(c.tmp.path(), "pub.txt", 50_000);
+    let p = public.to_str().unwrap();
+    let first = j(&c, "alice", &["put", p, "--public", "--name", "pub1"]);
+    let second = j(&c, "alice", &["put", p, "--public", "--name", "pub2"]);
+    assert_eq!(first["cap"], second["cap"]);
+    j(&c, "alice", &["rm", "pub1"]);
+    let health = j(&c, "alice", &["pin", "ls", "pub2"]);
+    assert_eq!(health[0]["columns_pinned_by_you"], 5, "{health}");
 }
 
 /// Total bytes the nodes report as used.
