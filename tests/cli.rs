@@ -322,6 +322,35 @@ fn the_keyring_records_shares_removes_and_moves_to_another_machine() {
         &["get", "report.pdf", "-o", back2.to_str().unwrap()],
     ));
     assert_eq!(fs::read(&back2).unwrap(), data);
+    // On a terminal, rm asks first; "n" keeps everything.
+    let mut asked = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} rm report.pdf", env!("CARGO_BIN_EXE_mosaic")),
+            "/dev/null",
+        ])
+        .env("MOSAIC_BOOTSTRAP", c.bootstrap())
+        .env("MOSAIC_NETWORK", &c.network)
+        .env("XDG_CONFIG_HOME", c.tmp.path().join("alice"))
+        .env("XDG_DATA_HOME", c.tmp.path().join("alice").join("data"))
+        .env("HOME", c.tmp.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = asked.stdin.take().unwrap();
+        thread::sleep(Duration::from_millis(300));
+        stdin.write_all(b"n\n").unwrap();
+    }
+    let asked = asked.wait_with_output().unwrap();
+    let shown = String::from_utf8_lossy(&asked.stdout);
+    assert!(
+        shown.contains("[y/N]") && shown.contains("nothing was removed"),
+        "{shown}"
+    );
+    assert_eq!(j(&c, "alice", &["ls"])[0]["name"], "report.pdf");
     // rm: unpins on the nodes (no terminal: no question) and forgets.
     let rm = j(&c, "alice", &["rm", "report.pdf"]);
     assert!(rm["unpinned_on"].as_u64().unwrap() >= 5, "{rm}");
