@@ -549,16 +549,25 @@ impl Client {
         Ok(segments.report())
     }
 
-    /// Fetches and checks the manifest of file `id`.
+    /// Fetches and checks the manifest of file `id`, asking every holder at once and
+    /// taking the first answer (a dead holder costs no more than the others' answers).
     pub async fn manifest(&self, id: &Hash) -> Result<Manifest, ClientError> {
         let holders = self.routing.providers(id).await?;
-        for holder in &holders {
-            let Ok(conn) = self.dial(*holder, iroh_blobs::ALPN).await else {
-                continue;
-            };
-            match fetch_small(&conn, id, MAX_MANIFEST_LEN).await {
+        let mut attempts: n0_future::FuturesUnordered<_> = holders
+            .iter()
+            .map(|&holder| async move {
+                let conn = self.dial(holder, iroh_blobs::ALPN).await?;
+                fetch_small(&conn, id, MAX_MANIFEST_LEN)
+                    .await
+                    .map_err(|e| format!("{}: {e}", holder.fmt_short()))
+            })
+            .collect();
+        while let Some(attempt) = attempts.next().await {
+            match attempt {
+                // The bytes hash to the id: every holder has these same bytes, so a
+                // manifest that does not parse is the file's own fault.
                 Ok(bytes) => return Ok(Manifest::from_bytes_verified(&bytes, id)?),
-                Err(e) => debug!(holder = %holder.fmt_short(), "manifest fetch failed: {e}"),
+                Err(e) => debug!("manifest fetch failed: {e}"),
             }
         }
         Err(ClientError::ManifestUnavailable {
