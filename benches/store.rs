@@ -67,7 +67,8 @@ async fn run(count: usize, size: usize) {
                 n0_future::stream::iter([Ok(Bytes::from(data))]),
             )
             .await
-            .expect("import");
+            .expect("import")
+            .0;
         hashes.push(hash);
     }
     report("import + pin (uploader)", count, t.elapsed().as_secs_f64());

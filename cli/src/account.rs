@@ -470,7 +470,12 @@ pub fn record_upload(
 /// predates the list), less those another keyring entry pinned by the same identity
 /// still uses (the same file uploaded twice, a file also in a directory): a pin is one
 /// per (blob, owner), so dropping it would drop theirs too.
-async fn blobs_to_unpin(client: &Client, record: &Record, cap: &Cap) -> Result<Vec<Hash>> {
+async fn blobs_to_unpin(
+    client: &Client,
+    record: &Record,
+    cap: &Cap,
+    acting_key: &str,
+) -> Result<Vec<Hash>> {
     let mut blobs: Vec<Hash> = record
         .blobs
         .iter()
@@ -482,22 +487,46 @@ async fn blobs_to_unpin(client: &Client, record: &Record, cap: &Cap) -> Result<V
     let shared: BTreeSet<String> = keyring()?
         .list()?
         .into_iter()
-        .filter(|r| r.name != record.name && r.key == record.key)
+        .filter(|r| r.name != record.name && r.key == acting_key)
         .flat_map(|r| r.blobs)
         .collect();
     blobs.retain(|h| !shared.contains(&h.to_hex()));
     Ok(blobs)
 }
 
-/// Acts as the identity that pinned `record` (pins belong to it), unless `--key` says.
-fn as_owner(g: &Global, record: Option<&Record>) -> Global {
-    Global {
-        key: g
+/// Blobs that keyring entries of identity `key` use (hex).
+pub fn blobs_in_use(key: &str) -> Result<BTreeSet<String>> {
+    Ok(keyring()?
+        .list()?
+        .into_iter()
+        .filter(|r| r.key == key)
+        .flat_map(|r| r.blobs)
+        .collect())
+}
+
+/// Acts as the identity that pinned `record` (pins belong to it), unless `--key` says;
+/// that key must be on this machine (a missing `default` is not silently created: its
+/// unpins would change nothing).
+fn as_owner(g: &Global, net: &NetworkArgs, record: Option<&Record>) -> Result<(Global, String)> {
+    let key = g
+        .key
+        .clone()
+        .or_else(|| record.map(|r| r.key.clone()).filter(|k| !k.is_empty()));
+    let owner = Global { key, ..g.clone() };
+    let name = owner.key_name(
+        crate::net::load_config(net.config.as_deref())?
             .key
-            .clone()
-            .or_else(|| record.map(|r| r.key.clone()).filter(|k| !k.is_empty())),
-        ..g.clone()
+            .as_deref(),
+    );
+    if !keys()?.exists(&name) {
+        return fail(
+            Code::NotFound,
+            format!(
+                "the key {name:?} that pinned this file is not on this machine: bring it with `mosaic key import` or `mosaic import`, or name another with --key"
+            ),
+        );
     }
+    Ok((owner, name))
 }
 
 /// `mosaic rm NAME`: unpins on the nodes, then forgets locally.
@@ -518,11 +547,11 @@ pub fn rm(
         return fail(Code::Refused, "nothing was removed");
     }
     let extra = node_ids(&record.nodes);
-    let owner = as_owner(g, Some(&record));
+    let (owner, key) = as_owner(g, &net, Some(&record))?;
     let outcome = crate::net::with_client(&owner, &net, &args, |client| {
         let record = record.clone();
         async move {
-            let blobs = blobs_to_unpin(&client, &record, &cap).await?;
+            let blobs = blobs_to_unpin(&client, &record, &cap, &key).await?;
             anyhow::Ok(client.unpin_blobs(&blobs, &extra).await?)
         }
     });
@@ -622,12 +651,12 @@ pub fn pin_rm(g: &Global, net: NetworkArgs, args: ClientArgs, arg: &str) -> Resu
         .as_ref()
         .map(|r| node_ids(&r.nodes))
         .unwrap_or_default();
-    let owner = as_owner(g, record.as_ref());
+    let (owner, key) = as_owner(g, &net, record.as_ref())?;
     let report = crate::net::with_client(&owner, &net, &args, |client| {
         let record = record.clone();
         async move {
             let blobs = match &record {
-                Some(r) => blobs_to_unpin(&client, r, &cap).await?,
+                Some(r) => blobs_to_unpin(&client, r, &cap, &key).await?,
                 None => file_blobs(&client.manifest(&cap.id()).await?),
             };
             anyhow::Ok(client.unpin_blobs(&blobs, &extra).await?)

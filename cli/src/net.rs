@@ -801,6 +801,7 @@ pub fn put_dir(
         .sum();
     let quiet = g.json;
     let index_name = name.clone();
+    let key_for_undo = key_name.clone();
     let (id, blobs, nodes) = with_client(g, &net, &args, |client| async move {
         let mut blobs = Vec::new();
         let mut nodes = BTreeSet::new();
@@ -811,8 +812,11 @@ pub fn put_dir(
         match uploaded {
             Ok(id) => anyhow::Ok((id, blobs, nodes)),
             Err(e) => {
-                // Nothing half-uploaded stays pinned.
+                // Nothing half-uploaded stays pinned, except what other keyring entries
+                // of this identity use (a pin is one per blob and owner).
                 let extra: Vec<EndpointId> = nodes.iter().copied().collect();
+                let in_use = crate::account::blobs_in_use(&key_for_undo)?;
+                blobs.retain(|h| !in_use.contains(&h.to_hex()));
                 let undone = client.unpin_blobs(&blobs, &extra).await;
                 let note = match undone {
                     Ok(r) if r.failed.is_empty() => {

@@ -418,17 +418,22 @@ impl Client {
                 reason,
             }));
         }
-        // A failed put leaves nothing pinned behind: what was stored is unpinned again
-        // (the nodes collect it), so it counts against no one's quota.
-        let stored_ok: Vec<(&StorageNode, Hash)> = chosen
+        // A failed put leaves no pin of its own behind: pins it created are removed
+        // again (the nodes collect what no one else pins), so they count against no
+        // one's quota. Pins that existed before (the same public or convergent content
+        // stored earlier) are left alone.
+        let mut abandoned: Vec<(&StorageNode, Hash)> = chosen
             .iter()
             .zip(&stored)
-            .filter_map(|(node, r)| Some((*node, *r.as_ref().ok()?)))
+            .filter_map(|(node, r)| match r {
+                Ok((hash, true)) => Some((*node, *hash)),
+                _ => None,
+            })
             .collect();
-        let manifest_id = encoded
-            .as_ref()
-            .ok()
-            .and_then(|m| m.as_ref().map(Manifest::id));
+        let stored: Vec<Result<Hash, ClientError>> = stored
+            .into_iter()
+            .map(|r| r.map(|(hash, _)| hash))
+            .collect();
         let finished = async {
             // A failed upload explains an aborted encoder better than the encoder can.
             let manifest = match encoded? {
@@ -468,8 +473,14 @@ impl Client {
                 }
             }))
             .await;
+            for (node, result) in &results {
+                if let (Ok((hash, true)), Some(n)) = (result, chosen.iter().find(|c| c.id == *node))
+                {
+                    abandoned.push((*n, *hash));
+                }
+            }
             for (node, result) in results {
-                let hash = result.map_err(|reason| ClientError::Store {
+                let (hash, _) = result.map_err(|reason| ClientError::Store {
                     node,
                     what: "the manifest".into(),
                     reason,
@@ -488,10 +499,6 @@ impl Client {
         let manifest = match finished {
             Ok(m) => m,
             Err(e) => {
-                let mut abandoned = stored_ok;
-                if let Some(id) = manifest_id {
-                    abandoned.extend(chosen.iter().map(|n| (*n, id)));
-                }
                 self.abandon(&abandoned).await;
                 return Err(e);
             }
@@ -628,12 +635,13 @@ pub(crate) async fn exchange(conn: &Connection, request: &Request) -> Result<Res
         .map_err(|e| e.to_string())
 }
 
-/// Streams `size` bytes from `rx` to a node as one `Store`; returns the hash it computed.
+/// Streams `size` bytes from `rx` to a node as one `Store`; returns the hash it computed
+/// and whether the pin it recorded for us is new.
 pub(crate) async fn upload(
     conn: &Connection,
     size: u64,
     mut rx: mpsc::Receiver<Bytes>,
-) -> Result<Hash, String> {
+) -> Result<(Hash, bool), String> {
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
     proto::write_frame(&mut send, &Request::Store { size })
         .await
@@ -649,7 +657,7 @@ pub(crate) async fn upload(
     drop(rx);
     let _ = send.finish();
     match proto::read_frame::<Response>(&mut recv).await {
-        Ok(Response::Stored { hash, .. }) => Ok(Hash::from_bytes(hash)),
+        Ok(Response::Stored { hash, new_pin, .. }) => Ok((Hash::from_bytes(hash), new_pin)),
         Ok(Response::Refused { message, .. }) => Err(message),
         Ok(other) => Err(format!("unexpected answer {other:?}")),
         Err(e) => Err(write_error.unwrap_or_else(|| e.to_string())),

@@ -295,6 +295,10 @@ struct StorageProtocol {
     status: Arc<AnnounceStatus>,
 }
 
+/// An upload that delivers nothing for this long is abandoned (it holds space and quota
+/// reserved for it).
+const UPLOAD_STALL: Duration = Duration::from_secs(30);
+
 /// Bytes of an upload handed to the blob store at a time.
 const IMPORT_BATCH: usize = 1 << 20;
 
@@ -461,7 +465,23 @@ impl StorageProtocol {
             let mut client_fault = None;
             let mut batch = BytesMut::new();
             while remaining > 0 {
-                let item = match recv.read_chunk(remaining.min(1 << 16) as usize).await {
+                let chunk = tokio::time::timeout(
+                    UPLOAD_STALL,
+                    recv.read_chunk(remaining.min(1 << 16) as usize),
+                )
+                .await;
+                let Ok(chunk) = chunk else {
+                    let msg = format!(
+                        "the upload sent nothing for {} s; its reservation is released",
+                        UPLOAD_STALL.as_secs()
+                    );
+                    client_fault = Some(msg.clone());
+                    let _ = tx
+                        .send(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, msg)))
+                        .await;
+                    break;
+                };
+                let item = match chunk {
                     Ok(Some(chunk)) => {
                         remaining -= (chunk.len() as u64).min(remaining);
                         if batch.is_empty() {
@@ -496,11 +516,12 @@ impl StorageProtocol {
         };
         let (result, client_fault) = tokio::join!(import, forward);
         match result {
-            Ok(hash) => {
+            Ok((hash, new_pin)) => {
                 self.announce(&hash).await;
                 Response::Stored {
                     hash: *hash.as_bytes(),
                     size,
+                    new_pin,
                 }
             }
             Err(e @ (StoreError::NoSpace { .. } | StoreError::QuotaExceeded { .. })) => {

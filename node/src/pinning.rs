@@ -385,7 +385,7 @@ impl Client {
             let size = bytes.len() as u64;
             let _ = tx.send(bytes).await;
             drop(tx);
-            upload(&conn, size, rx).await?
+            upload(&conn, size, rx).await?.0
         } else {
             let blob = self.open_blob(&hash).await.map_err(|e| e.to_string())?;
             let size = blob.size();
@@ -400,7 +400,7 @@ impl Client {
             };
             let (fed, stored) = tokio::join!(feed, upload(&conn, size, rx));
             fed?;
-            stored?
+            stored?.0
         };
         if stored != hash {
             return Err(format!("the node stored {stored}, expected {hash}"));

@@ -68,6 +68,9 @@ pub enum Response {
         hash: [u8; 32],
         /// Its size.
         size: u64,
+        /// Whether the caller's pin is new (false: it pinned these bytes already), so a
+        /// client undoing a failed upload removes only the pins it made.
+        new_pin: bool,
     },
     /// Pins recorded; these hashes are not held here.
     Pinned {

@@ -190,6 +190,7 @@ struct Inner {
     owners: Mutex<HashMap<[u8; 32], OwnerUse>>,
     collected: AtomicU64,
     orphan_bytes: AtomicU64,
+    settled: Settled,
 }
 
 fn now() -> u64 {
@@ -202,6 +203,43 @@ fn now() -> u64 {
 fn pin_range(hash: &Hash) -> std::ops::RangeInclusive<([u8; 32], [u8; 32])> {
     (*hash.as_bytes(), [0u8; 32])..=(*hash.as_bytes(), [0xffu8; 32])
 }
+
+/// Subtracts without wrapping: counters are updated after their transactions commit,
+/// in whatever order concurrent tasks get there, so one may briefly run ahead.
+fn sub_saturating(counter: &AtomicU64, v: u64) {
+    let _ = counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| {
+        Some(c.saturating_sub(v))
+    });
+}
+
+/// What `record_pins` did.
+#[derive(Debug, Default)]
+struct Recorded {
+    /// Blobs not held (collected since the caller looked).
+    missing: Vec<Hash>,
+    /// Pins that did not exist before.
+    new: usize,
+}
+
+/// Quota (and space) reserved for a store or pin in progress; released on drop.
+struct Reservation<'a> {
+    store: &'a Store,
+    owner: EndpointId,
+    size: u64,
+    space: bool,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.store.release(&self.owner, self.size, self.space);
+    }
+}
+
+/// Imports recorded in `blobs-0` whose temp tags are still held: each is released only
+/// after a sweep has read a snapshot that includes its row (an import's tag dropped
+/// between a sweep's snapshot and its listing of temp tags would leave the blob in
+/// neither, and its bytes would be swept).
+type Settled = Arc<Mutex<Vec<iroh_blobs::api::TempTag>>>;
 
 /// Adds every held blob to the sweeper's protected set; aborts the sweep if the table
 /// cannot be read (better to keep garbage than to lose data).
@@ -234,14 +272,20 @@ impl Store {
         // Weak: the sweeper's task may outlive the store, and must not keep the
         // database open (a restarted node reopens it).
         let protect_db = Arc::downgrade(&db);
+        let settled: Settled = Arc::default();
+        let protect_settled = settled.clone();
         let mut options = Options::new(&dir.join("blobs"));
         options.gc = Some(GcConfig {
             interval: limits.sweep_interval,
             add_protected: Some(Arc::new(move |live| {
+                // Taken before the snapshot: every tag taken has its row in it.
+                let release =
+                    std::mem::take(&mut *protect_settled.lock().expect("settled tags lock"));
                 let outcome = match protect_db.upgrade() {
                     Some(db) => protect_held(&db, live),
                     None => ProtectOutcome::Abort,
                 };
+                drop(release);
                 Box::pin(async move { outcome })
             })),
         });
@@ -263,6 +307,7 @@ impl Store {
                 owners: Mutex::new(owners),
                 collected: AtomicU64::new(0),
                 orphan_bytes: AtomicU64::new(orphan_bytes),
+                settled,
             }),
         })
     }
@@ -402,11 +447,18 @@ impl Store {
         owner: EndpointId,
         size: u64,
         data: impl Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static,
-    ) -> Result<Hash, StoreError> {
+    ) -> Result<(Hash, bool), StoreError> {
         self.make_room(size).await;
         self.reserve(&owner, size, true)?;
+        // Released however this ends, the future dropped mid-upload included.
+        let _reservation = Reservation {
+            store: self,
+            owner,
+            size,
+            space: true,
+        };
         let inner = &self.inner;
-        let result = async {
+        async {
             // The temp tag protects the new blob from the sweeper until it is in our
             // table (whose entries the sweeper's protect callback keeps).
             let tag = inner
@@ -432,13 +484,13 @@ impl Store {
                     received,
                 });
             }
-            self.record_pins(owner, &[(hash, size)], true).await?;
-            drop(tag);
-            Ok(hash)
+            let recorded = self.record_pins(owner, &[(hash, size)], true).await?;
+            // The temp tag is released only once a sweep's snapshot of `blobs-0` has
+            // this row: see `protect_held`.
+            inner.settled.lock().expect("settled tags lock").push(tag);
+            Ok((hash, recorded.new > 0))
         }
-        .await;
-        self.release(&owner, size, true);
-        result
+        .await
     }
 
     /// Records `owner`'s pins on `blobs`, with one FsStore sync and one redb
@@ -451,7 +503,7 @@ impl Store {
         owner: EndpointId,
         blobs: &[(Hash, u64)],
         add: bool,
-    ) -> Result<Vec<Hash>, StoreError> {
+    ) -> Result<Recorded, StoreError> {
         let inner = &self.inner;
         if add {
             // The FsStore batches its metadata writes (up to 500 ms); without this, a
@@ -464,7 +516,7 @@ impl Store {
         }
         let tx = inner.db.begin_write().map_err(db_err)?;
         let (mut newly_held, mut newly_pinned, mut adopted) = (0u64, 0u64, 0u64);
-        let mut missing = Vec::new();
+        let mut recorded = Recorded::default();
         {
             let mut held = tx.open_table(BLOBS).map_err(db_err)?;
             let mut pins = tx.open_table(PINS).map_err(db_err)?;
@@ -484,7 +536,7 @@ impl Store {
                         size
                     }
                     None => {
-                        missing.push(hash);
+                        recorded.missing.push(hash);
                         continue;
                     }
                 };
@@ -494,6 +546,7 @@ impl Store {
                     .is_none()
                 {
                     newly_pinned += size;
+                    recorded.new += 1;
                 }
                 if let Some(since) = orphans.remove(hash.as_bytes()).map_err(db_err)? {
                     by_age
@@ -505,11 +558,11 @@ impl Store {
         }
         tx.commit().map_err(db_err)?;
         inner.used.fetch_add(newly_held, Ordering::SeqCst);
-        inner.orphan_bytes.fetch_sub(adopted, Ordering::SeqCst);
+        sub_saturating(&inner.orphan_bytes, adopted);
         if newly_pinned > 0 {
             self.owners().entry(*owner.as_bytes()).or_default().pinned += newly_pinned;
         }
-        Ok(missing)
+        Ok(recorded)
     }
 
     /// Pins held blobs for `owner`; returns the hashes not held here. Refused whole if
@@ -538,9 +591,13 @@ impl Store {
         }
         // Reserved against the quota until recorded, so concurrent pins cannot both fit.
         self.reserve(&owner, new_bytes, false)?;
-        let recorded = self.record_pins(owner, &held, false).await;
-        self.release(&owner, new_bytes, false);
-        missing.extend(recorded?);
+        let _reservation = Reservation {
+            store: self,
+            owner,
+            size: new_bytes,
+            space: false,
+        };
+        missing.extend(self.record_pins(owner, &held, false).await?.missing);
         Ok(missing)
     }
 
@@ -652,8 +709,8 @@ impl Store {
             }
             tx.commit().map_err(db_err)?;
             let inner = &self.inner;
-            inner.used.fetch_sub(batch.bytes, Ordering::SeqCst);
-            inner.orphan_bytes.fetch_sub(batch.bytes, Ordering::SeqCst);
+            sub_saturating(&inner.used, batch.bytes);
+            sub_saturating(&inner.orphan_bytes, batch.bytes);
             inner.collected.fetch_add(batch.bytes, Ordering::Relaxed);
             total.blobs += batch.blobs;
             total.bytes += batch.bytes;
@@ -767,6 +824,7 @@ mod tests {
         store
             .import(who, len as u64, n0_future::stream::iter([Ok(data)]))
             .await
+            .map(|(hash, _)| hash)
     }
 
     fn limits(capacity: u64) -> Limits {

@@ -146,9 +146,16 @@ async fn bad_requests_are_refused_and_change_nothing() {
         r,
         Response::Stored {
             hash: *blake3::hash(b"abc").as_bytes(),
-            size: 3
+            size: 3,
+            new_pin: true,
         }
     );
+    assert_eq!(node.store().used(), 3);
+    // The same bytes again: stored, but the pin is not new.
+    assert!(matches!(
+        raw(&conn, &store).await,
+        Response::Stored { new_pin: false, .. }
+    ));
     assert_eq!(node.store().used(), 3);
     node.shutdown().await;
 }
