@@ -66,20 +66,15 @@ impl Keyring {
             // Private before any secret lands in it; redb initializes an empty file.
             crate::keys::write_private(path, b"")?;
         }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return fail(
-                    Code::Refused,
-                    format!(
-                        "the keyring {} can be read by other users (mode {mode:o}) and it holds your readcaps: run `chmod 600 {}`",
-                        path.display(),
-                        path.display()
-                    ),
-                );
-            }
+        if let Some(mode) = mosaic_node::identity::exposed_mode(path)? {
+            return fail(
+                Code::Refused,
+                format!(
+                    "the keyring {} can be read by other users (mode {mode:o}) and it holds your readcaps: run `chmod 600 {}`",
+                    path.display(),
+                    path.display()
+                ),
+            );
         }
         // Another `mosaic` may hold it for a moment (redb locks the file): wait a little.
         let mut waited = std::time::Duration::ZERO;

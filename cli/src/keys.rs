@@ -223,8 +223,8 @@ impl Keys {
         Ok(out)
     }
 
-    /// Reads key `name` for export.
-    pub fn export(&self, name: &str) -> Result<Exported> {
+    /// The file of key `name`, which must exist.
+    fn existing(&self, name: &str) -> Result<PathBuf> {
         check_name(name)?;
         let path = self.path(name);
         if !path.exists() {
@@ -233,6 +233,12 @@ impl Keys {
                 format!("there is no key named {name:?}: `mosaic key list` shows your keys"),
             );
         }
+        Ok(path)
+    }
+
+    /// Reads key `name` for export.
+    pub fn export(&self, name: &str) -> Result<Exported> {
+        let path = self.existing(name)?;
         let bytes = Zeroizing::new(identity::load_or_create_secret(&path)?);
         Ok(Exported {
             name: name.to_owned(),
@@ -280,14 +286,7 @@ impl Keys {
 
     /// Deletes key `name`.
     pub fn remove(&self, name: &str) -> Result<PathBuf> {
-        check_name(name)?;
-        let path = self.path(name);
-        if !path.exists() {
-            return fail(
-                Code::NotFound,
-                format!("there is no key named {name:?}: `mosaic key list` shows your keys"),
-            );
-        }
+        let path = self.existing(name)?;
         fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
         Ok(path)
     }
@@ -295,18 +294,6 @@ impl Keys {
 
 /// Creates `path` with mode 0600 and writes `bytes`, durably.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut options = fs::File::options();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(())
+    identity::write_private(path, bytes)
+        .with_context(|| format!("cannot create {}", path.display()))
 }

@@ -172,37 +172,38 @@ pub(crate) fn load_config(path: Option<&Path>) -> Result<ConfigFile> {
         .with_context(|| format!("{} is not a valid Mosaic config file", path.display()))
 }
 
-/// A size from its flag (or variable), else the config file.
+/// A setting from its flag (or variable), else from the config file's text, parsed.
+fn setting<T, E: std::fmt::Display>(
+    name: &str,
+    flag: Option<T>,
+    file: &Option<String>,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Result<Option<T>> {
+    match (flag, file) {
+        (Some(v), _) => Ok(Some(v)),
+        (None, Some(s)) => parse(s)
+            .map(Some)
+            .map_err(|e| anyhow!("{name} {s:?} in the config file: {e}")),
+        (None, None) => Ok(None),
+    }
+}
+
+/// A size setting in bytes.
 fn size_setting(
     name: &str,
     flag: Option<bytesize::ByteSize>,
     file: &Option<String>,
 ) -> Result<Option<u64>> {
-    Ok(match (flag, file) {
-        (Some(c), _) => Some(c.as_u64()),
-        (None, Some(s)) => Some(
-            s.parse::<bytesize::ByteSize>()
-                .map_err(|e| anyhow!("{name} {s:?} in the config file: {e}"))?
-                .as_u64(),
-        ),
-        (None, None) => None,
-    })
+    Ok(setting(name, flag, file, str::parse::<bytesize::ByteSize>)?.map(|b| b.as_u64()))
 }
 
-/// A duration from its flag (or variable), else the config file.
+/// A duration setting.
 fn duration_setting(
     name: &str,
     flag: Option<humantime::Duration>,
     file: &Option<String>,
 ) -> Result<Option<Duration>> {
-    Ok(match (flag, file) {
-        (Some(d), _) => Some(d.into()),
-        (None, Some(s)) => Some(
-            humantime::parse_duration(s)
-                .map_err(|e| anyhow!("{name} {s:?} in the config file: {e}"))?,
-        ),
-        (None, None) => None,
-    })
+    setting(name, flag.map(Into::into), file, humantime::parse_duration)
 }
 
 fn routing_options(net: &NetworkArgs, file: &ConfigFile) -> RoutingOptions {

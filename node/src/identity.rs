@@ -56,13 +56,12 @@ pub fn load_or_create_secret(path: &Path) -> Result<[u8; 32], IdentityError> {
     };
     match fs::read(path) {
         Ok(bytes) => {
-            check_private(path).map_err(|e| match e {
-                Ok(mode) => IdentityError::Exposed {
+            if let Some(mode) = exposed_mode(path).map_err(io_err)? {
+                return Err(IdentityError::Exposed {
                     path: shown.clone(),
                     mode,
-                },
-                Err(source) => io_err(source),
-            })?;
+                });
+            }
             bytes
                 .as_slice()
                 .try_into()
@@ -84,8 +83,9 @@ pub fn load_or_create_secret(path: &Path) -> Result<[u8; 32], IdentityError> {
     }
 }
 
+/// Creates `path` (which must not exist) with mode 0600 and writes `bytes`, durably.
 #[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = fs::File::options()
         .write(true)
@@ -96,8 +96,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     f.sync_all()
 }
 
+/// Creates `path` (which must not exist) and writes `bytes`, durably.
 #[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut f = fs::File::options()
         .write(true)
         .create_new(true)
@@ -106,21 +107,20 @@ fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     f.sync_all()
 }
 
-/// `Err(Ok(mode))` if others may read the file.
+/// The permission bits of `path` if users other than its owner may read or write it;
+/// `None` if it is private (always `None` off Unix).
 #[cfg(unix)]
-fn check_private(path: &Path) -> Result<(), Result<u32, io::Error>> {
+pub fn exposed_mode(path: &Path) -> io::Result<Option<u32>> {
     use std::os::unix::fs::PermissionsExt;
-    let mode = fs::metadata(path).map_err(Err)?.permissions().mode();
-    if mode & 0o077 != 0 {
-        Err(Ok(mode & 0o777))
-    } else {
-        Ok(())
-    }
+    let mode = fs::metadata(path)?.permissions().mode() & 0o777;
+    Ok((mode & 0o077 != 0).then_some(mode))
 }
 
+/// The permission bits of `path` if users other than its owner may read or write it;
+/// `None` if it is private (always `None` off Unix).
 #[cfg(not(unix))]
-fn check_private(_: &Path) -> Result<(), Result<u32, io::Error>> {
-    Ok(())
+pub fn exposed_mode(_: &Path) -> io::Result<Option<u32>> {
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -188,7 +188,6 @@ struct Inner {
     used: AtomicU64,
     reserved: AtomicU64,
     owners: Mutex<HashMap<[u8; 32], OwnerUse>>,
-    collected: AtomicU64,
     orphan_bytes: AtomicU64,
     settled: Settled,
 }
@@ -305,7 +304,6 @@ impl Store {
                 used: AtomicU64::new(used),
                 reserved: AtomicU64::new(0),
                 owners: Mutex::new(owners),
-                collected: AtomicU64::new(0),
                 orphan_bytes: AtomicU64::new(orphan_bytes),
                 settled,
             }),
@@ -371,10 +369,6 @@ impl Store {
     /// Bytes used by held blobs.
     pub fn used(&self) -> u64 {
         self.inner.used.load(Ordering::Relaxed)
-    }
-    /// Bytes collected since the store was opened.
-    pub fn collected(&self) -> u64 {
-        self.inner.collected.load(Ordering::Relaxed)
     }
     /// Bytes `owner` pins here.
     pub fn pinned_by(&self, owner: &EndpointId) -> u64 {
@@ -711,7 +705,6 @@ impl Store {
             let inner = &self.inner;
             sub_saturating(&inner.used, batch.bytes);
             sub_saturating(&inner.orphan_bytes, batch.bytes);
-            inner.collected.fetch_add(batch.bytes, Ordering::Relaxed);
             total.blobs += batch.blobs;
             total.bytes += batch.bytes;
             if looked == 0 {
