@@ -22,7 +22,7 @@ use std::{
 };
 
 use chacha20poly1305::{AeadInOut, KeyInit, XChaCha20Poly1305};
-use mosaic_node::codec::{
+use mosaic_codec::{
     Access, Decoder, FileKey, Layout, Metadata, Params, TAG_LEN, decode_file, encode,
 };
 

@@ -20,10 +20,8 @@ mod cluster;
 use cluster::Cluster;
 use iroh::{EndpointAddr, SecretKey};
 use iroh_blobs::{get::fsm, protocol::GetRequest};
-use mosaic_node::{
-    codec::{Cap, Manifest},
-    net::{EndpointOptions, bind},
-};
+use mosaic_codec::{Cap, Manifest};
+use mosaic_wire::endpoint::{EndpointOptions, bind};
 
 fn main() {
     let mut mib = 256usize;

@@ -14,10 +14,8 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use mosaic_node::{
-    codec::Hash,
-    store::{Limits, Store},
-};
+use mosaic_codec::Hash;
+use mosaic_server::store::{Limits, Store};
 
 fn main() {
     let mut blobs = 2000usize;

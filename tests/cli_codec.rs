@@ -183,9 +183,9 @@ fn bad_caps_and_wrong_keys_are_clear_errors() {
     }
     // The right id with another key.
     let other = env.encode(&file, &[]);
-    let cap_parsed: mosaic_node::codec::ReadCap = cap.parse().expect("cap");
-    let other_parsed: mosaic_node::codec::ReadCap = other.parse().expect("cap");
-    let forged = mosaic_node::codec::ReadCap {
+    let cap_parsed: mosaic_codec::ReadCap = cap.parse().expect("cap");
+    let other_parsed: mosaic_codec::ReadCap = other.parse().expect("cap");
+    let forged = mosaic_codec::ReadCap {
         id: cap_parsed.id,
         key: other_parsed.key,
     }
@@ -199,8 +199,8 @@ fn bad_caps_and_wrong_keys_are_clear_errors() {
         stderr(&out)
     );
     // An id that is not here.
-    let missing = mosaic_node::codec::PublicId {
-        id: mosaic_node::codec::Hash::of(b"nothing"),
+    let missing = mosaic_codec::PublicId {
+        id: mosaic_codec::Hash::of(b"nothing"),
     }
     .to_string();
     let out = env.mosaic(&["decode", &missing]);

@@ -18,7 +18,7 @@ use std::{
 };
 
 use common::*;
-use mosaic_node::codec::{Cap, FileKey, ReadCap};
+use mosaic_codec::{Cap, FileKey, ReadCap};
 
 /// A `mosaic gateway run` process.
 struct Gateway {
@@ -370,8 +370,8 @@ fn files_are_served_with_ranges_validators_and_clear_errors() {
     let r = g.get(&format!("/f/{wrong}"));
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(r.text().contains("key"), "{}", r.text());
-    let unknown = mosaic_node::codec::PublicId {
-        id: mosaic_node::codec::Hash::of(b"nobody stored this"),
+    let unknown = mosaic_codec::PublicId {
+        id: mosaic_codec::Hash::of(b"nobody stored this"),
     };
     let r = g.get(&format!("/p/{unknown}"));
     assert_eq!(r.status, 404, "{}", r.text());

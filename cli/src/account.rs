@@ -13,61 +13,18 @@ use std::{
 
 use anyhow::{Context, Result};
 use iroh::EndpointId;
-use mosaic_node::{
-    client::Client,
-    codec::{Cap, Decoder, Hash, Manifest},
-    pinning::{FileHealth, PinReport, UnpinReport, file_blobs},
-};
+use mosaic_client::{Client, FileHealth, PinReport, UnpinReport, file_blobs};
+use mosaic_codec::{Cap, Decoder, Hash, Manifest};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::{
     exit::{Code, fail},
-    keyring::{Keyring, Record},
-    keys::{self, Exported, Keys},
-    net::{ClientArgs, NetworkArgs},
+    keyring::Record,
+    keys::{self, Exported},
+    settings::{ClientArgs, Global, NetworkArgs, keyring, keys, with_client},
     vault::{self, PassphraseArgs},
 };
-
-/// Flags every command shares.
-#[derive(Debug, Clone, Default)]
-pub struct Global {
-    /// `--json`.
-    pub json: bool,
-    /// `--key`.
-    pub key: Option<String>,
-}
-
-impl Global {
-    /// The identity to act as: `--key`/`MOSAIC_KEY`, else the config file, else
-    /// `default`.
-    pub fn key_name(&self, file_key: Option<&str>) -> String {
-        self.key
-            .clone()
-            .or_else(|| file_key.map(str::to_owned))
-            .unwrap_or_else(|| keys::DEFAULT.to_owned())
-    }
-
-    /// Prints `value` as JSON, or runs `human`.
-    pub fn emit(&self, value: serde_json::Value, human: impl FnOnce() -> Result<()>) -> Result<()> {
-        if self.json {
-            println!("{value}");
-            Ok(())
-        } else {
-            human()
-        }
-    }
-}
-
-/// The key directory.
-pub fn keys() -> Result<Keys> {
-    Keys::open(&crate::config_home()?)
-}
-
-/// The keyring.
-pub fn keyring() -> Result<Keyring> {
-    Keyring::open(&crate::data_home()?.join("keyring.redb"))
-}
 
 fn now() -> u64 {
     SystemTime::now()
@@ -166,8 +123,8 @@ pub fn key_new(g: &Global, name: Option<String>) -> Result<()> {
 }
 
 /// `mosaic key list`.
-pub fn key_list(g: &Global, file_key: Option<&str>) -> Result<()> {
-    let current = g.key_name(file_key);
+pub fn key_list(g: &Global) -> Result<()> {
+    let current = g.key_name();
     let list = keys()?.list()?;
     let rows: Vec<_> = list
         .iter()
@@ -507,17 +464,13 @@ pub fn blobs_in_use(key: &str) -> Result<BTreeSet<String>> {
 /// Acts as the identity that pinned `record` (pins belong to it), unless `--key` says;
 /// that key must be on this machine (a missing `default` is not silently created: its
 /// unpins would change nothing).
-fn as_owner(g: &Global, net: &NetworkArgs, record: Option<&Record>) -> Result<(Global, String)> {
+fn as_owner(g: &Global, record: Option<&Record>) -> Result<(Global, String)> {
     let key = g
         .key
         .clone()
         .or_else(|| record.map(|r| r.key.clone()).filter(|k| !k.is_empty()));
     let owner = Global { key, ..g.clone() };
-    let name = owner.key_name(
-        crate::net::load_config(net.config.as_deref())?
-            .key
-            .as_deref(),
-    );
+    let name = owner.key_name();
     if !keys()?.exists(&name) {
         return fail(
             Code::NotFound,
@@ -547,8 +500,8 @@ pub fn rm(
         return fail(Code::Refused, "nothing was removed");
     }
     let extra = node_ids(&record.nodes);
-    let (owner, key) = as_owner(g, &net, Some(&record))?;
-    let outcome = crate::net::with_client(&owner, &net, &args, |client| {
+    let (owner, key) = as_owner(g, Some(&record))?;
+    let outcome = with_client(&owner, &net, &args, |client| {
         let record = record.clone();
         async move {
             let blobs = blobs_to_unpin(&client, &record, &cap, &key).await?;
@@ -605,7 +558,7 @@ pub fn pin_add(g: &Global, net: NetworkArgs, args: ClientArgs, arg: &str) -> Res
         .as_ref()
         .map(|r| node_ids(&r.nodes))
         .unwrap_or_default();
-    let report: PinReport = crate::net::with_client(g, &net, &args, |client| async move {
+    let report: PinReport = with_client(g, &net, &args, |client| async move {
         let manifest = manifest_for(&client, &cap).await?;
         Ok(client.pin_file(&manifest, &extra).await?)
     })?;
@@ -651,8 +604,8 @@ pub fn pin_rm(g: &Global, net: NetworkArgs, args: ClientArgs, arg: &str) -> Resu
         .as_ref()
         .map(|r| node_ids(&r.nodes))
         .unwrap_or_default();
-    let (owner, key) = as_owner(g, &net, record.as_ref())?;
-    let report = crate::net::with_client(&owner, &net, &args, |client| {
+    let (owner, key) = as_owner(g, record.as_ref())?;
+    let report = with_client(&owner, &net, &args, |client| {
         let record = record.clone();
         async move {
             let blobs = match &record {
@@ -734,7 +687,7 @@ pub fn pin_ls(g: &Global, net: NetworkArgs, args: ClientArgs, arg: Option<&str>)
             .filter_map(|r| Some((r.name.clone(), r.cap.parse().ok()?, node_ids(&r.nodes))))
             .collect(),
     };
-    let results = crate::net::with_client(g, &net, &args, |client| async move {
+    let results = with_client(g, &net, &args, |client| async move {
         let mut out = Vec::new();
         for (name, cap, extra) in targets {
             let health = async {
@@ -814,7 +767,7 @@ pub fn pin_ls(g: &Global, net: NetworkArgs, args: ClientArgs, arg: Option<&str>)
 
 /// `mosaic status`: the DHT, the storage nodes, and what each says about us.
 pub fn status(g: &Global, net: NetworkArgs, args: ClientArgs) -> Result<()> {
-    let (id, table, found, nodes) = crate::net::with_client(g, &net, &args, |client| async move {
+    let (id, table, found, nodes) = with_client(g, &net, &args, |client| async move {
         let table = client.routing().routing_table_size().await.unwrap_or(0);
         let (found, nodes) = client.storage_nodes().await?;
         let statuses = n0_future::join_all(
@@ -845,7 +798,7 @@ pub fn status(g: &Global, net: NetworkArgs, args: ClientArgs) -> Result<()> {
                 "announce_ok": s.announce_ok,
                 "version": s.version,
             }),
-            Err(e) => json!({"id": id.to_string(), "error": e}),
+            Err(e) => json!({"id": id.to_string(), "error": e.to_string()}),
         }).collect::<Vec<_>>(),
     });
     g.emit(value, || {

@@ -1,11 +1,15 @@
 //! Exit codes: one per kind of failure a script may want to tell apart (see
 //! docs/cli.md). A command raises a [`Failure`] to choose its code; errors from the
-//! node library are classified by their type; anything else is 1.
+//! libraries are classified by their [`ErrorKind`] (never by their message); anything
+//! else is 1.
 
-use mosaic_node::{
-    client::ClientError, codec::CapError, codec::DecodeError, identity::IdentityError,
-    reader::BlobError,
+use mosaic_client::{BlobError, ClientError, PeerError};
+use mosaic_codec::{
+    CapError, DecodeError, EncodeError, ErrorKind, HashParseError, ManifestError, MetadataError,
+    ParamsError,
 };
+use mosaic_server::{NodeError, store::StoreError};
+use mosaic_wire::{dht::RoutingError, identity::IdentityError};
 
 /// Why `mosaic` exited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,57 +78,106 @@ pub fn fail<T>(code: Code, message: impl Into<String>) -> anyhow::Result<T> {
     Err(Failure::new(code, message).into())
 }
 
-/// The exit code for an error: the first cause in the chain that says.
+impl From<ErrorKind> for Code {
+    /// The one table from kinds of failure to exit codes.
+    fn from(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::NotFound => Code::NotFound,
+            ErrorKind::Refused => Code::Refused,
+            ErrorKind::Network => Code::Network,
+            ErrorKind::Space => Code::Space,
+            ErrorKind::BadInput => Code::BadInput,
+            ErrorKind::Other => Code::Failure,
+            _ => Code::Failure,
+        }
+    }
+}
+
+/// The kind of `e` if it is one of the library error types (each answers for itself).
+fn kind_of(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
+    macro_rules! kinds {
+        ($($t:ty),* $(,)?) => {
+            $(if let Some(e) = e.downcast_ref::<$t>() {
+                return Some(e.kind());
+            })*
+        };
+    }
+    kinds!(
+        ClientError,
+        BlobError,
+        PeerError,
+        CapError,
+        HashParseError,
+        ParamsError,
+        DecodeError,
+        EncodeError,
+        ManifestError,
+        MetadataError,
+        IdentityError,
+        RoutingError,
+        NodeError,
+        StoreError,
+    );
+    None
+}
+
+/// The exit code for an error: the first cause in the chain that says, by its kind
+/// (never by its message).
 pub fn classify(e: &anyhow::Error) -> Code {
     for cause in e.chain() {
         if let Some(f) = cause.downcast_ref::<Failure>() {
             return f.code;
         }
-        if cause.downcast_ref::<CapError>().is_some() {
-            return Code::BadInput;
-        }
-        if let Some(d) = cause.downcast_ref::<DecodeError>() {
-            return match d {
-                DecodeError::WrongKey | DecodeError::KeyRequired => Code::Refused,
-                _ => Code::Failure,
-            };
-        }
-        if let Some(i) = cause.downcast_ref::<IdentityError>() {
-            return match i {
-                IdentityError::Exposed { .. } => Code::Refused,
-                _ => Code::Failure,
-            };
-        }
-        if let Some(b) = cause.downcast_ref::<BlobError>() {
-            return match b {
-                BlobError::NotFound => Code::NotFound,
-                _ => Code::Network,
-            };
-        }
-        if let Some(c) = cause.downcast_ref::<ClientError>() {
-            return match c {
-                ClientError::NoNetwork { .. }
-                | ClientError::NotEnoughNodes { .. }
-                | ClientError::ColumnsUnavailable { .. } => Code::Network,
-                ClientError::ManifestUnavailable { holders: 0, .. } => Code::NotFound,
-                ClientError::ManifestUnavailable { .. } => Code::Network,
-                ClientError::Decode(DecodeError::WrongKey) => Code::Refused,
-                ClientError::Store { reason, .. } => store_reason(reason),
-                _ => Code::Failure,
-            };
+        if let Some(kind) = kind_of(cause) {
+            return kind.into();
         }
     }
     Code::Failure
 }
 
-/// A node's refusal, by its message (the wire carries the reason too, but the client
-/// error keeps the text).
-fn store_reason(reason: &str) -> Code {
-    if reason.starts_with("quota exceeded") || reason.starts_with("this node is full") {
-        Code::Space
-    } else if reason.contains("does not accept data from") {
-        Code::Refused
-    } else {
-        Code::Failure
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mosaic_wire::{proto::Refusal, request::RequestError};
+
+    /// A node's refusal chooses the exit code by its typed reason, whatever its words.
+    #[test]
+    fn refusals_choose_codes_by_reason_not_words() {
+        let node = iroh::SecretKey::from_bytes(&[1; 32]).public();
+        let cases = [
+            (Refusal::NoSpace, Code::Space),
+            (Refusal::QuotaExceeded, Code::Space),
+            (Refusal::Unauthorized, Code::Refused),
+            (Refusal::BadRequest, Code::BadInput),
+            (Refusal::Internal, Code::Failure),
+        ];
+        for (reason, code) in cases {
+            let e = ClientError::Upload {
+                node,
+                what: mosaic_client::Role::Column(0),
+                source: RequestError::Refused {
+                    reason,
+                    message: "words that match no rule".into(),
+                },
+            };
+            let e = anyhow::Error::from(e).context("uploading x");
+            assert_eq!(classify(&e), code, "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn kinds_found_anywhere_in_the_chain() {
+        let id = mosaic_codec::Hash::of(b"x");
+        let e = anyhow::Error::from(ClientError::ManifestUnavailable { id, holders: 0 });
+        assert_eq!(classify(&e.context("getting x")), Code::NotFound);
+        let e = anyhow::Error::from(ClientError::ManifestUnavailable { id, holders: 2 });
+        assert_eq!(classify(&e), Code::Network);
+        let e = anyhow::Error::from(ClientError::Decode(DecodeError::WrongKey));
+        assert_eq!(classify(&e), Code::Refused);
+        let e = anyhow::Error::from(DecodeError::KeyRequired);
+        assert_eq!(classify(&e), Code::BadInput);
+        let e = anyhow::Error::from(Failure::new(Code::Usage, "x"));
+        assert_eq!(classify(&e), Code::Usage);
+        assert_eq!(classify(&anyhow::anyhow!("plain")), Code::Failure);
     }
 }

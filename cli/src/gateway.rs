@@ -7,8 +7,8 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
+use mosaic_client::Client;
 use mosaic_gateway::{Gateway, GatewayOptions};
-use mosaic_node::client::Client;
 use serde::Deserialize;
 
 /// How long a gateway's DHT lookups wait for more answers after the first: not at all.

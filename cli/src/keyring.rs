@@ -66,7 +66,7 @@ impl Keyring {
             // Private before any secret lands in it; redb initializes an empty file.
             crate::keys::write_private(path, b"")?;
         }
-        if let Some(mode) = mosaic_node::identity::exposed_mode(path)? {
+        if let Some(mode) = mosaic_wire::identity::exposed_mode(path)? {
             return fail(
                 Code::Refused,
                 format!(

@@ -17,7 +17,8 @@ use std::{
 
 use anyhow::{Context, Result, anyhow};
 use iroh::SecretKey;
-use mosaic_node::{codec::ConvergenceSecret, identity};
+use mosaic_codec::ConvergenceSecret;
+use mosaic_wire::identity;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 

@@ -11,12 +11,14 @@
 
 mod account;
 mod exit;
+mod files;
 mod gateway;
 mod keyring;
 mod keys;
 mod local;
 mod net;
 mod output;
+mod settings;
 mod vault;
 
 use std::{
@@ -28,13 +30,14 @@ use std::{
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{CommandFactory, Parser, Subcommand};
-use mosaic_node::codec::{
-    Access, Cap, ConvergenceSecret, DEFAULT_DATA_COLUMNS, DEFAULT_PARITY_COLUMNS,
-    DEFAULT_SEGMENT_SIZE, DecodeReport, Decoder, FileKey, Hash, MAX_MANIFEST_LEN, Manifest,
-    Metadata, Params, PublicId, ReadCap, decode_file, decode_range, encode,
+use mosaic_codec::{
+    Access, Cap, DEFAULT_DATA_COLUMNS, DEFAULT_PARITY_COLUMNS, DEFAULT_SEGMENT_SIZE, DecodeReport,
+    Decoder, Hash, MAX_MANIFEST_LEN, Manifest, Params, PublicId, ReadCap, decode_file,
+    decode_range, encode,
 };
 
 pub use local::LocalStore;
+use settings::{ClientArgs, Global, NetworkArgs, data_home};
 
 /// Mosaic: encrypted, erasure-coded, content-addressed storage.
 #[derive(Debug, Parser)]
@@ -83,7 +86,7 @@ enum Command {
     /// Print this client's identity (what nodes' --allow lists), creating it if needed.
     Id {
         #[command(flatten)]
-        network: net::NetworkArgs,
+        network: NetworkArgs,
     },
     /// Manage your keys: identities and the convergence secret.
     Key {
@@ -93,17 +96,17 @@ enum Command {
     /// List the storage nodes of the network: found on the DHT, and reachable.
     Nodes {
         #[command(flatten)]
-        network: net::NetworkArgs,
+        network: NetworkArgs,
         #[command(flatten)]
-        client: net::ClientArgs,
+        client: ClientArgs,
     },
     /// The DHT, the storage nodes and what each holds for you (usage, quota, announce
     /// backlog).
     Status {
         #[command(flatten)]
-        network: net::NetworkArgs,
+        network: NetworkArgs,
         #[command(flatten)]
-        client: net::ClientArgs,
+        client: ClientArgs,
     },
     /// List your uploads (the keyring).
     Ls,
@@ -116,7 +119,7 @@ enum Command {
         #[arg(long, env = "MOSAIC_GATEWAY_URL")]
         gateway_url: Option<String>,
         #[command(flatten)]
-        network: net::NetworkArgs,
+        network: NetworkArgs,
     },
     /// Unpin a file from the nodes and forget it (asks first on a terminal).
     Rm {
@@ -129,9 +132,9 @@ enum Command {
         #[arg(long)]
         force: bool,
         #[command(flatten)]
-        network: net::NetworkArgs,
+        network: NetworkArgs,
         #[command(flatten)]
-        client: net::ClientArgs,
+        client: ClientArgs,
     },
     /// Write every key and keyring entry to one passphrase-protected file (to move to
     /// another machine: `mosaic import` there).
@@ -175,9 +178,9 @@ enum Command {
         #[command(flatten)]
         coding: CodingArgs,
         #[command(flatten)]
-        network: net::NetworkArgs,
+        network: NetworkArgs,
         #[command(flatten)]
-        client: net::ClientArgs,
+        client: ClientArgs,
     },
     /// Fetch a file from the network and decrypt it to OUT or stdout.
     Get {
@@ -187,9 +190,9 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
         #[command(flatten)]
-        network: net::NetworkArgs,
+        network: NetworkArgs,
         #[command(flatten)]
-        client: net::ClientArgs,
+        client: ClientArgs,
     },
     /// Encrypt and erasure-code FILE into the local blob directory; print its readcap.
     Encode {
@@ -260,7 +263,7 @@ enum KeyCommand {
     /// List your keys; `*` marks the identity in use.
     List {
         #[command(flatten)]
-        network: net::NetworkArgs,
+        network: NetworkArgs,
     },
     /// Write a key to a passphrase-protected file.
     Export {
@@ -300,18 +303,18 @@ enum PinCommand {
         /// A keyring name, readcap or id.
         file: String,
         #[command(flatten)]
-        network: net::NetworkArgs,
+        network: NetworkArgs,
         #[command(flatten)]
-        client: net::ClientArgs,
+        client: ClientArgs,
     },
     /// Drop your pins on a file (other owners' pins stay).
     Rm {
         /// A keyring name, readcap or id.
         file: String,
         #[command(flatten)]
-        network: net::NetworkArgs,
+        network: NetworkArgs,
         #[command(flatten)]
-        client: net::ClientArgs,
+        client: ClientArgs,
     },
     /// Where each column of a file (or of every keyring file) is held and pinned, and
     /// whether the file is readable (k of n).
@@ -319,9 +322,9 @@ enum PinCommand {
         /// A keyring name, readcap or id [default: every keyring file]
         file: Option<String>,
         #[command(flatten)]
-        network: net::NetworkArgs,
+        network: NetworkArgs,
         #[command(flatten)]
-        client: net::ClientArgs,
+        client: ClientArgs,
     },
 }
 
@@ -335,9 +338,9 @@ enum GatewayCommand {
         #[command(flatten)]
         gateway: gateway::GatewayArgs,
         #[command(flatten)]
-        network: net::NetworkArgs,
+        network: NetworkArgs,
         #[command(flatten)]
-        client: net::ClientArgs,
+        client: ClientArgs,
     },
 }
 
@@ -346,7 +349,7 @@ enum NodeCommand {
     /// Run a storage node until SIGINT or SIGTERM.
     Run {
         #[command(flatten)]
-        network: net::NetworkArgs,
+        network: NetworkArgs,
         #[command(flatten)]
         args: Box<net::NodeRunArgs>,
     },
@@ -417,18 +420,43 @@ pub fn main() -> ExitCode {
     }
 }
 
+impl Command {
+    /// The network flags of a command that has them (they name the config file).
+    fn network(&self) -> Option<&NetworkArgs> {
+        match self {
+            Command::Node {
+                command: NodeCommand::Run { network, .. },
+            }
+            | Command::Id { network }
+            | Command::Key {
+                command: KeyCommand::List { network },
+            }
+            | Command::Gateway {
+                command: GatewayCommand::Run { network, .. },
+            }
+            | Command::Nodes { network, .. }
+            | Command::Status { network, .. }
+            | Command::Share { network, .. }
+            | Command::Rm { network, .. }
+            | Command::Pin {
+                command:
+                    PinCommand::Add { network, .. }
+                    | PinCommand::Rm { network, .. }
+                    | PinCommand::Ls { network, .. },
+            }
+            | Command::Put { network, .. }
+            | Command::Get { network, .. } => Some(network),
+            _ => None,
+        }
+    }
+}
+
 fn run(cli: Cli) -> Result<()> {
     let dir = match cli.local_dir {
         Some(d) => d,
         None => data_home()?.join("local"),
     };
-    let g = account::Global {
-        json: cli.json,
-        key: cli.key,
-    };
-    let file_key = |network: &net::NetworkArgs| -> Result<Option<String>> {
-        Ok(net::load_config(network.config.as_deref())?.key)
-    };
+    let g = Global::load(cli.json, cli.key, cli.command.network())?;
     match cli.command {
         Command::Node {
             command: NodeCommand::Run { network, args },
@@ -439,10 +467,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Node {
             command: NodeCommand::Health { data_dir, listen },
         } => net::node_health(&g, data_dir, listen),
-        Command::Id { network } => net::client_id(&g, &network),
+        Command::Id { .. } => net::client_id(&g),
         Command::Key { command } => match command {
             KeyCommand::New { name } => account::key_new(&g, name),
-            KeyCommand::List { network } => account::key_list(&g, file_key(&network)?.as_deref()),
+            KeyCommand::List { .. } => account::key_list(&g),
             KeyCommand::Export {
                 name,
                 output,
@@ -473,16 +501,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Status { network, client } => account::status(&g, network, client),
         Command::Ls => account::ls(&g),
         Command::Share {
-            file,
-            gateway_url,
-            network,
+            file, gateway_url, ..
         } => {
-            let url = match gateway_url {
-                Some(u) => u,
-                None => net::load_config(network.config.as_deref())?
-                    .gateway_url
-                    .unwrap_or_else(|| "http://127.0.0.1:8080".to_owned()),
-            };
+            let url = gateway_url
+                .or_else(|| g.file.gateway_url.clone())
+                .unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
             account::share(&g, &file, &url)
         }
         Command::Rm {
@@ -594,27 +617,8 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// `$XDG_DATA_HOME/mosaic`, else `~/.local/share/mosaic`.
-pub(crate) fn data_home() -> Result<PathBuf> {
-    xdg_dir("XDG_DATA_HOME", ".local/share")
-}
-
-/// `$XDG_CONFIG_HOME/mosaic`, else `~/.config/mosaic`.
-pub(crate) fn config_home() -> Result<PathBuf> {
-    xdg_dir("XDG_CONFIG_HOME", ".config")
-}
-
-fn xdg_dir(var: &str, fallback: &str) -> Result<PathBuf> {
-    if let Some(d) = std::env::var_os(var).filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(d).join("mosaic"));
-    }
-    let home = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .ok_or_else(|| anyhow!("neither {var} nor HOME is set: pass --local-dir"))?;
-    Ok(PathBuf::from(home).join(fallback).join("mosaic"))
-}
-
 fn cmd_encode(
-    g: &account::Global,
+    g: &Global,
     store: &LocalStore,
     path: &Path,
     params: Params,
@@ -629,8 +633,8 @@ fn cmd_encode(
         bail!("{} is not a regular file", path.display());
     }
     let length = meta.len();
-    let metadata = metadata_for(path, &meta, media_type);
-    let access = access_for(path, length, params, public, convergent)?;
+    let metadata = files::metadata_for(path, &meta, media_type);
+    let access = files::access_for(path, length, params, public, convergent)?;
 
     let n = params.columns();
     let mut temps = Vec::with_capacity(n);
@@ -691,53 +695,6 @@ fn cmd_encode(
         println!("{cap}");
         Ok(())
     })
-}
-
-/// The metadata recorded for `path`: its name, modification time, and media type
-/// (given, or guessed from the name).
-pub(crate) fn metadata_for(
-    path: &Path,
-    meta: &fs::Metadata,
-    media_type: Option<String>,
-) -> Metadata {
-    let name = path.file_name().and_then(|n| n.to_str()).map(str::to_owned);
-    let media_type = media_type.or_else(|| {
-        name.as_deref()
-            .and_then(|n| mime_guess::from_path(n).first_raw())
-            .map(str::to_owned)
-    });
-    Metadata {
-        name,
-        media_type,
-        modified: meta.modified().ok(),
-    }
-}
-
-/// Who may read the file: everyone, or holders of a random or convergent key.
-pub(crate) fn access_for(
-    path: &Path,
-    length: u64,
-    params: Params,
-    public: bool,
-    convergent: bool,
-) -> Result<Access> {
-    Ok(if public {
-        Access::Public
-    } else if convergent {
-        let secret = convergence_secret()?;
-        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        Access::Private(
-            FileKey::convergent(&secret, params, length, io::BufReader::new(file))
-                .with_context(|| format!("cannot read {}", path.display()))?,
-        )
-    } else {
-        Access::Private(FileKey::random())
-    })
-}
-
-/// The user's convergence secret, created on first use (mode 0600).
-fn convergence_secret() -> Result<ConvergenceSecret> {
-    account::keys()?.convergence()
 }
 
 fn load_manifest(store: &LocalStore, id: &Hash) -> Result<Manifest> {
@@ -806,7 +763,7 @@ fn warn_faults(report: &DecodeReport) {
     }
 }
 
-fn cmd_inspect(g: &account::Global, store: &LocalStore, cap: &str) -> Result<()> {
+fn cmd_inspect(g: &Global, store: &LocalStore, cap: &str) -> Result<()> {
     let cap: Cap = cap.parse()?;
     let manifest = load_manifest(store, &cap.id())?;
     if g.json {

@@ -11,7 +11,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use mosaic_node::codec::Hash;
+use mosaic_codec::Hash;
 
 /// A blob directory.
 #[derive(Debug, Clone)]

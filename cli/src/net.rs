@@ -1,8 +1,6 @@
-//! The network commands: `node run`, `node id`, `id`, `put`, `get`.
-//!
-//! Settings are looked up in one order, everywhere: command-line flag, then environment
-//! variable (`MOSAIC_*`), then the TOML file given by `--config` (`MOSAIC_CONFIG`), then
-//! the default. `docs/operations.md` lists them all; `docs/example.toml` shows the file.
+//! The network commands: `node run`, `node id`, `node health`, `id`, `gateway run`,
+//! `devnet`, `nodes`, `put`, `get`. Their settings come resolved from
+//! [`crate::settings`].
 
 use std::{
     collections::{BTreeSet, HashSet},
@@ -21,43 +19,19 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use iroh::EndpointId;
-use mosaic_node::{
-    client::{Client, ClientOptions},
-    codec::{Access, Cap, Params, PublicId, ReadCap},
-    daemon::{self, Node, NodeOptions},
-    dht::RoutingOptions,
+use mosaic_client::{
+    Client, ClientOptions,
     dir::{Directory, Entry as DirEntry},
-    identity,
-    pinning::file_blobs,
-    store::Limits,
+    file_blobs,
 };
-use serde::Deserialize;
+use mosaic_codec::{Access, Cap, Params, PublicId, ReadCap};
+use mosaic_server::{Admission, Node, NodeOptions, store::Limits};
+use mosaic_wire::{dht::RoutingOptions, identity};
 
-use crate::account::Global;
-
-/// Default QUIC port of a storage node.
-pub const DEFAULT_QUIC_PORT: u16 = 4919;
-/// Default DHT port of a storage node.
-pub const DEFAULT_DHT_PORT: u16 = 6881;
-
-/// Options shared by every command that talks to the network.
-#[derive(Debug, Clone, Args)]
-pub struct NetworkArgs {
-    /// DHT addresses (host:port) of nodes to join through, comma separated [clients'
-    /// default: 127.0.0.1:6881, a node on this machine; a node's default: none, it
-    /// starts a network]
-    #[arg(long, env = "MOSAIC_BOOTSTRAP", value_delimiter = ',', global = true)]
-    pub bootstrap: Vec<String>,
-    /// Network name: nodes and clients of different networks ignore each other.
-    #[arg(long, env = "MOSAIC_NETWORK", global = true)]
-    pub network: Option<String>,
-    /// Use n0's public relays for connections that cannot be made directly.
-    #[arg(long, env = "MOSAIC_RELAY", global = true)]
-    pub relay: bool,
-    /// TOML configuration file.
-    #[arg(long, env = "MOSAIC_CONFIG", global = true)]
-    pub config: Option<PathBuf>,
-}
+use crate::settings::{
+    ClientArgs, DEFAULT_DHT_PORT, DEFAULT_QUIC_PORT, Global, NetworkArgs, client_with,
+    routing_options, runtime, with_client,
+};
 
 /// `mosaic node run` options. Unset options fall back to the config file, then defaults.
 #[derive(Debug, Clone, Args)]
@@ -108,70 +82,6 @@ pub struct NodeRunArgs {
     pub gateway_settings: crate::gateway::GatewayArgs,
 }
 
-/// The TOML configuration file (every field optional).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConfigFile {
-    /// Network name.
-    pub network: Option<String>,
-    /// DHT bootstrap addresses.
-    pub bootstrap: Option<Vec<String>>,
-    /// Use relays.
-    pub relay: Option<bool>,
-    /// The client identity (key name) to act as.
-    pub key: Option<String>,
-    /// The gateway `mosaic share` links to.
-    pub gateway_url: Option<String>,
-    /// Node settings.
-    #[serde(default)]
-    pub node: NodeSection,
-    /// Gateway settings.
-    #[serde(default)]
-    pub gateway: crate::gateway::GatewaySection,
-}
-
-/// `[node]` in the configuration file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NodeSection {
-    /// Data directory.
-    pub data_dir: Option<PathBuf>,
-    /// QUIC listen address.
-    pub listen: Option<SocketAddr>,
-    /// DHT listen address.
-    pub dht_listen: Option<SocketAddr>,
-    /// Published extra addresses.
-    pub public_addr: Option<Vec<SocketAddr>>,
-    /// Capacity, e.g. "500GiB".
-    pub capacity: Option<String>,
-    /// Per-client quota, e.g. "50GiB".
-    pub quota: Option<String>,
-    /// Collection's high watermark, percent of the capacity.
-    pub gc_high: Option<u8>,
-    /// Collection's low watermark, percent of the capacity.
-    pub gc_low: Option<u8>,
-    /// Collection check interval, e.g. "1m".
-    pub gc_interval: Option<String>,
-    /// Accept data from anyone.
-    pub open: Option<bool>,
-    /// Client ids allowed to store.
-    pub allow: Option<Vec<String>>,
-    /// Re-announce interval, e.g. "10m".
-    pub announce_interval: Option<String>,
-    /// Embedded gateway's HTTP address.
-    pub gateway: Option<SocketAddr>,
-}
-
-pub(crate) fn load_config(path: Option<&Path>) -> Result<ConfigFile> {
-    let Some(path) = path else {
-        return Ok(ConfigFile::default());
-    };
-    let text = fs::read_to_string(path)
-        .with_context(|| format!("cannot read the config file {}", path.display()))?;
-    toml::from_str(&text)
-        .with_context(|| format!("{} is not a valid Mosaic config file", path.display()))
-}
-
 /// A setting from its flag (or variable), else from the config file's text, parsed.
 fn setting<T, E: std::fmt::Display>(
     name: &str,
@@ -206,22 +116,6 @@ fn duration_setting(
     setting(name, flag.map(Into::into), file, humantime::parse_duration)
 }
 
-fn routing_options(net: &NetworkArgs, file: &ConfigFile) -> RoutingOptions {
-    RoutingOptions {
-        network: net
-            .network
-            .clone()
-            .or_else(|| file.network.clone())
-            .unwrap_or_else(|| "mosaic".into()),
-        bootstrap: if net.bootstrap.is_empty() {
-            file.bootstrap.clone().unwrap_or_default()
-        } else {
-            net.bootstrap.clone()
-        },
-        ..RoutingOptions::default()
-    }
-}
-
 fn parse_ids(ids: &[String]) -> Result<HashSet<EndpointId>> {
     ids.iter()
         .map(|s| {
@@ -234,7 +128,7 @@ fn parse_ids(ids: &[String]) -> Result<HashSet<EndpointId>> {
 
 /// The default node data directory.
 pub fn default_node_dir() -> Result<PathBuf> {
-    Ok(crate::data_home()?.join("node"))
+    Ok(crate::settings::data_home()?.join("node"))
 }
 
 /// `mosaic node id`: prints the node's identity (creating it if needed).
@@ -283,7 +177,7 @@ pub fn node_health(
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow!("no randomness for a key: {e}"))?;
     runtime()?.block_on(async move {
-        let endpoint = mosaic_node::net::bind(mosaic_node::net::EndpointOptions {
+        let endpoint = mosaic_wire::endpoint::bind(mosaic_wire::endpoint::EndpointOptions {
             secret: iroh::SecretKey::from_bytes(&seed),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             relays: false,
@@ -293,12 +187,12 @@ pub fn node_health(
         let result = tokio::time::timeout(Duration::from_secs(5), async {
             let conn = endpoint
                 .connect(
-                    mosaic_node::net::endpoint_addr(node, &[target]),
-                    mosaic_node::proto::ALPN,
+                    mosaic_wire::endpoint::endpoint_addr(node, &[target]),
+                    mosaic_wire::proto::ALPN,
                 )
                 .await
                 .map_err(|e| anyhow!("cannot connect to node {node} at {target}: {e}"))?;
-            mosaic_node::client::stat(&conn, &[])
+            mosaic_wire::request::stat(&conn, &[])
                 .await
                 .map_err(|e| anyhow!("node {node} did not answer a stat: {e}"))
         })
@@ -306,7 +200,7 @@ pub fn node_health(
         .map_err(|_| anyhow!("node {node} at {target} did not answer within 5 s"))
         .and_then(|r| r);
         endpoint.close().await;
-        let (capacity, used, _) = result?;
+        let mosaic_wire::request::Stat { capacity, used, .. } = result?;
         let value = serde_json::json!({"ok": true, "id": node.to_string(), "used": used, "capacity": capacity});
         g.emit(value, || {
             println!(
@@ -320,10 +214,9 @@ pub fn node_health(
 }
 
 /// `mosaic id`: prints this client's identity (creating the default one if needed).
-pub fn client_id(g: &Global, net: &NetworkArgs) -> Result<()> {
-    let file = load_config(net.config.as_deref())?;
-    let name = g.key_name(file.key.as_deref());
-    let id = crate::account::keys()?.identity(&name)?.public();
+pub fn client_id(g: &Global) -> Result<()> {
+    let name = g.key_name();
+    let id = crate::settings::keys()?.identity(&name)?.public();
     g.emit(
         serde_json::json!({"key": name, "id": id.to_string()}),
         || {
@@ -335,7 +228,7 @@ pub fn client_id(g: &Global, net: &NetworkArgs) -> Result<()> {
 
 /// `mosaic node run`.
 pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
-    let file = load_config(net.config.as_deref())?;
+    let file = &g.file;
     let n = &file.node;
     let data_dir = match args.data_dir.or_else(|| n.data_dir.clone()) {
         Some(d) => d,
@@ -379,10 +272,10 @@ pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
         args.allow.clone()
     };
     let open = args.open || (allow.is_empty() && n.open.unwrap_or(false));
-    let access = if open {
-        daemon::Access::Open
+    let admission = if open {
+        Admission::Open
     } else if !allow.is_empty() {
-        daemon::Access::Allow(parse_ids(&allow)?)
+        Admission::Allow(parse_ids(&allow)?)
     } else {
         bail!(
             "say who may store on this node: --open (anyone) or --allow ID,... (see `mosaic id`)"
@@ -410,7 +303,7 @@ pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
         routing: routing.clone(),
         limits,
         gc_interval,
-        access,
+        admission,
         relays,
         announce_interval,
     };
@@ -473,10 +366,10 @@ pub fn gateway_run(
     listen: Option<SocketAddr>,
     gateway: crate::gateway::GatewayArgs,
 ) -> Result<()> {
-    let file = load_config(net.config.as_deref())?;
+    let file = &g.file;
     let options = gateway.resolve(
         &file.gateway,
-        crate::data_home()?.join("gateway-cache"),
+        crate::settings::data_home()?.join("gateway-cache"),
         listen,
     )?;
     runtime()?.block_on(async move {
@@ -509,7 +402,7 @@ pub fn devnet(
     }
     let dir = match dir {
         Some(d) => d,
-        None => crate::data_home()?.join("devnet"),
+        None => crate::settings::data_home()?.join("devnet"),
     };
     runtime()?.block_on(async move {
         let mut nodes = Vec::with_capacity(count);
@@ -531,7 +424,7 @@ pub fn devnet(
                 },
                 limits: Limits::new(capacity.as_u64()),
                 gc_interval: Duration::from_secs(60),
-                access: daemon::Access::Open,
+                admission: Admission::Open,
                 relays: false,
                 announce_interval: Duration::from_secs(600),
             };
@@ -555,67 +448,6 @@ pub fn devnet(
             node.shutdown().await;
         }
         anyhow::Ok(())
-    })
-}
-
-/// Settings for `put` and `get`.
-#[derive(Debug, Clone, Args)]
-pub struct ClientArgs {
-    /// UDP address the client binds.
-    #[arg(long, env = "MOSAIC_BIND", default_value = "0.0.0.0:0")]
-    pub bind: SocketAddr,
-    /// How long to wait for one node to answer.
-    #[arg(long, env = "MOSAIC_CONNECT_TIMEOUT", default_value = "5s")]
-    pub connect_timeout: humantime::Duration,
-}
-
-async fn client(g: &Global, net: &NetworkArgs, args: &ClientArgs) -> Result<Arc<Client>> {
-    client_with(g, net, args, RoutingOptions::default().settle).await
-}
-
-/// A client whose DHT lookups stop `settle` after their first results, acting as the
-/// identity `g` names.
-async fn client_with(
-    g: &Global,
-    net: &NetworkArgs,
-    args: &ClientArgs,
-    settle: Duration,
-) -> Result<Arc<Client>> {
-    let file = load_config(net.config.as_deref())?;
-    let mut routing = routing_options(net, &file);
-    routing.settle = settle;
-    if routing.bootstrap.is_empty() {
-        // A node (or `mosaic devnet`) on this machine, at the default DHT port.
-        routing.bootstrap = vec![format!("127.0.0.1:{DEFAULT_DHT_PORT}")];
-    }
-    let secret = crate::account::keys()?.identity(&g.key_name(file.key.as_deref()))?;
-    Ok(Client::connect(ClientOptions {
-        secret,
-        bind: args.bind,
-        routing,
-        relays: net.relay || file.relay.unwrap_or(false),
-        connect_timeout: args.connect_timeout.into(),
-        stall_timeout: Duration::from_secs(10),
-    })
-    .await?)
-}
-
-/// Runs `f` with a connected client, then closes it (whatever `f` returned).
-pub(crate) fn with_client<T, F, Fut>(
-    g: &Global,
-    net: &NetworkArgs,
-    args: &ClientArgs,
-    f: F,
-) -> Result<T>
-where
-    F: FnOnce(Arc<Client>) -> Fut,
-    Fut: Future<Output = Result<T>>,
-{
-    runtime()?.block_on(async {
-        let client = client(g, net, args).await?;
-        let result = f(client.clone()).await;
-        client.close().await;
-        result
     })
 }
 
@@ -681,7 +513,7 @@ fn upload_name(name: Option<String>, path: &Path) -> Result<String> {
             .and_then(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
             .ok_or_else(|| anyhow!("{} has no usable name: pass --name", path.display()))?,
     };
-    crate::account::keyring()?.check_free(&name)?;
+    crate::settings::keyring()?.check_free(&name)?;
     Ok(name)
 }
 
@@ -696,9 +528,9 @@ pub fn put(g: &Global, net: NetworkArgs, args: ClientArgs, spec: PutSpec) -> Res
         );
     }
     let name = upload_name(spec.name.clone(), &spec.file)?;
-    let key_name = g.key_name(load_config(net.config.as_deref())?.key.as_deref());
-    let metadata = crate::metadata_for(&spec.file, &meta, spec.media_type.clone());
-    let access = crate::access_for(
+    let key_name = g.key_name();
+    let metadata = crate::files::metadata_for(&spec.file, &meta, spec.media_type.clone());
+    let access = crate::files::access_for(
         &spec.file,
         meta.len(),
         spec.params,
@@ -795,7 +627,7 @@ pub fn put_dir(
         bail!("{} holds no regular file to upload", dir.display());
     }
     let name = upload_name(name, dir)?;
-    let key_name = g.key_name(load_config(net.config.as_deref())?.key.as_deref());
+    let key_name = g.key_name();
     let total_size: u64 = files
         .iter()
         .map(|(_, p)| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
@@ -859,14 +691,14 @@ async fn upload_tree(
     params: Params,
     index_name: String,
     quiet: bool,
-    blobs: &mut Vec<mosaic_node::codec::Hash>,
+    blobs: &mut Vec<mosaic_codec::Hash>,
     nodes: &mut BTreeSet<EndpointId>,
 ) -> Result<PublicId> {
     let mut index = Directory::new();
     let total = files.len();
     for (i, (rel, path)) in files.iter().enumerate() {
         let meta = fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
-        let metadata = crate::metadata_for(path, &meta, None);
+        let metadata = crate::files::metadata_for(path, &meta, None);
         let report = client
             .put(path, params, Access::Public, metadata)
             .await
@@ -890,9 +722,9 @@ async fn upload_tree(
     let tmp = tempfile::NamedTempFile::new().context("cannot create a temporary file")?;
     fs::write(tmp.path(), index.to_bytes())
         .with_context(|| format!("cannot write {}", tmp.path().display()))?;
-    let metadata = mosaic_node::codec::Metadata {
+    let metadata = mosaic_codec::Metadata {
         name: Some(index_name),
-        media_type: Some(mosaic_node::dir::MEDIA_TYPE.to_owned()),
+        media_type: Some(mosaic_client::dir::MEDIA_TYPE.to_owned()),
         modified: None,
     };
     let report = client
@@ -985,8 +817,9 @@ pub fn get(
         let bar = bar.clone();
         let size = &size;
         async move {
-            let manifest = client.manifest(&cap.id()).await?;
-            let length = manifest.layout().length();
+            // The manifest, found and fetched once: its length sizes the progress bar.
+            let file = client.open(&cap).await?;
+            let length = file.layout().length();
             size.set(length);
             bar.set_length(length);
             let report = match output {
@@ -995,14 +828,14 @@ pub fn get(
                         inner: BufWriter::with_capacity(1 << 20, io::stdout()),
                         bar,
                     };
-                    client.get(&cap, &mut out).await?
+                    client.get(file, &mut out).await?
                 }
                 Some(path) => {
                     let mut out = Progress {
                         inner: crate::output::AtomicFile::create(path)?,
                         bar,
                     };
-                    let report = client.get(&cap, &mut out).await?;
+                    let report = client.get(file, &mut out).await?;
                     out.inner.commit()?;
                     report
                 }
@@ -1026,12 +859,6 @@ pub fn get(
         }
         Ok(())
     })
-}
-
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
 }
 
 async fn shutdown_signal() {
@@ -1059,6 +886,7 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::load_config;
 
     #[test]
     fn the_documented_example_config_parses() {

@@ -14,7 +14,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use mosaic_node::codec::{Cap, Hash};
+use mosaic_codec::{Cap, Hash};
 use tracing::{info, warn};
 
 /// How often the file is checked for changes.
@@ -115,7 +115,7 @@ pub fn parse(text: &str, origin: &str) -> HashSet<Hash> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mosaic_node::codec::PublicId;
+    use mosaic_codec::PublicId;
 
     #[test]
     fn parses_every_form_and_skips_junk() {

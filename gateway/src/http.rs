@@ -125,7 +125,7 @@ pub fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
 }
 
 /// The strong entity tag of a content-addressed representation.
-pub fn etag_of(id: &mosaic_node::codec::Hash) -> String {
+pub fn etag_of(id: &mosaic_codec::Hash) -> String {
     format!("\"{}\"", id.to_hex())
 }
 

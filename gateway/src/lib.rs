@@ -16,6 +16,7 @@
 
 pub mod cache;
 mod deny;
+mod error;
 mod http;
 mod metrics;
 
@@ -39,12 +40,11 @@ use axum::{
 };
 use bytes::Bytes;
 use lru::LruCache;
-use mosaic_node::{
-    client::{Client, ClientError},
-    codec::{Cap, DecodeError, Decoder, Hash, Manifest, PublicId},
+use mosaic_client::{
+    Client, ClientError, ReadOptions, Segment, SegmentStream,
     dir::{self, Directory, Lookup},
-    reader::{ReadOptions, Segment, SegmentStream},
 };
+use mosaic_codec::{Cap, Decoder, Hash, Manifest, PublicId};
 use n0_future::StreamExt;
 use serde::Deserialize;
 use tokio::net::TcpListener;
@@ -52,6 +52,7 @@ use tracing::{debug, info, warn};
 
 pub use cache::DiskCache;
 use deny::Denylist;
+use error::AppError;
 use http::{RangeAsk, etag_of, not_modified, range_ask, value};
 pub use metrics::Metrics;
 
@@ -166,57 +167,9 @@ async fn observe(State(state): State<AppStateRef>, request: Request, next: Next)
     response
 }
 
-/// An error answer: a status and a sentence saying what failed and what to do.
-#[derive(Debug)]
-struct Failure(StatusCode, String);
-
-impl IntoResponse for Failure {
-    fn into_response(self) -> Response {
-        let mut r = (self.0, format!("{}\n", self.1)).into_response();
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        r.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        r
-    }
-}
-
-fn fail(status: StatusCode, message: impl Into<String>) -> Failure {
-    Failure(status, message.into())
-}
-
-/// Maps a client error to the status that tells a browser (and a CDN) what happened.
-fn client_failure(id: &Hash, e: ClientError) -> Failure {
-    match e {
-        ClientError::ManifestUnavailable { holders: 0, .. } => fail(
-            StatusCode::NOT_FOUND,
-            format!("no storage node announces file {id}: check the id, or upload it again"),
-        ),
-        ClientError::ManifestUnavailable { .. }
-        | ClientError::ColumnsUnavailable { .. }
-        | ClientError::Routing(_) => fail(StatusCode::BAD_GATEWAY, e.to_string()),
-        ClientError::Decode(DecodeError::WrongKey) => fail(
-            StatusCode::FORBIDDEN,
-            format!("the key in this readcap does not open file {id}: check the readcap"),
-        ),
-        ClientError::Decode(DecodeError::KeyRequired) => fail(
-            StatusCode::BAD_REQUEST,
-            format!("file {id} is private: ask its owner for the readcap (mr1…) and use /f/"),
-        ),
-        ClientError::Manifest(_) | ClientError::Decode(_) => fail(
-            StatusCode::BAD_GATEWAY,
-            format!("file {id} could not be decoded from what storage nodes sent: {e}"),
-        ),
-        other => fail(StatusCode::BAD_GATEWAY, other.to_string()),
-    }
-}
-
-async fn not_found() -> Failure {
-    fail(
-        StatusCode::NOT_FOUND,
-        "no such route: use /f/{readcap}, /p/{id}[/path], /blob/{hash}, /health or /metrics",
+async fn not_found() -> AppError {
+    AppError::NoSuchPath(
+        "no such route: use /f/{readcap}, /p/{id}[/path], /blob/{hash}, /health or /metrics".into(),
     )
 }
 
@@ -258,7 +211,7 @@ async fn private_file(
     Query(q): Query<FileQuery>,
     method: Method,
     headers: HeaderMap,
-) -> Result<Response, Failure> {
+) -> Result<Response, AppError> {
     private(state, &cap, None, q, method, headers).await
 }
 
@@ -268,7 +221,7 @@ async fn private_file_named(
     Query(q): Query<FileQuery>,
     method: Method,
     headers: HeaderMap,
-) -> Result<Response, Failure> {
+) -> Result<Response, AppError> {
     private(state, &cap, Some(name), q, method, headers).await
 }
 
@@ -279,23 +232,19 @@ async fn private(
     q: FileQuery,
     method: Method,
     headers: HeaderMap,
-) -> Result<Response, Failure> {
-    let cap: Cap = cap.parse().map_err(|e| {
-        fail(
-            StatusCode::BAD_REQUEST,
-            format!("{e} (this route takes a readcap, mr1…)"),
-        )
-    })?;
+) -> Result<Response, AppError> {
+    let cap: Cap = cap
+        .parse()
+        .map_err(|e| AppError::BadRequest(format!("{e} (this route takes a readcap, mr1…)")))?;
     if let Cap::Public(p) = cap {
-        return Err(fail(
-            StatusCode::BAD_REQUEST,
-            format!("{p} is a public id: use /p/{p}"),
-        ));
+        return Err(AppError::BadRequest(format!(
+            "{p} is a public id: use /p/{p}"
+        )));
     }
     let id = cap.id();
     state.check_denied(&id)?;
     let manifest = state.manifest(&id).await?;
-    let decoder = Decoder::new(manifest, cap.key()).map_err(|e| client_failure(&id, e.into()))?;
+    let decoder = Decoder::new(manifest, cap.key()).map_err(|e| AppError::file(&id, e))?;
     let mut response = serve_file(&state, decoder, name, q.download(), &method, &headers).await?;
     let h = response.headers_mut();
     h.insert(
@@ -316,7 +265,7 @@ async fn public_root(
     Query(q): Query<FileQuery>,
     method: Method,
     headers: HeaderMap,
-) -> Result<Response, Failure> {
+) -> Result<Response, AppError> {
     public(state, &id, None, q, method, headers).await
 }
 
@@ -326,7 +275,7 @@ async fn public_root_slash(
     Query(q): Query<FileQuery>,
     method: Method,
     headers: HeaderMap,
-) -> Result<Response, Failure> {
+) -> Result<Response, AppError> {
     public(state, &id, Some(String::new()), q, method, headers).await
 }
 
@@ -336,7 +285,7 @@ async fn public_path(
     Query(q): Query<FileQuery>,
     method: Method,
     headers: HeaderMap,
-) -> Result<Response, Failure> {
+) -> Result<Response, AppError> {
     public(state, &id, Some(path), q, method, headers).await
 }
 
@@ -348,32 +297,23 @@ async fn public(
     q: FileQuery,
     method: Method,
     headers: HeaderMap,
-) -> Result<Response, Failure> {
-    let public: PublicId = id.parse().map_err(|e| {
-        fail(
-            StatusCode::BAD_REQUEST,
-            format!("{e} (this route takes a public id, mi1…)"),
-        )
-    })?;
+) -> Result<Response, AppError> {
+    let public: PublicId = id
+        .parse()
+        .map_err(|e| AppError::BadRequest(format!("{e} (this route takes a public id, mi1…)")))?;
     let id = public.id;
     state.check_denied(&id)?;
     let manifest = state.manifest(&id).await?;
-    if !manifest.is_public() {
-        return Err(fail(
-            StatusCode::BAD_REQUEST,
-            format!("file {id} is private: ask its owner for the readcap (mr1…) and use /f/"),
-        ));
-    }
-    let decoder = Decoder::new(manifest, None).map_err(|e| client_failure(&id, e.into()))?;
+    // A private file asked for by its id alone: the decoder says the key is required.
+    let decoder = Decoder::new(manifest, None).map_err(|e| AppError::file(&id, e))?;
     if decoder.metadata().media_type.as_deref() != Some(dir::MEDIA_TYPE) {
         return match path.as_deref() {
             None => serve_file(&state, decoder, None, q.download(), &method, &headers)
                 .await
                 .map(immutable),
-            Some(_) => Err(fail(
-                StatusCode::NOT_FOUND,
-                format!("{public} is a file, not a directory: use /p/{public}"),
-            )),
+            Some(_) => Err(AppError::NoSuchPath(format!(
+                "{public} is a file, not a directory: use /p/{public}"
+            ))),
         };
     }
     // A directory: relative links in its pages need the trailing slash.
@@ -414,10 +354,9 @@ async fn public(
             h.insert(header::ETAG, value(&etag));
             Ok(immutable(r))
         }
-        Lookup::Missing => Err(fail(
-            StatusCode::NOT_FOUND,
-            format!("{path:?} is not in directory {public}"),
-        )),
+        Lookup::Missing => Err(AppError::NoSuchPath(format!(
+            "{path:?} is not in directory {public}"
+        ))),
     }
 }
 
@@ -428,10 +367,10 @@ async fn serve_entry(
     download: bool,
     method: &Method,
     headers: &HeaderMap,
-) -> Result<Response, Failure> {
+) -> Result<Response, AppError> {
     state.check_denied(id)?;
     let manifest = state.manifest(id).await?;
-    let decoder = Decoder::new(manifest, None).map_err(|e| client_failure(id, e.into()))?;
+    let decoder = Decoder::new(manifest, None).map_err(|e| AppError::file(id, e))?;
     serve_file(state, decoder, None, download, method, headers)
         .await
         .map(immutable)
@@ -499,32 +438,27 @@ fn listing(public: &PublicId, path: &str, directory: &Directory) -> String {
 }
 
 impl AppState {
-    fn check_denied(&self, hash: &Hash) -> Result<(), Failure> {
+    fn check_denied(&self, hash: &Hash) -> Result<(), AppError> {
         if self.denylist.denies(hash) {
-            Err(fail(
-                StatusCode::GONE,
-                format!("{hash} is not served by this gateway (operator's denylist)"),
-            ))
+            Err(AppError::Denied(*hash))
         } else {
             Ok(())
         }
     }
 
     /// The manifest of file `id`: from memory, or found within the lookup timeout.
-    async fn manifest(&self, id: &Hash) -> Result<Manifest, Failure> {
+    async fn manifest(&self, id: &Hash) -> Result<Manifest, AppError> {
         if let Some(m) = self.manifests.lock().expect("not poisoned").get(id) {
             return Ok(m.clone());
         }
         let limit = self.options.lookup_timeout;
         let manifest = tokio::time::timeout(limit, self.client.manifest(id))
             .await
-            .map_err(|_| {
-                fail(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!("finding file {id} took longer than {limit:?}; try again"),
-                )
+            .map_err(|_| AppError::LookupTimeout {
+                what: format!("file {id}"),
+                limit,
             })?
-            .map_err(|e| client_failure(id, e))?;
+            .map_err(|e| AppError::file(id, e))?;
         self.manifests
             .lock()
             .expect("not poisoned")
@@ -533,36 +467,30 @@ impl AppState {
     }
 
     /// A directory index, read whole (it is at most [`dir::MAX_INDEX_LEN`] bytes).
-    async fn directory(&self, decoder: Decoder) -> Result<Arc<Directory>, Failure> {
+    async fn directory(&self, decoder: Decoder) -> Result<Arc<Directory>, AppError> {
         let id = decoder.manifest().id();
         if let Some(d) = self.directories.lock().expect("not poisoned").get(&id) {
             return Ok(d.clone());
         }
         let len = decoder.layout().length();
         if len > dir::MAX_INDEX_LEN {
-            return Err(fail(
-                StatusCode::BAD_GATEWAY,
-                format!(
-                    "directory {id} has a {len}-byte index, more than the {} allowed",
-                    dir::MAX_INDEX_LEN
-                ),
-            ));
+            return Err(AppError::DirectoryTooLarge {
+                id,
+                len,
+                max: dir::MAX_INDEX_LEN,
+            });
         }
         let mut stream = self.read(decoder, None);
         let mut bytes = Vec::with_capacity(len as usize);
         while let Some(segment) = stream.next().await {
-            let segment = segment.map_err(|e| client_failure(&id, e))?;
+            let segment = segment.map_err(|e| AppError::file(&id, e))?;
             bytes.extend_from_slice(&segment.plaintext);
         }
         if bytes.len() as u64 != len {
-            return Err(fail(
-                StatusCode::BAD_GATEWAY,
-                format!("directory {id}: the read stopped early; try again"),
-            ));
+            return Err(AppError::file(&id, ClientError::ReadStopped));
         }
         let directory = Arc::new(
-            Directory::parse(&bytes)
-                .map_err(|e| fail(StatusCode::BAD_GATEWAY, format!("directory {id}: {e}")))?,
+            Directory::parse(&bytes).map_err(|source| AppError::Directory { id, source })?,
         );
         self.directories
             .lock()
@@ -592,7 +520,7 @@ async fn serve_file(
     download: bool,
     method: &Method,
     headers: &HeaderMap,
-) -> Result<Response, Failure> {
+) -> Result<Response, AppError> {
     let id = decoder.manifest().id();
     let layout = *decoder.layout();
     let len = layout.length();
@@ -604,10 +532,7 @@ async fn serve_file(
     let name = name
         .filter(|n| !n.is_empty())
         .or_else(|| metadata.name.clone());
-    let (status, range) = match plan_range(headers, len, &etag, "file") {
-        Ok(plan) => plan,
-        Err(unsatisfiable) => return Ok(*unsatisfiable),
-    };
+    let (status, range) = plan_range(headers, len, &etag, "file")?;
     let guessed = metadata.media_type.clone().or_else(|| {
         name.as_deref()
             .and_then(|n| mime_guess::from_path(n).first_raw())
@@ -624,13 +549,8 @@ async fn serve_file(
         let mut s = state.read(decoder, Some(read_range));
         first = match s.next().await {
             Some(Ok(seg)) => Some(seg),
-            Some(Err(e)) => return Err(client_failure(&id, e)),
-            None => {
-                return Err(fail(
-                    StatusCode::BAD_GATEWAY,
-                    format!("file {id}: the read stopped; try again"),
-                ));
-            }
+            Some(Err(e)) => return Err(AppError::file(&id, e)),
+            None => return Err(AppError::file(&id, ClientError::ReadStopped)),
         };
         stream = Some(s);
     }
@@ -678,27 +598,17 @@ async fn serve_file(
 }
 
 /// The status and byte range to answer for a `len`-byte representation, or the 416
-/// response when nothing asked for is satisfiable. `what` names it in the error.
+/// error when nothing asked for is satisfiable. `what` names it in the error.
 fn plan_range(
     headers: &HeaderMap,
     len: u64,
     etag: &str,
-    what: &str,
-) -> Result<(StatusCode, Range<u64>), Box<Response>> {
+    what: &'static str,
+) -> Result<(StatusCode, Range<u64>), AppError> {
     match range_ask(headers, len, etag) {
         RangeAsk::Whole => Ok((StatusCode::OK, 0..len)),
         RangeAsk::Part(r) => Ok((StatusCode::PARTIAL_CONTENT, r)),
-        RangeAsk::Unsatisfiable => {
-            let mut r = fail(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                format!("the range asked for is outside the {what}'s {len} bytes"),
-            )
-            .into_response();
-            let h = r.headers_mut();
-            h.insert(header::CONTENT_RANGE, value(&format!("bytes */{len}")));
-            h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-            Err(Box::new(r))
-        }
+        RangeAsk::Unsatisfiable => Err(AppError::RangeNotSatisfiable { what, len }),
     }
 }
 
@@ -727,7 +637,7 @@ fn content_headers(
 /// The body of a response: each segment's plaintext trimmed to `range`.
 fn body(
     metrics: Arc<Metrics>,
-    layout: mosaic_node::codec::Layout,
+    layout: mosaic_codec::Layout,
     range: Range<u64>,
     first: Segment,
     rest: SegmentStream,
@@ -781,13 +691,9 @@ async fn raw_blob(
     Path(hash): Path<String>,
     method: Method,
     headers: HeaderMap,
-) -> Result<Response, Failure> {
-    let hash = Hash::from_hex(&hash).map_err(|e| {
-        fail(
-            StatusCode::BAD_REQUEST,
-            format!("{e} (this route takes a blob hash in hex)"),
-        )
-    })?;
+) -> Result<Response, AppError> {
+    let hash = Hash::from_hex(&hash)
+        .map_err(|e| AppError::BadRequest(format!("{e} (this route takes a blob hash in hex)")))?;
     state.check_denied(&hash)?;
     let etag = etag_of(&hash);
     if not_modified(&headers, &etag) {
@@ -796,24 +702,13 @@ async fn raw_blob(
     let limit = state.options.lookup_timeout;
     let blob = tokio::time::timeout(limit, state.client.open_blob(&hash))
         .await
-        .map_err(|_| {
-            fail(
-                StatusCode::GATEWAY_TIMEOUT,
-                format!("finding blob {hash} took longer than {limit:?}; try again"),
-            )
+        .map_err(|_| AppError::LookupTimeout {
+            what: format!("blob {hash}"),
+            limit,
         })?
-        .map_err(|e| match e {
-            mosaic_node::reader::BlobError::NotFound => fail(
-                StatusCode::NOT_FOUND,
-                format!("no storage node announces blob {hash}"),
-            ),
-            other => fail(StatusCode::BAD_GATEWAY, format!("blob {hash}: {other}")),
-        })?;
+        .map_err(|source| AppError::Blob { hash, source })?;
     let len = blob.size();
-    let (status, range) = match plan_range(&headers, len, &etag, "blob") {
-        Ok(plan) => plan,
-        Err(unsatisfiable) => return Ok(*unsatisfiable),
-    };
+    let (status, range) = plan_range(&headers, len, &etag, "blob")?;
     let mut response = if method == Method::HEAD || range.is_empty() {
         Response::new(Body::empty())
     } else {

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{Hash, PublicId};
+use mosaic_codec::{CapError, ErrorKind, Hash, PublicId};
 
 /// The media type that marks a public file as a directory index.
 pub const MEDIA_TYPE: &str = "application/vnd.mosaic.directory+json";
@@ -54,9 +54,52 @@ pub enum Lookup<'a> {
 }
 
 /// An index that is not valid.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("directory index is malformed: {0}")]
-pub struct DirectoryError(String);
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DirectoryError {
+    /// A path is empty, absolute, or has an empty, `.` or `..` component.
+    #[error("directory index is malformed: invalid path {0:?}")]
+    InvalidPath(String),
+    /// A path appears twice.
+    #[error("directory index is malformed: duplicate path {0:?}")]
+    Duplicate(String),
+    /// A path is a file and a directory prefix of another.
+    #[error("directory index is malformed: {0:?} is both a file and a directory")]
+    FileAndDirectory(String),
+    /// The index is too large.
+    #[error("directory index is malformed: {len} bytes, more than the {MAX_INDEX_LEN} allowed")]
+    TooLarge {
+        /// Its length.
+        len: u64,
+    },
+    /// The bytes are not an index's JSON.
+    #[error("directory index is malformed: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Another version of the format.
+    #[error("directory index is malformed: version {0} (this build reads {VERSION})")]
+    Version(u32),
+    /// An entry's id is not a public id.
+    #[error("directory index is malformed: entry {path:?}: {source}")]
+    Id {
+        /// The entry.
+        path: String,
+        /// Why its id does not parse.
+        source: CapError,
+    },
+}
+
+impl DirectoryError {
+    /// Paths come from the caller when building an index; a fetched index that does
+    /// not parse is bad data.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            DirectoryError::InvalidPath(_)
+            | DirectoryError::Duplicate(_)
+            | DirectoryError::FileAndDirectory(_) => ErrorKind::BadInput,
+            _ => ErrorKind::Other,
+        }
+    }
+}
 
 #[derive(Serialize, Deserialize)]
 struct Wire {
@@ -91,10 +134,10 @@ impl Directory {
     /// directory.
     pub fn insert(&mut self, path: &str, entry: Entry) -> Result<(), DirectoryError> {
         if !valid_path(path) {
-            return Err(DirectoryError(format!("invalid path {path:?}")));
+            return Err(DirectoryError::InvalidPath(path.to_owned()));
         }
         if self.entries.contains_key(path) {
-            return Err(DirectoryError(format!("duplicate path {path:?}")));
+            return Err(DirectoryError::Duplicate(path.to_owned()));
         }
         let as_dir = format!("{path}/");
         if self
@@ -103,17 +146,13 @@ impl Directory {
             .next()
             .is_some_and(|(p, _)| p.starts_with(&as_dir))
         {
-            return Err(DirectoryError(format!(
-                "{path:?} is both a file and a directory"
-            )));
+            return Err(DirectoryError::FileAndDirectory(path.to_owned()));
         }
         let mut prefix = path;
         while let Some(i) = prefix.rfind('/') {
             prefix = &prefix[..i];
             if self.entries.contains_key(prefix) {
-                return Err(DirectoryError(format!(
-                    "{prefix:?} is both a file and a directory"
-                )));
+                return Err(DirectoryError::FileAndDirectory(prefix.to_owned()));
             }
         }
         self.entries.insert(path.to_owned(), entry);
@@ -196,24 +235,25 @@ impl Directory {
     /// Parses and checks an index.
     pub fn parse(bytes: &[u8]) -> Result<Self, DirectoryError> {
         if bytes.len() as u64 > MAX_INDEX_LEN {
-            return Err(DirectoryError(format!(
-                "{} bytes, more than the {MAX_INDEX_LEN} allowed",
-                bytes.len()
-            )));
+            return Err(DirectoryError::TooLarge {
+                len: bytes.len() as u64,
+            });
         }
-        let wire: Wire =
-            serde_json::from_slice(bytes).map_err(|e| DirectoryError(e.to_string()))?;
+        let wire: Wire = serde_json::from_slice(bytes)?;
         if wire.mosaic_directory != VERSION {
-            return Err(DirectoryError(format!(
-                "version {} (this build reads {VERSION})",
-                wire.mosaic_directory
-            )));
+            return Err(DirectoryError::Version(wire.mosaic_directory));
         }
         let mut dir = Directory::new();
         for e in wire.entries {
-            let id: PublicId =
-                e.id.parse()
-                    .map_err(|err| DirectoryError(format!("entry {:?}: {err}", e.path)))?;
+            let id: PublicId = match e.id.parse() {
+                Ok(id) => id,
+                Err(source) => {
+                    return Err(DirectoryError::Id {
+                        path: e.path,
+                        source,
+                    });
+                }
+            };
             dir.insert(&e.path, Entry { id, size: e.size })?;
         }
         Ok(dir)

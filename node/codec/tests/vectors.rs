@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use mosaic_node::codec::{
+use mosaic_codec::{
     Access, ConvergenceSecret, Decoder, FileKey, Hash, Metadata, Params, PublicId, ReadCap,
     decode_file, encode,
 };

@@ -16,10 +16,10 @@
 //! [`MAX_HASHES`] hashes; a node refuses a `Store` it has no room for before reading it.
 //! Anything malformed is refused with [`Refusal::BadRequest`] and changes nothing.
 
-use iroh::endpoint::{RecvStream, SendStream};
+use iroh::endpoint::{ClosedStream, ReadExactError, RecvStream, SendStream, WriteError};
 use serde::{Deserialize, Serialize};
 
-use crate::codec::Hash;
+use mosaic_codec::{ErrorKind, Hash};
 
 /// The ALPN of the storage protocol.
 pub const ALPN: &[u8] = b"/mosaic/storage/1";
@@ -152,33 +152,37 @@ pub struct BlobPins {
     pub owners: u32,
 }
 
-/// A protocol exchange failed.
+/// Reading or writing a frame failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProtoError {
-    /// The QUIC stream failed.
-    #[error("connection error: {0}")]
-    Stream(String),
+    /// Writing to the QUIC stream failed.
+    #[error("connection error while sending: {0}")]
+    Write(#[from] WriteError),
+    /// Reading from the QUIC stream failed (or it ended early).
+    #[error("connection error while receiving: {0}")]
+    Read(#[from] ReadExactError),
+    /// The stream was closed before it could be finished.
+    #[error("the stream closed early: {0}")]
+    Closed(#[from] ClosedStream),
     /// A frame was larger than [`MAX_FRAME`].
     #[error("peer sent a {len}-byte frame; the limit is {MAX_FRAME}")]
     FrameTooLarge {
         /// Announced length.
         len: usize,
     },
-    /// A frame did not decode.
+    /// A frame did not decode (or a message did not encode).
     #[error("peer sent a malformed message: {0}")]
-    Malformed(String),
+    Malformed(#[from] postcard::Error),
 }
 
 /// Writes one frame.
 pub async fn write_frame<T: Serialize>(send: &mut SendStream, msg: &T) -> Result<(), ProtoError> {
-    let body = postcard::to_stdvec(msg).map_err(|e| ProtoError::Malformed(e.to_string()))?;
+    let body = postcard::to_stdvec(msg)?;
     let mut frame = Vec::with_capacity(4 + body.len());
     frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
     frame.extend_from_slice(&body);
-    send.write_all(&frame)
-        .await
-        .map_err(|e| ProtoError::Stream(e.to_string()))
+    Ok(send.write_all(&frame).await?)
 }
 
 /// Reads one frame, refusing any larger than [`MAX_FRAME`] before reading it.
@@ -186,21 +190,29 @@ pub async fn read_frame<T: for<'de> Deserialize<'de>>(
     recv: &mut RecvStream,
 ) -> Result<T, ProtoError> {
     let mut len = [0u8; 4];
-    recv.read_exact(&mut len)
-        .await
-        .map_err(|e| ProtoError::Stream(e.to_string()))?;
+    recv.read_exact(&mut len).await?;
     let len = u32::from_le_bytes(len) as usize;
     if len > MAX_FRAME {
         return Err(ProtoError::FrameTooLarge { len });
     }
     let mut body = vec![0u8; len];
-    recv.read_exact(&mut body)
-        .await
-        .map_err(|e| ProtoError::Stream(e.to_string()))?;
-    postcard::from_bytes(&body).map_err(|e| ProtoError::Malformed(e.to_string()))
+    recv.read_exact(&mut body).await?;
+    Ok(postcard::from_bytes(&body)?)
 }
 
 /// Converts wire hashes.
 pub fn hashes(h: &[[u8; 32]]) -> Vec<Hash> {
     h.iter().map(|b| Hash::from_bytes(*b)).collect()
+}
+
+impl Refusal {
+    /// What kind of failure this refusal is for the caller.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Refusal::Unauthorized => ErrorKind::Refused,
+            Refusal::NoSpace | Refusal::QuotaExceeded => ErrorKind::Space,
+            Refusal::BadRequest => ErrorKind::BadInput,
+            Refusal::Internal => ErrorKind::Other,
+        }
+    }
 }

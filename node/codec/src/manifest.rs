@@ -27,7 +27,7 @@ use super::{
     layout::{FORMAT_VERSION, Layout, Params, ParamsError},
     seal::{FileKey, METADATA_NONCE_LEN, SALT_LEN, Sealer, Suite},
 };
-use crate::codec::layout::{MAX_COLUMNS, TAG_LEN};
+use crate::layout::{MAX_COLUMNS, TAG_LEN};
 
 /// The manifest's first 8 bytes.
 pub const MAGIC: &[u8; 8] = b"mosaicmf";

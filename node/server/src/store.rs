@@ -49,7 +49,7 @@ use iroh_blobs::store::{
 use n0_future::Stream;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::codec::Hash;
+use mosaic_codec::{ErrorKind, Hash};
 
 /// Held blobs: hash → size in bytes.
 const BLOBS: TableDefinition<[u8; 32], u64> = TableDefinition::new("blobs-0");
@@ -105,14 +105,30 @@ pub enum StoreError {
     },
     /// The metadata database failed.
     #[error("metadata database: {0}")]
-    Db(String),
+    Db(#[from] redb::Error),
     /// The blob store failed.
     #[error("blob store: {0}")]
-    Blobs(String),
+    Blobs(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-fn db_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Db(e.to_string())
+impl StoreError {
+    /// Space and quota refusals are the caller's to act on; a size that does not match
+    /// is bad input; the rest is the node's own failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::NoSpace { .. } | StoreError::QuotaExceeded { .. } => ErrorKind::Space,
+            StoreError::SizeMismatch { .. } => ErrorKind::BadInput,
+            StoreError::Db(_) | StoreError::Blobs(_) => ErrorKind::Other,
+        }
+    }
+}
+
+fn db_err(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Db(e.into())
+}
+
+fn blobs_err(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Blobs(Box::new(e))
 }
 
 /// Space limits of a store.
@@ -290,12 +306,12 @@ impl Store {
         });
         let blobs = FsStore::load_with_opts(dir.join("blobs").join("blobs.db"), options)
             .await
-            .map_err(|e| StoreError::Blobs(e.to_string()))?;
+            .map_err(blobs_err)?;
         blobs
             .tags()
             .delete_prefix(OLD_TAG_PREFIX)
             .await
-            .map_err(|e| StoreError::Blobs(e.to_string()))?;
+            .map_err(blobs_err)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 blobs,
@@ -461,13 +477,9 @@ impl Store {
                 .await
                 .temp_tag()
                 .await
-                .map_err(|e| StoreError::Blobs(e.to_string()))?;
+                .map_err(blobs_err)?;
             let hash = Hash::from_bytes(*tag.hash().as_bytes());
-            let stored = inner
-                .blobs
-                .status(tag.hash())
-                .await
-                .map_err(|e| StoreError::Blobs(e.to_string()))?;
+            let stored = inner.blobs.status(tag.hash()).await.map_err(blobs_err)?;
             let received = match stored {
                 iroh_blobs::api::blobs::BlobStatus::Complete { size } => size,
                 _ => 0,
@@ -502,11 +514,7 @@ impl Store {
         if add {
             // The FsStore batches its metadata writes (up to 500 ms); without this, a
             // crash right after the answer loses the blob's entry (seen in a test).
-            inner
-                .blobs
-                .sync_db()
-                .await
-                .map_err(|e| StoreError::Blobs(e.to_string()))?;
+            inner.blobs.sync_db().await.map_err(blobs_err)?;
         }
         let tx = inner.db.begin_write().map_err(db_err)?;
         let (mut newly_held, mut newly_pinned, mut adopted) = (0u64, 0u64, 0u64);

@@ -5,7 +5,7 @@
 
 use std::io::Cursor;
 
-use mosaic_node::codec::{
+use mosaic_codec::{
     Access, ColumnFault, ConvergenceSecret, DecodeError, DecodeReport, Decoder, FileKey, Manifest,
     ManifestError, Metadata, Params, decode_file, decode_range, encode, verify_columns,
 };
@@ -467,7 +467,7 @@ fn inconsistent_columns_are_refused_whichever_k_are_read() {
     let mut cols = cols_a.clone();
     for c in 3..5 {
         bytes[41 + 32 * c..41 + 32 * (c + 1)]
-            .copy_from_slice(mosaic_node::codec::Hash::of(&cols_b[c]).as_bytes());
+            .copy_from_slice(mosaic_codec::Hash::of(&cols_b[c]).as_bytes());
         cols[c] = cols_b[c].clone();
     }
     let forged = Manifest::from_bytes(&bytes).unwrap();
@@ -685,16 +685,16 @@ proptest! {
 
     #[test]
     fn prop_cap_parser_never_panics(s in "\\PC{0,140}") {
-        let _ = s.parse::<mosaic_node::codec::Cap>();
+        let _ = s.parse::<mosaic_codec::Cap>();
     }
 
     #[test]
     fn prop_caps_roundtrip(id in any::<[u8; 32]>(), key in any::<[u8; 32]>()) {
-        let cap = mosaic_node::codec::ReadCap {
-            id: mosaic_node::codec::Hash::from_bytes(id),
+        let cap = mosaic_codec::ReadCap {
+            id: mosaic_codec::Hash::from_bytes(id),
             key: FileKey::from_bytes(key),
         };
-        prop_assert_eq!(cap.to_string().parse::<mosaic_node::codec::ReadCap>().unwrap(), cap);
+        prop_assert_eq!(cap.to_string().parse::<mosaic_codec::ReadCap>().unwrap(), cap);
     }
 }
 

@@ -12,7 +12,7 @@
 //! readcap  = file id + file key (text: mr1…);           public id = file id (mi1…)
 //! ```
 //!
-//! Invariants (checked by the tests in `node/tests/codec.rs`):
+//! Invariants (checked by the tests in `tests/codec.rs`):
 //! - any `k` of the `n` columns rebuild the file;
 //! - every segment occupies `[i·L, i·L + shard_len(i))` in every column, `L` a multiple
 //!   of 1 KiB, so a plaintext range maps to the same chunk range of `k` columns;
@@ -21,12 +21,17 @@
 //! - memory is one stripe (`n·L` bytes) per encoder or decoder, whatever the file size.
 //!
 //! The byte-exact format is in `docs/format.md`.
+//!
+//! Layer rule (enforced by this crate's dependency list): no async runtime, no network,
+//! no database, no file system; `std::io` traits only. The crate compiles for
+//! `wasm32-unknown-unknown`. Every error type answers [`ErrorKind`] through `kind()`.
 
 mod caps;
 mod decode;
 mod encode;
 mod erasure;
 mod hash;
+mod kind;
 mod layout;
 mod manifest;
 mod seal;
@@ -38,6 +43,7 @@ pub use decode::{
 };
 pub use encode::{Access, EncodeError, Encoder, Stripe, encode};
 pub use hash::{Hash, HashParseError};
+pub use kind::ErrorKind;
 pub use layout::{
     COLUMN_ALIGN, DEFAULT_DATA_COLUMNS, DEFAULT_PARITY_COLUMNS, DEFAULT_SEGMENT_SIZE,
     FORMAT_VERSION, LAST_SHARD_ALIGN, Layout, MAX_COLUMNS, MAX_LENGTH, MAX_SEGMENT_SIZE,

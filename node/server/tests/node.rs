@@ -6,11 +6,11 @@
 use std::{collections::HashSet, net::UdpSocket, time::Duration};
 
 use iroh::{Endpoint, SecretKey, endpoint::Connection};
-use mosaic_node::{
-    codec::Hash,
-    daemon::{Access, Node, NodeOptions},
+use mosaic_codec::Hash;
+use mosaic_server::{Admission, Node, NodeOptions};
+use mosaic_wire::{
     dht::RoutingOptions,
-    net::{self, EndpointOptions},
+    endpoint::{self, EndpointOptions},
     proto::{self, Refusal, Request, Response},
 };
 
@@ -22,7 +22,7 @@ fn free_udp_port() -> u16 {
         .port()
 }
 
-async fn node(dir: &std::path::Path, capacity: u64, access: Access) -> Node {
+async fn node(dir: &std::path::Path, capacity: u64, admission: Admission) -> Node {
     Node::spawn(NodeOptions {
         data_dir: dir.to_owned(),
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -32,9 +32,9 @@ async fn node(dir: &std::path::Path, capacity: u64, access: Access) -> Node {
             port: Some(free_udp_port()),
             ..RoutingOptions::default()
         },
-        limits: mosaic_node::store::Limits::new(capacity),
+        limits: mosaic_server::store::Limits::new(capacity),
         gc_interval: Duration::from_secs(60),
-        access,
+        admission,
         relays: false,
         announce_interval: Duration::from_secs(60),
     })
@@ -43,7 +43,7 @@ async fn node(dir: &std::path::Path, capacity: u64, access: Access) -> Node {
 }
 
 async fn client(seed: u8) -> Endpoint {
-    net::bind(EndpointOptions {
+    endpoint::bind(EndpointOptions {
         secret: SecretKey::from_bytes(&[seed; 32]),
         bind: "127.0.0.1:0".parse().unwrap(),
         relays: false,
@@ -54,9 +54,12 @@ async fn client(seed: u8) -> Endpoint {
 }
 
 async fn connect(ep: &Endpoint, node: &Node) -> Connection {
-    ep.connect(net::endpoint_addr(node.id(), node.addrs()), proto::ALPN)
-        .await
-        .unwrap()
+    ep.connect(
+        endpoint::endpoint_addr(node.id(), node.addrs()),
+        proto::ALPN,
+    )
+    .await
+    .unwrap()
 }
 
 /// Sends raw bytes as a request stream; returns the node's answer.
@@ -87,7 +90,7 @@ async fn bad_requests_are_refused_and_change_nothing() {
     let owner = client(1).await;
     let stranger = client(2).await;
     let allowed: HashSet<_> = [owner.id()].into();
-    let node = node(dir.path(), 1 << 20, Access::Allow(allowed)).await;
+    let node = node(dir.path(), 1 << 20, Admission::Allow(allowed)).await;
     let conn = connect(&owner, &node).await;
 
     // Garbage that is not a request.
@@ -165,7 +168,7 @@ async fn pins_belong_to_their_owners_and_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let alice = client(3).await;
     let bob = client(4).await;
-    let node1 = node(dir.path(), 1 << 20, Access::Open).await;
+    let node1 = node(dir.path(), 1 << 20, Admission::Open).await;
     let (ca, cb) = (connect(&alice, &node1).await, connect(&bob, &node1).await);
     let mut store = frame(&Request::Store { size: 5 });
     store.extend_from_slice(b"hello");
@@ -206,7 +209,7 @@ async fn pins_belong_to_their_owners_and_survive_a_restart() {
     node1.shutdown().await;
 
     // After a restart the blob, its size and Bob's pin are still there.
-    let node2 = node(dir.path(), 1 << 20, Access::Open).await;
+    let node2 = node(dir.path(), 1 << 20, Admission::Open).await;
     assert_eq!(node2.store().owners_of(&hash).unwrap(), vec![bob.id()]);
     assert_eq!(node2.store().used(), 5);
     let cb2 = connect(&bob, &node2).await;

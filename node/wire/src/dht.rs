@@ -25,7 +25,7 @@ use iroh::{EndpointId, SecretKey};
 use n0_future::StreamExt;
 use n0_mainline::{Dht, Id, MutableItem, SigningKey};
 
-use crate::codec::Hash;
+use mosaic_codec::{ErrorKind, Hash};
 
 const BLOB_KEY_CONTEXT: &str = "mosaic 2026-11-21 v1 dht blob providers";
 const STORAGE_KEY_CONTEXT: &str = "mosaic 2026-11-21 v1 dht storage nodes";
@@ -99,9 +99,26 @@ pub enum RoutingError {
     /// The DHT node stopped.
     #[error("the DHT node has stopped")]
     Shutdown,
-    /// A put (announce or publish) reached no node.
+    /// A read-only client was asked to announce.
+    #[error("a read-only DHT client cannot announce")]
+    ReadOnly,
+    /// An announce reached no node.
     #[error("DHT announce failed: {0}")]
-    Put(String),
+    Announce(#[from] n0_mainline::errors::PutQueryError),
+    /// An address record reached no node.
+    #[error("DHT address publish failed: {0}")]
+    Publish(#[from] n0_mainline::errors::PutMutableError),
+}
+
+impl RoutingError {
+    /// A DHT that cannot be reached or written is the network's problem; one that
+    /// cannot start is local.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RoutingError::Start(_) | RoutingError::ReadOnly => ErrorKind::Other,
+            _ => ErrorKind::Network,
+        }
+    }
 }
 
 /// A DHT node and the node's signing key (absent for a read-only client).
@@ -180,9 +197,7 @@ impl Routing {
     }
 
     fn signer(&self) -> Result<&SigningKey, RoutingError> {
-        self.signer
-            .as_ref()
-            .ok_or_else(|| RoutingError::Put("a read-only DHT client cannot announce".into()))
+        self.signer.as_ref().ok_or(RoutingError::ReadOnly)
     }
 
     /// Announces that this node holds `hash`.
@@ -201,13 +216,14 @@ impl Routing {
             .announce_signed_peer(key, self.signer()?)
             .await
             .map(|_| ())
-            .map_err(|e| RoutingError::Put(e.to_string()))
+            .map_err(RoutingError::from)
     }
 
     /// Publishes this node's direct addresses.
     pub async fn publish_addrs(&self, addrs: &[SocketAddr]) -> Result<(), RoutingError> {
         let addrs: Vec<SocketAddr> = addrs.iter().take(MAX_PUBLISHED_ADDRS).copied().collect();
-        let value = postcard::to_stdvec(&addrs).map_err(|e| RoutingError::Put(e.to_string()))?;
+        // A list of at most MAX_PUBLISHED_ADDRS socket addresses always encodes.
+        let value = postcard::to_stdvec(&addrs).unwrap_or_default();
         // The sequence number must grow: microseconds since the epoch.
         let seq = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -218,7 +234,7 @@ impl Routing {
             .put_mutable(item, None)
             .await
             .map(|_| ())
-            .map_err(|e| RoutingError::Put(e.to_string()))
+            .map_err(RoutingError::from)
     }
 
     /// The EndpointIds that announced `key`, freshest first, stale records dropped.

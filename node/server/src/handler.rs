@@ -1,298 +1,59 @@
-//! A storage node (`mosaic node run`): endpoint, store, storage protocol, DHT, and the
-//! background task that keeps the node's DHT records fresh.
+//! The storage protocol's handler (`/mosaic/storage/1`): one request per stream,
+//! answered from the node's store. See `docs/protocol.md` for the messages.
 //!
-//! Wiring: one iroh endpoint accepts two ALPNs, iroh-blobs (`/iroh-bytes/4`: anyone may
-//! read, with verified streaming; push stays disabled) and Mosaic's storage protocol
-//! (`/mosaic/storage/1`: authorized identities store and pin). A Mainline DHT node in
-//! server mode stores other nodes' records and publishes this node's: its address, that
-//! it is a storage node, and every blob it holds. A blob stored is announced before the
-//! client is told it is stored, so a `get` right after a `put` finds it.
+//! Invariants: nothing from the network can panic the node; a request that is
+//! malformed, unauthorized or over a limit is refused with a typed [`Refusal`] and
+//! changes nothing; space and quota are reserved before an upload's first byte is
+//! accepted; a stored blob is announced on the DHT before the client is answered.
 
 use std::{
-    collections::HashSet,
-    net::SocketAddr,
-    path::PathBuf,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
-    },
+    sync::{Arc, atomic::Ordering},
     time::Duration,
 };
 
 use bytes::{Bytes, BytesMut};
 use iroh::{
-    Endpoint, EndpointId,
+    EndpointId,
     endpoint::{Connection, RecvStream, SendStream, VarInt},
-    protocol::{AcceptError, ProtocolHandler, Router},
+    protocol::{AcceptError, ProtocolHandler},
 };
-use iroh_blobs::BlobsProtocol;
-use tokio::{sync::mpsc, task::JoinHandle};
-use tracing::{debug, info, warn};
+use mosaic_codec::Hash;
+use mosaic_wire::{
+    dht::Routing,
+    proto::{self, MAX_HASHES, Refusal, Request, Response},
+};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
 
 use crate::{
-    codec::Hash,
-    dht::{Routing, RoutingError, RoutingOptions},
-    identity,
-    net::{self, EndpointOptions},
-    proto::{self, MAX_HASHES, Refusal, Request, Response},
-    store::{Limits, Store, StoreError},
+    announcer::AnnounceStatus,
+    node::Admission,
+    store::{Store, StoreError},
 };
-
-/// Who may store and pin on a node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Access {
-    /// Anyone.
-    Open,
-    /// Only these identities.
-    Allow(HashSet<EndpointId>),
-}
-
-impl Access {
-    fn allows(&self, id: &EndpointId) -> bool {
-        match self {
-            Access::Open => true,
-            Access::Allow(ids) => ids.contains(id),
-        }
-    }
-}
-
-/// Everything a node needs to run. See `docs/operations.md` for the matching flags.
-#[derive(Debug, Clone)]
-pub struct NodeOptions {
-    /// Data directory: identity key, blobs, metadata.
-    pub data_dir: PathBuf,
-    /// QUIC (UDP) address to listen on.
-    pub listen: SocketAddr,
-    /// Extra addresses to publish (a public address in front of NAT or Docker).
-    pub public_addrs: Vec<SocketAddr>,
-    /// The DHT node's settings (server mode is forced on).
-    pub routing: RoutingOptions,
-    /// Space: capacity, per-client quota, garbage-collection watermarks.
-    pub limits: Limits,
-    /// How often usage is checked against the high watermark.
-    pub gc_interval: Duration,
-    /// Who may store and pin.
-    pub access: Access,
-    /// Use n0's public relays.
-    pub relays: bool,
-    /// How often every record is re-announced.
-    pub announce_interval: Duration,
-}
-
-/// The node could not start.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum NodeError {
-    /// The identity key.
-    #[error(transparent)]
-    Identity(#[from] identity::IdentityError),
-    /// The store.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The endpoint.
-    #[error(transparent)]
-    Net(#[from] net::NetError),
-    /// The DHT.
-    #[error(transparent)]
-    Routing(#[from] RoutingError),
-}
-
-/// Progress of the announcer, for status reports and metrics.
-#[derive(Debug, Default)]
-pub struct AnnounceStatus {
-    /// Records still to announce in the current round.
-    pub backlog: AtomicUsize,
-    /// Completed rounds.
-    pub rounds: AtomicU64,
-    /// Whether the last round reached the DHT for every record.
-    pub last_round_ok: AtomicBool,
-}
-
-/// A running storage node.
-#[derive(Debug)]
-pub struct Node {
-    router: Router,
-    store: Store,
-    routing: Routing,
-    addrs: Vec<SocketAddr>,
-    status: Arc<AnnounceStatus>,
-    announcer: JoinHandle<()>,
-    collector: JoinHandle<()>,
-}
-
-impl Node {
-    /// Starts a node.
-    pub async fn spawn(mut options: NodeOptions) -> Result<Self, NodeError> {
-        let secret = identity::load_or_create(&options.data_dir.join("identity.key"))?;
-        let store = Store::load(&options.data_dir, options.limits).await?;
-        let endpoint = net::bind(EndpointOptions {
-            secret: secret.clone(),
-            bind: options.listen,
-            relays: options.relays,
-            alpns: vec![],
-        })
-        .await?;
-        options.routing.server = true;
-        // Peers remembered from the last run: a node that bootstrapped others (and so
-        // has no --bootstrap itself) can rejoin them after a restart.
-        let peers_file = options.data_dir.join(PEERS_FILE);
-        options.routing.extra_bootstrap = std::fs::read_to_string(&peers_file)
-            .map(|s| {
-                s.lines()
-                    .map(str::to_owned)
-                    .filter(|l| !l.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let routing = Routing::spawn(options.routing.clone(), Some(&secret))?;
-        let addrs = net::direct_addrs(&endpoint, &options.public_addrs);
-        let status = Arc::new(AnnounceStatus::default());
-        let storage = StorageProtocol {
-            store: store.clone(),
-            routing: routing.clone(),
-            access: Arc::new(options.access.clone()),
-            status: status.clone(),
-        };
-        let router = Router::builder(endpoint.clone())
-            .accept(iroh_blobs::ALPN, BlobsProtocol::new(store.blobs(), None))
-            .accept(proto::ALPN, storage)
-            .spawn();
-        let announcer = tokio::spawn(announce_loop(
-            routing.clone(),
-            store.clone(),
-            addrs.clone(),
-            options.announce_interval,
-            status.clone(),
-            peers_file,
-        ));
-        let collector = tokio::spawn(collect_loop(store.clone(), options.gc_interval));
-        info!(
-            id = %endpoint.id(),
-            addrs = ?addrs,
-            dht = ?routing.local_addr().await.ok(),
-            "storage node running"
-        );
-        Ok(Self {
-            router,
-            store,
-            routing,
-            addrs,
-            status,
-            announcer,
-            collector,
-        })
-    }
-
-    /// The node's identity.
-    pub fn id(&self) -> EndpointId {
-        self.router.endpoint().id()
-    }
-    /// The endpoint.
-    pub fn endpoint(&self) -> &Endpoint {
-        self.router.endpoint()
-    }
-    /// The direct addresses it publishes.
-    pub fn addrs(&self) -> &[SocketAddr] {
-        &self.addrs
-    }
-    /// The store.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-    /// The DHT node.
-    pub fn routing(&self) -> &Routing {
-        &self.routing
-    }
-    /// The announcer's progress.
-    pub fn announce_status(&self) -> &AnnounceStatus {
-        &self.status
-    }
-
-    /// Stops accepting, closes connections, flushes the store.
-    pub async fn shutdown(self) {
-        self.announcer.abort();
-        self.collector.abort();
-        // Also shuts the blob store down.
-        if let Err(e) = self.router.shutdown().await {
-            warn!("router shutdown: {e}");
-        }
-    }
-}
-
-/// Where a node remembers its DHT peers between runs (one `host:port` per line).
-const PEERS_FILE: &str = "dht-peers";
-
-/// Re-announces every record each `interval`; retries sooner after a round that did
-/// not reach the DHT (the first node of a network has no peers until others join).
-/// Saves the DHT's peers after each round for the next start.
-async fn announce_loop(
-    routing: Routing,
-    store: Store,
-    addrs: Vec<SocketAddr>,
-    interval: Duration,
-    status: Arc<AnnounceStatus>,
-    peers_file: PathBuf,
-) {
-    const RETRY: Duration = Duration::from_secs(2);
-    const PARALLEL: usize = 8;
-    // A DHT put that hangs must not stall every later record (nor the address record,
-    // which readers need to dial us): each step is bounded, and a timeout counts as a
-    // failed round, retried soon.
-    loop {
-        let mut ok = bounded(routing.publish_addrs(&addrs)).await;
-        ok &= bounded(routing.announce_storage_node()).await;
-        let held = store.held().unwrap_or_default();
-        status.backlog.store(held.len(), Ordering::Relaxed);
-        for batch in held.chunks(PARALLEL) {
-            let results =
-                n0_future::join_all(batch.iter().map(|h| bounded(routing.announce_blob(h)))).await;
-            ok &= results.iter().all(|r| *r);
-            status.backlog.fetch_sub(batch.len(), Ordering::Relaxed);
-        }
-        status.rounds.fetch_add(1, Ordering::Relaxed);
-        status.last_round_ok.store(ok, Ordering::Relaxed);
-        debug!(blobs = held.len(), ok, "announce round done");
-        if let Ok(peers) = routing.to_bootstrap().await {
-            if !peers.is_empty() {
-                let tmp = peers_file.with_extension("tmp");
-                if std::fs::write(&tmp, peers.join("\n")).is_ok() {
-                    let _ = std::fs::rename(&tmp, &peers_file);
-                }
-            }
-        }
-        tokio::time::sleep(if ok { interval } else { interval.min(RETRY) }).await;
-    }
-}
-
-/// Checks usage against the high watermark every `interval` and collects unpinned
-/// blobs down to the low one (off the async workers: it is redb work).
-async fn collect_loop(store: Store, interval: Duration) {
-    loop {
-        tokio::time::sleep(interval).await;
-        let store = store.clone();
-        match tokio::task::spawn_blocking(move || store.collect_if_needed()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => warn!("garbage collection failed: {e}"),
-            Err(e) => warn!("garbage collection task failed: {e}"),
-        }
-    }
-}
-
-/// How long one DHT put of the announcer may take.
-const PUT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Whether `put` succeeded within [`PUT_TIMEOUT`].
-async fn bounded(put: impl Future<Output = Result<(), RoutingError>>) -> bool {
-    matches!(tokio::time::timeout(PUT_TIMEOUT, put).await, Ok(Ok(())))
-}
 
 /// The storage protocol's handler.
 #[derive(Debug, Clone)]
-struct StorageProtocol {
+pub(crate) struct StorageProtocol {
     store: Store,
     routing: Routing,
-    access: Arc<Access>,
+    admission: Arc<Admission>,
     status: Arc<AnnounceStatus>,
+}
+
+impl StorageProtocol {
+    pub(crate) fn new(
+        store: Store,
+        routing: Routing,
+        admission: Admission,
+        status: Arc<AnnounceStatus>,
+    ) -> Self {
+        Self {
+            store,
+            routing,
+            admission: Arc::new(admission),
+            status,
+        }
+    }
 }
 
 /// An upload that delivers nothing for this long is abandoned (it holds space and quota
@@ -354,8 +115,7 @@ impl StorageProtocol {
             let _ = recv.stop(VarInt::from_u32(1));
         }
         proto::write_frame(&mut send, &response).await?;
-        send.finish()
-            .map_err(|e| proto::ProtoError::Stream(e.to_string()))?;
+        send.finish()?;
         // Let the response reach the client before the stream is dropped.
         let _ = send.stopped().await;
         Ok(())
@@ -397,7 +157,7 @@ impl StorageProtocol {
                 }
             }
             Request::Status { hashes } => self.status(peer, &proto::hashes(&hashes)),
-            _ if !self.access.allows(&peer) => unauthorized(),
+            _ if !self.admission.allows(&peer) => unauthorized(),
             Request::Store { size } => self.store_blob(peer, size, recv).await,
             Request::Pin { hashes } => match self.store.pin(peer, &proto::hashes(&hashes)).await {
                 Ok(missing) => Response::Pinned {

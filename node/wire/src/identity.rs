@@ -8,6 +8,7 @@
 use std::{fs, io, io::Write, path::Path};
 
 use iroh::SecretKey;
+use mosaic_codec::ErrorKind;
 
 /// The identity key file could not be loaded or created.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +40,16 @@ pub enum IdentityError {
         /// Its permission bits.
         mode: u32,
     },
+}
+
+impl IdentityError {
+    /// A key file others can read is refused; the rest is local I/O or a bad file.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            IdentityError::Exposed { .. } => ErrorKind::Refused,
+            _ => ErrorKind::Other,
+        }
+    }
 }
 
 /// Loads the identity key at `path`, creating it (and its directory) on first use.

@@ -1,5 +1,16 @@
-//! Reading a file from the network segment by segment, in order: what `mosaic get` and
-//! the gateway run.
+//! The get pipeline, top to bottom: reading a file from the network segment by
+//! segment, in order. `mosaic get` runs [`Client::get`] (the whole file, checked
+//! against the manifest, into a writer); the gateway runs [`Client::read`] (a range of
+//! segments, with its segment cache).
+//!
+//! 1. **Open** ([`Client::open`], in `client.rs`): find the manifest's holders, fetch
+//!    it once (verified), check it, open its metadata with the key.
+//! 2. **Locate**: find every column's holders on the DHT, dial them, rank the columns
+//!    by the round-trip time of their best holder.
+//! 3. **Fetch**: the best `k + 1` columns in parallel, verified streaming, cut into
+//!    per-segment shards; the slowest column is dropped once the first segment is in.
+//! 4. **Decode**: `k` shards per segment to the decoder, plaintext out in order.
+//! 5. **Check** (whole-file reads): all `n` columns, re-encoded, match the manifest.
 //!
 //! A read covers a range of segments. Segments already in the caller's
 //! [`SegmentCache`] are opened from it (no network at all when the whole range is
@@ -31,21 +42,31 @@ use std::{
     time::Duration,
 };
 
+use std::io::Write;
+
 use bao_tree::io::BaoContentItem;
 use bytes::Bytes;
 use iroh::{EndpointId, endpoint::Connection};
-use iroh_blobs::{
-    get::fsm,
-    protocol::{ChunkRanges, ChunkRangesExt, GetRequest},
-};
-use n0_future::Stream;
+use iroh_blobs::protocol::{ChunkRanges, ChunkRangesExt, GetRequest};
+use mosaic_codec::{DecodeError, Decoder, Hash, Layout, Manifest};
+use mosaic_wire::request::{self, FetchError};
+use n0_future::{Stream, StreamExt};
 use tokio::{sync::mpsc, task::JoinHandle};
 use tracing::{debug, warn};
 
-use crate::{
-    client::{Client, ClientError, GET_PIPE_DEPTH, GetReport, rtt},
-    codec::{DecodeError, Decoder, Hash, Layout, Manifest},
-};
+use crate::{Client, ClientError, client::rtt};
+
+/// Segments buffered ahead per column being fetched.
+pub const GET_PIPE_DEPTH: usize = 4;
+
+/// What a get noticed.
+#[derive(Debug, Clone, Default)]
+pub struct GetReport {
+    /// Columns fetched, in the order they were started.
+    pub columns_used: Vec<usize>,
+    /// Holders that failed or stalled and were replaced.
+    pub failovers: usize,
+}
 
 /// Where a reader keeps and finds segments it already has: the `k` authentic data
 /// shards of a segment ([`Decoder::data_shards`]), which open again without erasure
@@ -117,6 +138,38 @@ impl Drop for SegmentStream {
 }
 
 impl Client {
+    /// Downloads the whole file `file` (from [`Client::open`]) and writes its plaintext
+    /// to `out`, checking all `n` columns against the manifest at the end. On error,
+    /// what was written must be discarded (the CLI writes to a temporary file).
+    pub async fn get(
+        self: &Arc<Self>,
+        file: Decoder,
+        out: &mut (dyn Write + Send),
+    ) -> Result<GetReport, ClientError> {
+        let mut segments = self.read(
+            file,
+            ReadOptions {
+                check_whole: true,
+                ..Default::default()
+            },
+        );
+        let mut expected = segments.range();
+        while let Some(segment) = segments.next().await {
+            let segment = segment?;
+            // (Not a debug assertion: advancing `expected` must happen in every build.)
+            if expected.next() != Some(segment.index) {
+                return Err(ClientError::ReadStopped);
+            }
+            out.write_all(&segment.plaintext)
+                .map_err(ClientError::Output)?;
+        }
+        if expected.next().is_some() {
+            return Err(ClientError::ReadStopped);
+        }
+        out.flush().map_err(ClientError::Output)?;
+        Ok(segments.report())
+    }
+
     /// Reads segments of the file `decoder` opens (see the module notes).
     pub fn read(self: &Arc<Self>, decoder: Decoder, options: ReadOptions) -> SegmentStream {
         let all = 0..decoder.layout().segments();
@@ -348,7 +401,7 @@ impl Reader<'_> {
     ) -> Result<bool, ClientError> {
         let layout = *self.decoder.layout();
         let (k, n) = (layout.params().data_columns(), layout.params().columns());
-        let stall = self.client.options.stall_timeout;
+        let stall = self.client.options().stall_timeout;
         let id = self.decoder.manifest().id();
         let mut columns = columns;
         let mut spare: Vec<ColumnSource> = columns.split_off((k + 1).min(columns.len()));
@@ -391,7 +444,7 @@ impl Reader<'_> {
                             column = failed.source.column,
                             "column fetch failed at segment {segment}: {}",
                             match other {
-                                Some(Err(e)) => e,
+                                Some(Err(e)) => e.to_string(),
                                 Some(Ok((s, _))) => format!("sent segment {s}"),
                                 None => "ended".into(),
                             }
@@ -471,7 +524,7 @@ struct ColumnSource {
 /// it stops the fetch.
 struct Fetch {
     source: ColumnSource,
-    rx: mpsc::Receiver<Result<(u64, Vec<u8>), String>>,
+    rx: mpsc::Receiver<Result<(u64, Vec<u8>), FetchError>>,
     task: JoinHandle<()>,
 }
 
@@ -496,10 +549,10 @@ async fn fetch_column(
     layout: Layout,
     range: Range<u64>,
     stall: Duration,
-    tx: mpsc::Sender<Result<(u64, Vec<u8>), String>>,
+    tx: mpsc::Sender<Result<(u64, Vec<u8>), FetchError>>,
 ) {
     let mut next = range.start;
-    let mut errors = Vec::new();
+    let mut last = None;
     for (holder, conn) in &source.holders {
         match stream_segments(
             conn,
@@ -515,20 +568,17 @@ async fn fetch_column(
             Ok(()) => return,
             Err(e) => {
                 debug!(holder = %holder.fmt_short(), column = source.column, "fetch failed: {e}");
-                errors.push(format!("{}: {e}", holder.fmt_short()));
+                last = Some(e);
             }
         }
         if tx.is_closed() {
             return;
         }
     }
-    let _ = tx
-        .send(Err(format!(
-            "every holder of column {} failed: {}",
-            source.column,
-            errors.join("; ")
-        )))
-        .await;
+    // Every holder failed (each logged above): the last one's error speaks for them.
+    if let Some(e) = last {
+        let _ = tx.send(Err(e)).await;
+    }
 }
 
 /// Requests the column's bytes for segments `*next..end` and sends each complete
@@ -540,263 +590,59 @@ async fn stream_segments(
     next: &mut u64,
     end: u64,
     stall: Duration,
-    tx: &mpsc::Sender<Result<(u64, Vec<u8>), String>>,
-) -> Result<(), String> {
+    tx: &mpsc::Sender<Result<(u64, Vec<u8>), FetchError>>,
+) -> Result<(), FetchError> {
     if *next >= end {
         return Ok(());
     }
     let start = layout.column_span(*next).start;
     let stop = layout.column_span(end - 1).end;
     let hash = iroh_blobs::Hash::from_bytes(*hash.as_bytes());
-    let request = GetRequest::blob_ranges(hash, ChunkRanges::bytes(start..stop));
-    let at_start = fsm::start(conn.clone(), request, Default::default());
-    let step = |what: &'static str| move |e: String| format!("{what}: {e}");
-    let connected = timed(stall, at_start.next())
-        .await?
-        .map_err(|e| step("request")(e.to_string()))?;
-    let fsm::ConnectedNext::StartRoot(root) = timed(stall, connected.next())
-        .await?
-        .map_err(|e| step("connect")(e.to_string()))?
-    else {
-        return Err("unexpected response shape".into());
-    };
-    let (mut content, size) = timed(stall, root.next().next())
-        .await?
-        .map_err(|e| step("header")(e.to_string()))?;
+    let get = GetRequest::blob_ranges(hash, ChunkRanges::bytes(start..stop));
+    let (mut content, size) = request::get_blob(conn, get, stall).await?;
     if size != layout.column_len() {
-        return Err(format!(
-            "holder reports {size} bytes, expected {}",
-            layout.column_len()
-        ));
+        return Err(FetchError::WrongSize {
+            size,
+            expected: layout.column_len(),
+        });
     }
     let mut shard: Vec<u8> = Vec::with_capacity(layout.segment_shard_len(*next));
     let mut pos = start;
-    loop {
-        match timed(stall, content.next()).await? {
-            fsm::BlobContentNext::More((more, item)) => {
-                content = more;
-                let item = item.map_err(|e| step("verify")(e.to_string()))?;
-                let BaoContentItem::Leaf(leaf) = item else {
-                    continue;
-                };
-                // Leaves come in order; skip bytes before the segment we need (a leaf
-                // is a whole chunk group, which may start before it).
-                let mut data: &[u8] = &leaf.data;
-                if leaf.offset < pos {
-                    let skip = ((pos - leaf.offset) as usize).min(data.len());
-                    data = &data[skip..];
+    while let Some((more, item)) = request::next_item(content, stall).await? {
+        content = more;
+        let BaoContentItem::Leaf(leaf) = item else {
+            continue;
+        };
+        // Leaves come in order; skip bytes before the segment we need (a leaf is a
+        // whole chunk group, which may start before it).
+        let mut data: &[u8] = &leaf.data;
+        if leaf.offset < pos {
+            let skip = ((pos - leaf.offset) as usize).min(data.len());
+            data = &data[skip..];
+        }
+        while !data.is_empty() && *next < end {
+            let want = layout.segment_shard_len(*next) - shard.len();
+            let take = want.min(data.len());
+            shard.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            pos += take as u64;
+            if shard.len() == layout.segment_shard_len(*next) {
+                let full = std::mem::take(&mut shard);
+                if tx.send(Ok((*next, full))).await.is_err() {
+                    return Ok(()); // the reader dropped this column
                 }
-                while !data.is_empty() && *next < end {
-                    let want = layout.segment_shard_len(*next) - shard.len();
-                    let take = want.min(data.len());
-                    shard.extend_from_slice(&data[..take]);
-                    data = &data[take..];
-                    pos += take as u64;
-                    if shard.len() == layout.segment_shard_len(*next) {
-                        let full = std::mem::take(&mut shard);
-                        if tx.send(Ok((*next, full))).await.is_err() {
-                            return Ok(()); // the reader dropped this column
-                        }
-                        *next += 1;
-                        if *next < end {
-                            shard.reserve(layout.segment_shard_len(*next));
-                        }
-                    }
+                *next += 1;
+                if *next < end {
+                    shard.reserve(layout.segment_shard_len(*next));
                 }
-            }
-            fsm::BlobContentNext::Done(_) => {
-                return if *next >= end {
-                    Ok(())
-                } else {
-                    Err(format!("stream ended at segment {}", *next))
-                };
             }
         }
     }
-}
-
-async fn timed<T>(limit: Duration, fut: impl Future<Output = T>) -> Result<T, String> {
-    tokio::time::timeout(limit, fut)
-        .await
-        .map_err(|_| format!("no progress for {limit:?}"))
-}
-
-/// A raw blob could not be opened.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BlobError {
-    /// No node announces it.
-    #[error("no storage node announces this blob")]
-    NotFound,
-    /// Nodes announce it, but none answered with it.
-    #[error("{holders} nodes announce it but none could serve it: {reasons}")]
-    Unavailable {
-        /// Nodes announcing it.
-        holders: usize,
-        /// What went wrong with each.
-        reasons: String,
-    },
-    /// The DHT failed.
-    #[error(transparent)]
-    Routing(#[from] crate::dht::RoutingError),
-}
-
-/// A blob on a node that holds it, its size proven (verified streaming of its last
-/// chunk).
-#[derive(Debug)]
-pub struct RemoteBlob {
-    conn: Connection,
-    hash: iroh_blobs::Hash,
-    size: u64,
-    stall: Duration,
-}
-
-impl Client {
-    /// Finds a node holding blob `hash` and learns its size.
-    pub async fn open_blob(&self, hash: &Hash) -> Result<RemoteBlob, BlobError> {
-        let holders = self.routing().providers(hash).await?;
-        if holders.is_empty() {
-            return Err(BlobError::NotFound);
-        }
-        let stall = self.options.stall_timeout;
-        let blob_hash = iroh_blobs::Hash::from_bytes(*hash.as_bytes());
-        let mut reasons = Vec::new();
-        for holder in &holders {
-            let attempt = async {
-                let conn = self.dial(*holder, iroh_blobs::ALPN).await?;
-                let size = proven_size(&conn, blob_hash, stall).await?;
-                Ok::<_, String>(RemoteBlob {
-                    conn,
-                    hash: blob_hash,
-                    size,
-                    stall,
-                })
-            };
-            match attempt.await {
-                Ok(blob) => return Ok(blob),
-                Err(e) => reasons.push(format!("{}: {e}", holder.fmt_short())),
-            }
-        }
-        Err(BlobError::Unavailable {
-            holders: holders.len(),
-            reasons: reasons.join("; "),
+    if *next >= end {
+        Ok(())
+    } else {
+        Err(FetchError::Ended {
+            at: layout.column_span(*next).start,
         })
-    }
-}
-
-/// The size of a blob, proven by fetching and verifying its last chunk.
-async fn proven_size(
-    conn: &Connection,
-    hash: iroh_blobs::Hash,
-    stall: Duration,
-) -> Result<u64, String> {
-    let request = GetRequest::blob_ranges(hash, ChunkRanges::last_chunk());
-    let (mut content, size) = blob_content(conn, request, stall).await?;
-    // The size the holder claims is proven once the last chunk verifies against it.
-    loop {
-        match timed(stall, content.next()).await? {
-            fsm::BlobContentNext::More((more, item)) => {
-                item.map_err(|e| format!("verify: {e}"))?;
-                content = more;
-            }
-            fsm::BlobContentNext::Done(_) => return Ok(size),
-        }
-    }
-}
-
-/// Starts a request and returns its content reader and the size the holder claims.
-async fn blob_content(
-    conn: &Connection,
-    request: GetRequest,
-    stall: Duration,
-) -> Result<(fsm::AtBlobContent, u64), String> {
-    let at_start = fsm::start(conn.clone(), request, Default::default());
-    let connected = timed(stall, at_start.next())
-        .await?
-        .map_err(|e| format!("request: {e}"))?;
-    let fsm::ConnectedNext::StartRoot(root) = timed(stall, connected.next())
-        .await?
-        .map_err(|e| format!("connect: {e}"))?
-    else {
-        return Err("unexpected response shape".into());
-    };
-    timed(stall, root.next().next())
-        .await?
-        .map_err(|e| format!("header: {e}"))
-}
-
-impl RemoteBlob {
-    /// Its size in bytes.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// Its bytes in `range`, verified as they arrive. A verification or network failure
-    /// ends the stream with an error.
-    pub fn stream(self, range: Range<u64>) -> impl Stream<Item = Result<Bytes, String>> + Send {
-        let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(4);
-        let task = tokio::spawn(async move {
-            if let Err(e) = self.send_range(range, &tx).await {
-                let _ = tx.send(Err(e)).await;
-            }
-        });
-        let guard = AbortOnDrop(task);
-        n0_future::stream::unfold((rx, guard), |(mut rx, guard)| async move {
-            rx.recv().await.map(|item| (item, (rx, guard)))
-        })
-    }
-
-    async fn send_range(
-        &self,
-        range: Range<u64>,
-        tx: &mpsc::Sender<Result<Bytes, String>>,
-    ) -> Result<(), String> {
-        if range.is_empty() {
-            return Ok(());
-        }
-        let request = GetRequest::blob_ranges(self.hash, ChunkRanges::bytes(range.clone()));
-        let (mut content, _) = blob_content(&self.conn, request, self.stall).await?;
-        let mut sent = range.start;
-        loop {
-            match timed(self.stall, content.next()).await? {
-                fsm::BlobContentNext::More((more, item)) => {
-                    content = more;
-                    let BaoContentItem::Leaf(leaf) = item.map_err(|e| format!("verify: {e}"))?
-                    else {
-                        continue;
-                    };
-                    let start = leaf.offset;
-                    let end = start + leaf.data.len() as u64;
-                    let from = sent.max(start);
-                    let to = range.end.min(end);
-                    if from < to {
-                        let bytes = leaf
-                            .data
-                            .slice((from - start) as usize..(to - start) as usize);
-                        sent = to;
-                        if tx.send(Ok(bytes)).await.is_err() {
-                            return Ok(());
-                        }
-                    }
-                }
-                fsm::BlobContentNext::Done(_) => {
-                    return if sent >= range.end {
-                        Ok(())
-                    } else {
-                        Err(format!("the holder stopped at byte {sent}"))
-                    };
-                }
-            }
-        }
-    }
-}
-
-/// Aborts a task when dropped.
-#[derive(Debug)]
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }

@@ -14,32 +14,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use iroh::EndpointId;
+use mosaic_codec::{Hash, Manifest};
+use mosaic_wire::{
+    proto::{self, NodeStatus},
+    request,
+};
 use n0_future::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::{
-    client::{Client, ClientError, PUT_PIPE_DEPTH, exchange, upload},
-    codec::{Hash, Manifest},
-    proto::{self, NodeStatus, Request, Response},
-};
-
-/// What a blob is to its file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// The manifest (its hash is the file id).
-    Manifest,
-    /// Column `j`.
-    Column(usize),
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Role::Manifest => f.write_str("manifest"),
-            Role::Column(j) => write!(f, "column {j}"),
-        }
-    }
-}
+use crate::{Client, ClientError, PUT_PIPE_DEPTH, PeerError, Role, file_blobs};
 
 /// A blob on one node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,12 +104,12 @@ impl PinReport {
 }
 
 /// What `unpin_blobs` did.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct UnpinReport {
     /// Nodes that confirmed.
     pub done: Vec<EndpointId>,
     /// Nodes that could not be told, and why.
-    pub failed: Vec<(EndpointId, String)>,
+    pub failed: Vec<(EndpointId, PeerError)>,
 }
 
 impl UnpinReport {
@@ -139,20 +122,6 @@ impl UnpinReport {
     }
 }
 
-/// The blobs of a file: manifest first, then columns.
-pub fn file_blobs(manifest: &Manifest) -> Vec<Hash> {
-    std::iter::once(manifest.id())
-        .chain(manifest.columns().iter().copied())
-        .collect()
-}
-
-fn role(index: usize) -> Role {
-    match index {
-        0 => Role::Manifest,
-        j => Role::Column(j - 1),
-    }
-}
-
 impl Client {
     /// Asks `node` for its status and the pins on `hashes` (at most
     /// [`proto::MAX_HASHES`]).
@@ -160,20 +129,9 @@ impl Client {
         &self,
         node: EndpointId,
         hashes: &[Hash],
-    ) -> Result<NodeStatus, String> {
+    ) -> Result<NodeStatus, PeerError> {
         let conn = self.dial(node, proto::ALPN).await?;
-        match exchange(
-            &conn,
-            &Request::Status {
-                hashes: hashes.iter().map(|h| *h.as_bytes()).collect(),
-            },
-        )
-        .await?
-        {
-            Response::Status(status) => Ok(status),
-            Response::Refused { message, .. } => Err(message),
-            other => Err(format!("unexpected answer {other:?}")),
-        }
+        Ok(request::status(&conn, hashes).await?)
     }
 
     /// Nodes announcing any of `hashes` on the DHT, plus `extra`.
@@ -211,7 +169,7 @@ impl Client {
             .enumerate()
             .map(|(i, &hash)| BlobHealth {
                 hash,
-                role: role(i),
+                role: Role::of_index(i),
                 places: Vec::new(),
             })
             .collect();
@@ -303,7 +261,7 @@ impl Client {
                     }
                     Err(e) => report.problems.push(format!(
                         "copying {} to node {}: {e}",
-                        role(i),
+                        Role::of_index(i),
                         candidate.id.fmt_short()
                     )),
                 }
@@ -311,7 +269,7 @@ impl Client {
             if !done {
                 report.problems.push(format!(
                     "{} is pinned nowhere for you: no reachable holder accepted a pin and no other storage node took a copy",
-                    role(i)
+                    Role::of_index(i)
                 ));
             }
         }
@@ -343,31 +301,15 @@ impl Client {
         Ok(report)
     }
 
-    /// Sends `Pin` (or `Unpin`) requests of at most [`proto::MAX_HASHES`] hashes;
-    /// returns the hashes the node does not hold.
+    /// Pins (or unpins) `hashes` on `node`; returns the hashes it does not hold.
     async fn send_pins(
         &self,
         node: EndpointId,
         hashes: &[Hash],
         pin: bool,
-    ) -> Result<Vec<Hash>, String> {
+    ) -> Result<Vec<Hash>, PeerError> {
         let conn = self.dial(node, proto::ALPN).await?;
-        let mut missing = Vec::new();
-        for chunk in hashes.chunks(proto::MAX_HASHES) {
-            let wire = chunk.iter().map(|h| *h.as_bytes()).collect();
-            let request = if pin {
-                Request::Pin { hashes: wire }
-            } else {
-                Request::Unpin { hashes: wire }
-            };
-            match exchange(&conn, &request).await? {
-                Response::Pinned { missing: m } => missing.extend(proto::hashes(&m)),
-                Response::Unpinned => {}
-                Response::Refused { message, .. } => return Err(message),
-                other => return Err(format!("unexpected answer {other:?}")),
-            }
-        }
-        Ok(missing)
+        Ok(request::pin(&conn, hashes, pin).await?)
     }
 
     /// Copies blob `index` of the file to `node`, which stores and pins it for us.
@@ -376,7 +318,9 @@ impl Client {
         manifest: &Manifest,
         index: usize,
         node: EndpointId,
-    ) -> Result<(), String> {
+    ) -> Result<(), ClientError> {
+        let what = Role::of_index(index);
+        let upload_err = |source| ClientError::Upload { node, what, source };
         let conn = self.dial(node, proto::ALPN).await?;
         let hash = file_blobs(manifest)[index];
         let (tx, rx) = mpsc::channel::<Bytes>(PUT_PIPE_DEPTH);
@@ -385,9 +329,9 @@ impl Client {
             let size = bytes.len() as u64;
             let _ = tx.send(bytes).await;
             drop(tx);
-            upload(&conn, size, rx).await?.0
+            request::upload(&conn, size, rx).await.map_err(upload_err)?
         } else {
-            let blob = self.open_blob(&hash).await.map_err(|e| e.to_string())?;
+            let blob = self.open_blob(&hash).await?;
             let size = blob.size();
             let mut stream = Box::pin(blob.stream(0..size));
             let feed = async move {
@@ -396,14 +340,21 @@ impl Client {
                         break;
                     }
                 }
-                Ok::<_, String>(())
+                Ok::<_, request::FetchError>(())
             };
-            let (fed, stored) = tokio::join!(feed, upload(&conn, size, rx));
-            fed?;
-            stored?.0
+            let (fed, stored) = tokio::join!(feed, request::upload(&conn, size, rx));
+            if let Err(source) = fed {
+                return Err(ClientError::Fetch { what, source });
+            }
+            stored.map_err(upload_err)?
         };
-        if stored != hash {
-            return Err(format!("the node stored {stored}, expected {hash}"));
+        if stored.hash != hash {
+            return Err(ClientError::StoredHashMismatch {
+                node,
+                what,
+                got: stored.hash,
+                expected: hash,
+            });
         }
         Ok(())
     }

@@ -1,0 +1,272 @@
+//! Settings, resolved once per command: the flags every command shares ([`Global`]),
+//! the network and client flags, the TOML configuration file (read once, when the
+//! command starts), where Mosaic keeps its files, and the connected client.
+//!
+//! Settings are looked up in one order, everywhere: command-line flag, then environment
+//! variable (`MOSAIC_*`), then the TOML file given by `--config` (`MOSAIC_CONFIG`), then
+//! the default. `docs/operations.md` lists them all; `docs/example.toml` shows the file.
+//!
+//! This module is a leaf: every command module uses it, and it uses none of them.
+
+use std::{
+    fs,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::{Context, Result, anyhow};
+use clap::Args;
+use mosaic_client::{Client, ClientOptions};
+use mosaic_wire::dht::RoutingOptions;
+use serde::Deserialize;
+
+use crate::{
+    gateway::GatewaySection,
+    keyring::Keyring,
+    keys::{self, Keys},
+};
+
+/// Default QUIC port of a storage node.
+pub const DEFAULT_QUIC_PORT: u16 = 4919;
+/// Default DHT port of a storage node.
+pub const DEFAULT_DHT_PORT: u16 = 6881;
+
+/// Options shared by every command that talks to the network.
+#[derive(Debug, Clone, Args)]
+pub struct NetworkArgs {
+    /// DHT addresses (host:port) of nodes to join through, comma separated [clients'
+    /// default: 127.0.0.1:6881, a node on this machine; a node's default: none, it
+    /// starts a network]
+    #[arg(long, env = "MOSAIC_BOOTSTRAP", value_delimiter = ',', global = true)]
+    pub bootstrap: Vec<String>,
+    /// Network name: nodes and clients of different networks ignore each other.
+    #[arg(long, env = "MOSAIC_NETWORK", global = true)]
+    pub network: Option<String>,
+    /// Use n0's public relays for connections that cannot be made directly.
+    #[arg(long, env = "MOSAIC_RELAY", global = true)]
+    pub relay: bool,
+    /// TOML configuration file.
+    #[arg(long, env = "MOSAIC_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+/// Flags every command shares.
+#[derive(Debug, Clone, Default)]
+pub struct Global {
+    /// `--json`.
+    pub json: bool,
+    /// `--key`.
+    pub key: Option<String>,
+    /// The configuration file, read once for the command.
+    pub file: Arc<ConfigFile>,
+}
+
+impl Global {
+    /// Resolves the shared flags once per command, reading the configuration file
+    /// `network` names (if any).
+    pub fn load(json: bool, key: Option<String>, network: Option<&NetworkArgs>) -> Result<Self> {
+        let file = load_config(network.and_then(|n| n.config.as_deref()))?;
+        Ok(Self {
+            json,
+            key,
+            file: Arc::new(file),
+        })
+    }
+
+    /// The identity to act as: `--key`/`MOSAIC_KEY`, else the config file, else
+    /// `default`.
+    pub fn key_name(&self) -> String {
+        self.key
+            .clone()
+            .or_else(|| self.file.key.clone())
+            .unwrap_or_else(|| keys::DEFAULT.to_owned())
+    }
+
+    /// Prints `value` as JSON, or runs `human`.
+    pub fn emit(&self, value: serde_json::Value, human: impl FnOnce() -> Result<()>) -> Result<()> {
+        if self.json {
+            println!("{value}");
+            Ok(())
+        } else {
+            human()
+        }
+    }
+}
+
+/// The TOML configuration file (every field optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Network name.
+    pub network: Option<String>,
+    /// DHT bootstrap addresses.
+    pub bootstrap: Option<Vec<String>>,
+    /// Use relays.
+    pub relay: Option<bool>,
+    /// The client identity (key name) to act as.
+    pub key: Option<String>,
+    /// The gateway `mosaic share` links to.
+    pub gateway_url: Option<String>,
+    /// Node settings.
+    #[serde(default)]
+    pub node: NodeSection,
+    /// Gateway settings.
+    #[serde(default)]
+    pub gateway: GatewaySection,
+}
+
+/// `[node]` in the configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// QUIC listen address.
+    pub listen: Option<SocketAddr>,
+    /// DHT listen address.
+    pub dht_listen: Option<SocketAddr>,
+    /// Published extra addresses.
+    pub public_addr: Option<Vec<SocketAddr>>,
+    /// Capacity, e.g. "500GiB".
+    pub capacity: Option<String>,
+    /// Per-client quota, e.g. "50GiB".
+    pub quota: Option<String>,
+    /// Collection's high watermark, percent of the capacity.
+    pub gc_high: Option<u8>,
+    /// Collection's low watermark, percent of the capacity.
+    pub gc_low: Option<u8>,
+    /// Collection check interval, e.g. "1m".
+    pub gc_interval: Option<String>,
+    /// Accept data from anyone.
+    pub open: Option<bool>,
+    /// Client ids allowed to store.
+    pub allow: Option<Vec<String>>,
+    /// Re-announce interval, e.g. "10m".
+    pub announce_interval: Option<String>,
+    /// Embedded gateway's HTTP address.
+    pub gateway: Option<SocketAddr>,
+}
+
+pub(crate) fn load_config(path: Option<&Path>) -> Result<ConfigFile> {
+    let Some(path) = path else {
+        return Ok(ConfigFile::default());
+    };
+    let text = fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    toml::from_str(&text)
+        .with_context(|| format!("{} is not a valid Mosaic config file", path.display()))
+}
+
+pub(crate) fn routing_options(net: &NetworkArgs, file: &ConfigFile) -> RoutingOptions {
+    RoutingOptions {
+        network: net
+            .network
+            .clone()
+            .or_else(|| file.network.clone())
+            .unwrap_or_else(|| "mosaic".into()),
+        bootstrap: if net.bootstrap.is_empty() {
+            file.bootstrap.clone().unwrap_or_default()
+        } else {
+            net.bootstrap.clone()
+        },
+        ..RoutingOptions::default()
+    }
+}
+
+/// Settings for `put` and `get`.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// UDP address the client binds.
+    #[arg(long, env = "MOSAIC_BIND", default_value = "0.0.0.0:0")]
+    pub bind: SocketAddr,
+    /// How long to wait for one node to answer.
+    #[arg(long, env = "MOSAIC_CONNECT_TIMEOUT", default_value = "5s")]
+    pub connect_timeout: humantime::Duration,
+}
+
+async fn client(g: &Global, net: &NetworkArgs, args: &ClientArgs) -> Result<Arc<Client>> {
+    client_with(g, net, args, RoutingOptions::default().settle).await
+}
+
+/// A client whose DHT lookups stop `settle` after their first results, acting as the
+/// identity `g` names.
+pub(crate) async fn client_with(
+    g: &Global,
+    net: &NetworkArgs,
+    args: &ClientArgs,
+    settle: Duration,
+) -> Result<Arc<Client>> {
+    let file = &g.file;
+    let mut routing = routing_options(net, file);
+    routing.settle = settle;
+    if routing.bootstrap.is_empty() {
+        // A node (or `mosaic devnet`) on this machine, at the default DHT port.
+        routing.bootstrap = vec![format!("127.0.0.1:{DEFAULT_DHT_PORT}")];
+    }
+    let secret = keys()?.identity(&g.key_name())?;
+    Ok(Client::connect(ClientOptions {
+        secret,
+        bind: args.bind,
+        routing,
+        relays: net.relay || file.relay.unwrap_or(false),
+        connect_timeout: args.connect_timeout.into(),
+        stall_timeout: Duration::from_secs(10),
+    })
+    .await?)
+}
+
+/// Runs `f` with a connected client, then closes it (whatever `f` returned).
+pub(crate) fn with_client<T, F, Fut>(
+    g: &Global,
+    net: &NetworkArgs,
+    args: &ClientArgs,
+    f: F,
+) -> Result<T>
+where
+    F: FnOnce(Arc<Client>) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    runtime()?.block_on(async {
+        let client = client(g, net, args).await?;
+        let result = f(client.clone()).await;
+        client.close().await;
+        result
+    })
+}
+
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// The key directory.
+pub fn keys() -> Result<Keys> {
+    Keys::open(&config_home()?)
+}
+
+/// The keyring.
+pub fn keyring() -> Result<Keyring> {
+    Keyring::open(&data_home()?.join("keyring.redb"))
+}
+
+pub(crate) fn data_home() -> Result<PathBuf> {
+    xdg_dir("XDG_DATA_HOME", ".local/share")
+}
+
+/// `$XDG_CONFIG_HOME/mosaic`, else `~/.config/mosaic`.
+pub(crate) fn config_home() -> Result<PathBuf> {
+    xdg_dir("XDG_CONFIG_HOME", ".config")
+}
+
+fn xdg_dir(var: &str, fallback: &str) -> Result<PathBuf> {
+    if let Some(d) = std::env::var_os(var).filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d).join("mosaic"));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| anyhow!("neither {var} nor HOME is set: pass --local-dir"))?;
+    Ok(PathBuf::from(home).join(fallback).join("mosaic"))
+}

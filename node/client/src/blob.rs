@@ -1,0 +1,142 @@
+//! Raw blobs by hash (`/blob/{hash}` on the gateway, and copies when pinning): find a
+//! holder, prove the blob's size, stream any byte range verified.
+
+use std::{ops::Range, time::Duration};
+
+use bao_tree::io::BaoContentItem;
+use bytes::Bytes;
+use iroh::endpoint::Connection;
+use iroh_blobs::protocol::{ChunkRanges, ChunkRangesExt, GetRequest};
+use mosaic_codec::Hash;
+use mosaic_wire::request::{self, FetchError};
+use n0_future::Stream;
+use tokio::{sync::mpsc, task::JoinHandle};
+
+use crate::{BlobError, Client, PeerError};
+
+/// A blob on a node that holds it, its size proven (verified streaming of its last
+/// chunk).
+#[derive(Debug)]
+pub struct RemoteBlob {
+    conn: Connection,
+    hash: iroh_blobs::Hash,
+    size: u64,
+    stall: Duration,
+}
+
+impl Client {
+    /// Finds a node holding blob `hash` and learns its size.
+    pub async fn open_blob(&self, hash: &Hash) -> Result<RemoteBlob, BlobError> {
+        let holders = self.routing().providers(hash).await?;
+        if holders.is_empty() {
+            return Err(BlobError::NotFound);
+        }
+        let stall = self.options().stall_timeout;
+        let blob_hash = iroh_blobs::Hash::from_bytes(*hash.as_bytes());
+        let mut failures = Vec::new();
+        for holder in &holders {
+            let attempt = async {
+                let conn = self.dial(*holder, iroh_blobs::ALPN).await?;
+                let size = proven_size(&conn, blob_hash, stall).await?;
+                Ok::<_, PeerError>(RemoteBlob {
+                    conn,
+                    hash: blob_hash,
+                    size,
+                    stall,
+                })
+            };
+            match attempt.await {
+                Ok(blob) => return Ok(blob),
+                Err(e) => failures.push((*holder, e)),
+            }
+        }
+        Err(BlobError::Unavailable {
+            holders: holders.len(),
+            failures,
+        })
+    }
+}
+
+/// The size of a blob, proven by fetching and verifying its last chunk.
+async fn proven_size(
+    conn: &Connection,
+    hash: iroh_blobs::Hash,
+    stall: Duration,
+) -> Result<u64, FetchError> {
+    let get = GetRequest::blob_ranges(hash, ChunkRanges::last_chunk());
+    let (mut content, size) = request::get_blob(conn, get, stall).await?;
+    // The size the holder claims is proven once the last chunk verifies against it.
+    while let Some((more, _)) = request::next_item(content, stall).await? {
+        content = more;
+    }
+    Ok(size)
+}
+
+impl RemoteBlob {
+    /// Its size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Its bytes in `range`, verified as they arrive. A verification or network failure
+    /// ends the stream with an error.
+    pub fn stream(self, range: Range<u64>) -> impl Stream<Item = Result<Bytes, FetchError>> + Send {
+        let (tx, rx) = mpsc::channel::<Result<Bytes, FetchError>>(4);
+        let task = tokio::spawn(async move {
+            if let Err(e) = self.send_range(range, &tx).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        let guard = AbortOnDrop(task);
+        n0_future::stream::unfold((rx, guard), |(mut rx, guard)| async move {
+            rx.recv().await.map(|item| (item, (rx, guard)))
+        })
+    }
+
+    async fn send_range(
+        &self,
+        range: Range<u64>,
+        tx: &mpsc::Sender<Result<Bytes, FetchError>>,
+    ) -> Result<(), FetchError> {
+        if range.is_empty() {
+            return Ok(());
+        }
+        let get = GetRequest::blob_ranges(self.hash, ChunkRanges::bytes(range.clone()));
+        let (mut content, _) = request::get_blob(&self.conn, get, self.stall).await?;
+        let mut sent = range.start;
+        while let Some((more, item)) = request::next_item(content, self.stall).await? {
+            content = more;
+            let BaoContentItem::Leaf(leaf) = item else {
+                continue;
+            };
+            let start = leaf.offset;
+            let end = start + leaf.data.len() as u64;
+            let from = sent.max(start);
+            let to = range.end.min(end);
+            if from < to {
+                let bytes = leaf
+                    .data
+                    .slice((from - start) as usize..(to - start) as usize);
+                sent = to;
+                if tx.send(Ok(bytes)).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if sent >= range.end {
+            Ok(())
+        } else {
+            Err(FetchError::Ended { at: sent })
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

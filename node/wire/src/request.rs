@@ -1,0 +1,349 @@
+//! Requests to one peer over a connection already made: the storage protocol's
+//! exchanges (one request, one answer, on a new stream) and iroh-blobs' verified gets.
+//! Every caller (client, node, tests) goes through these, so the handshakes are
+//! written once and every failure comes back typed.
+//!
+//! Invariants: a node's refusal comes back as [`RequestError::Refused`] with its
+//! [`Refusal`], never as text; every step of a blob fetch is bounded by a stall timeout;
+//! a blob's claimed size is checked against a limit before any buffer is sized by it.
+
+use std::time::Duration;
+
+use bao_tree::io::BaoContentItem;
+use bytes::Bytes;
+use iroh::endpoint::{ConnectionError, WriteError};
+use iroh_blobs::{
+    get::{GetError, fsm},
+    protocol::GetRequest,
+};
+use mosaic_codec::{ErrorKind, Hash};
+use tokio::sync::mpsc;
+
+use crate::proto::{self, NodeStatus, ProtoError, Refusal, Request, Response};
+
+pub use iroh::endpoint::Connection;
+
+/// A storage-protocol request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// No stream could be opened: the connection is gone.
+    #[error("cannot open a stream: {0}")]
+    Open(#[from] ConnectionError),
+    /// Sending the request or reading the answer failed.
+    #[error(transparent)]
+    Proto(#[from] ProtoError),
+    /// Streaming a blob's bytes failed.
+    #[error("sending the bytes failed: {0}")]
+    Send(#[source] WriteError),
+    /// The node refused; nothing changed there.
+    #[error("{message}")]
+    Refused {
+        /// Why, as the protocol says it.
+        reason: Refusal,
+        /// The node's words, for humans.
+        message: String,
+    },
+    /// The node answered with a message of another kind.
+    #[error("unexpected answer to {request}: {answer}")]
+    Unexpected {
+        /// The request sent.
+        request: &'static str,
+        /// The kind of answer received.
+        answer: &'static str,
+    },
+}
+
+impl RequestError {
+    /// A refusal says its own kind; anything else is the network's.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RequestError::Refused { reason, .. } => reason.kind(),
+            _ => ErrorKind::Network,
+        }
+    }
+
+    /// The node's refusal, if it refused.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            RequestError::Refused { reason, .. } => Some(*reason),
+            _ => None,
+        }
+    }
+}
+
+fn name(request: &Request) -> &'static str {
+    match request {
+        Request::Store { .. } => "Store",
+        Request::Pin { .. } => "Pin",
+        Request::Unpin { .. } => "Unpin",
+        Request::Stat { .. } => "Stat",
+        Request::Status { .. } => "Status",
+    }
+}
+
+fn answer_name(response: &Response) -> &'static str {
+    match response {
+        Response::Stored { .. } => "Stored",
+        Response::Pinned { .. } => "Pinned",
+        Response::Unpinned => "Unpinned",
+        Response::Stat { .. } => "Stat",
+        Response::Status(_) => "Status",
+        Response::Refused { .. } => "Refused",
+    }
+}
+
+/// One request, one answer, on a new stream of `conn`. A refusal is an error.
+pub async fn exchange(conn: &Connection, request: &Request) -> Result<Response, RequestError> {
+    let (mut send, mut recv) = conn.open_bi().await?;
+    proto::write_frame(&mut send, request).await?;
+    let _ = send.finish();
+    match proto::read_frame::<Response>(&mut recv).await? {
+        Response::Refused { reason, message } => Err(RequestError::Refused { reason, message }),
+        answer => Ok(answer),
+    }
+}
+
+fn unexpected(request: &Request, answer: &Response) -> RequestError {
+    RequestError::Unexpected {
+        request: name(request),
+        answer: answer_name(answer),
+    }
+}
+
+fn wire(hashes: &[Hash]) -> Vec<[u8; 32]> {
+    hashes.iter().map(|h| *h.as_bytes()).collect()
+}
+
+/// A node's space, and which of the hashes asked about it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    /// Capacity in bytes.
+    pub capacity: u64,
+    /// Bytes used.
+    pub used: u64,
+    /// For each hash asked about, whether it is held.
+    pub held: Vec<bool>,
+}
+
+/// Asks a node for its space and which of `hashes` it holds.
+pub async fn stat(conn: &Connection, hashes: &[Hash]) -> Result<Stat, RequestError> {
+    let request = Request::Stat {
+        hashes: wire(hashes),
+    };
+    match exchange(conn, &request).await? {
+        Response::Stat {
+            capacity,
+            used,
+            held,
+        } => Ok(Stat {
+            capacity,
+            used,
+            held,
+        }),
+        other => Err(unexpected(&request, &other)),
+    }
+}
+
+/// Asks a node for its status and the pins on `hashes` (at most [`proto::MAX_HASHES`]).
+pub async fn status(conn: &Connection, hashes: &[Hash]) -> Result<NodeStatus, RequestError> {
+    let request = Request::Status {
+        hashes: wire(hashes),
+    };
+    match exchange(conn, &request).await? {
+        Response::Status(status) => Ok(status),
+        other => Err(unexpected(&request, &other)),
+    }
+}
+
+/// Pins (or unpins) `hashes` for the caller, in requests of at most
+/// [`proto::MAX_HASHES`]; returns the hashes the node does not hold (none for unpins).
+pub async fn pin(conn: &Connection, hashes: &[Hash], pin: bool) -> Result<Vec<Hash>, RequestError> {
+    let mut missing = Vec::new();
+    for chunk in hashes.chunks(proto::MAX_HASHES) {
+        let request = if pin {
+            Request::Pin {
+                hashes: wire(chunk),
+            }
+        } else {
+            Request::Unpin {
+                hashes: wire(chunk),
+            }
+        };
+        match exchange(conn, &request).await? {
+            Response::Pinned { missing: m } => missing.extend(proto::hashes(&m)),
+            Response::Unpinned => {}
+            other => return Err(unexpected(&request, &other)),
+        }
+    }
+    Ok(missing)
+}
+
+/// What a node said it stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    /// The hash it computed of the bytes it received.
+    pub hash: Hash,
+    /// Whether the caller's pin on it is new (a failed upload undoes only new pins).
+    pub new_pin: bool,
+}
+
+/// Streams `size` bytes from `rx` to a node as one `Store`; returns the hash the node
+/// computed and whether the pin it recorded for the caller is new. Dropping `rx` early
+/// (when the node stops the stream) tells the sender to stop.
+pub async fn upload(
+    conn: &Connection,
+    size: u64,
+    mut rx: mpsc::Receiver<Bytes>,
+) -> Result<Stored, RequestError> {
+    let (mut send, mut recv) = conn.open_bi().await?;
+    let request = Request::Store { size };
+    proto::write_frame(&mut send, &request).await?;
+    let mut write_error = None;
+    while let Some(chunk) = rx.recv().await {
+        if let Err(e) = send.write_chunk(chunk).await {
+            write_error = Some(e);
+            break;
+        }
+    }
+    drop(rx);
+    let _ = send.finish();
+    match proto::read_frame::<Response>(&mut recv).await {
+        Ok(Response::Stored { hash, new_pin, .. }) => Ok(Stored {
+            hash: Hash::from_bytes(hash),
+            new_pin,
+        }),
+        Ok(Response::Refused { reason, message }) => Err(RequestError::Refused { reason, message }),
+        Ok(other) => Err(unexpected(&request, &other)),
+        // The node's answer explains best; without one, the write error does.
+        Err(e) => Err(match write_error {
+            Some(w) => RequestError::Send(w),
+            None => e.into(),
+        }),
+    }
+}
+
+/// A verified blob fetch (iroh-blobs) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The request failed, or bytes failed verification.
+    #[error(transparent)]
+    Get(#[from] GetError),
+    /// The holder sent nothing for this long.
+    #[error("no progress for {0:?}")]
+    Stalled(Duration),
+    /// The holder answered a single-blob request with something else.
+    #[error("the holder answered with an unexpected response shape")]
+    Shape,
+    /// The blob is larger than the caller allows.
+    #[error("the holder claims {size} bytes, more than the {max} allowed")]
+    TooLarge {
+        /// Claimed size.
+        size: u64,
+        /// The caller's limit.
+        max: u64,
+    },
+    /// The blob's size is not the one the caller knows it must have.
+    #[error("the holder claims {size} bytes, expected {expected}")]
+    WrongSize {
+        /// Claimed size.
+        size: u64,
+        /// The size expected.
+        expected: u64,
+    },
+    /// The holder sent bytes outside the blob.
+    #[error("the holder sent bytes at {offset}, beyond the blob's {size} bytes")]
+    OutOfBounds {
+        /// Where.
+        offset: u64,
+        /// The blob's size.
+        size: u64,
+    },
+    /// The stream ended before the bytes asked for.
+    #[error("the holder stopped at byte {at}")]
+    Ended {
+        /// First byte not received.
+        at: u64,
+    },
+}
+
+impl FetchError {
+    /// A fetch fails because of a peer or the network: another holder may do better.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Network
+    }
+}
+
+/// Runs `fut`, failing with [`FetchError::Stalled`] after `limit`.
+pub async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> Result<T, FetchError> {
+    tokio::time::timeout(limit, fut)
+        .await
+        .map_err(|_| FetchError::Stalled(limit))
+}
+
+/// The one iroh-blobs handshake: starts `request` (a single blob, whole or in ranges)
+/// on `conn` and returns its content reader and the size the holder claims (proven only
+/// once content covering the last chunk verifies). Each step may stall `stall` at most.
+pub async fn get_blob(
+    conn: &Connection,
+    request: GetRequest,
+    stall: Duration,
+) -> Result<(fsm::AtBlobContent, u64), FetchError> {
+    let at_start = fsm::start(conn.clone(), request, Default::default());
+    let connected = within(stall, at_start.next())
+        .await?
+        .map_err(GetError::from)?;
+    let fsm::ConnectedNext::StartRoot(root) = within(stall, connected.next())
+        .await?
+        .map_err(GetError::from)?
+    else {
+        return Err(FetchError::Shape);
+    };
+    Ok(within(stall, root.next().next())
+        .await?
+        .map_err(GetError::from)?)
+}
+
+/// The next verified item of a blob's content, or `None` at its end.
+pub async fn next_item(
+    content: fsm::AtBlobContent,
+    stall: Duration,
+) -> Result<Option<(fsm::AtBlobContent, BaoContentItem)>, FetchError> {
+    match within(stall, content.next()).await? {
+        fsm::BlobContentNext::More((more, item)) => Ok(Some((more, item.map_err(GetError::from)?))),
+        fsm::BlobContentNext::Done(_) => Ok(None),
+    }
+}
+
+/// Fetches a small blob whole (verified), refusing one larger than `max` bytes before
+/// allocating for it.
+pub async fn fetch_small(
+    conn: &Connection,
+    hash: &Hash,
+    max: usize,
+    stall: Duration,
+) -> Result<Vec<u8>, FetchError> {
+    let request = GetRequest::blob(iroh_blobs::Hash::from_bytes(*hash.as_bytes()));
+    let (mut content, size) = get_blob(conn, request, stall).await?;
+    if size > max as u64 {
+        return Err(FetchError::TooLarge {
+            size,
+            max: max as u64,
+        });
+    }
+    let mut out = vec![0u8; size as usize];
+    while let Some((more, item)) = next_item(content, stall).await? {
+        content = more;
+        if let BaoContentItem::Leaf(leaf) = item {
+            let at = leaf.offset as usize;
+            out.get_mut(at..at + leaf.data.len())
+                .ok_or(FetchError::OutOfBounds {
+                    offset: leaf.offset,
+                    size,
+                })?
+                .copy_from_slice(&leaf.data);
+        }
+    }
+    Ok(out)
+}
