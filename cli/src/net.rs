@@ -281,7 +281,7 @@ pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
             "say who may store on this node: --open (anyone) or --allow ID,... (see `mosaic id`)"
         );
     };
-    let mut routing = routing_options(&net, &file);
+    let mut routing = routing_options(&net, file);
     routing.port = Some(dht_listen.port());
     let gateway = match args.gateway.or(n.gateway) {
         None => None,

@@ -35,16 +35,16 @@ pub(crate) enum AppError {
     File {
         /// The file.
         id: Hash,
-        /// What the client said.
-        source: ClientError,
+        /// What the client said (boxed: errors stay small on the happy path).
+        source: Box<ClientError>,
     },
     /// Opening raw blob `hash` failed.
     #[error("{}", blob_detail(.hash, .source))]
     Blob {
         /// The blob.
         hash: Hash,
-        /// What the client said.
-        source: BlobError,
+        /// What the client said (boxed: errors stay small on the happy path).
+        source: Box<BlobError>,
     },
     /// A directory index does not parse.
     #[error("directory {id}: {source}")]
@@ -149,7 +149,7 @@ impl AppError {
     pub(crate) fn file(id: &Hash, source: impl Into<ClientError>) -> Self {
         AppError::File {
             id: *id,
-            source: source.into(),
+            source: Box::new(source.into()),
         }
     }
 }
@@ -207,7 +207,7 @@ mod tests {
             (
                 AppError::Blob {
                     hash: id,
-                    source: BlobError::NotFound,
+                    source: Box::new(BlobError::NotFound),
                 },
                 404,
             ),

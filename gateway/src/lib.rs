@@ -706,7 +706,10 @@ async fn raw_blob(
             what: format!("blob {hash}"),
             limit,
         })?
-        .map_err(|source| AppError::Blob { hash, source })?;
+        .map_err(|source| AppError::Blob {
+            hash,
+            source: Box::new(source),
+        })?;
     let len = blob.size();
     let (status, range) = plan_range(&headers, len, &etag, "blob")?;
     let mut response = if method == Method::HEAD || range.is_empty() {
