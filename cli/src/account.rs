@@ -133,7 +133,7 @@ pub fn key_list(g: &Global) -> Result<()> {
                 "name": name,
                 "kind": kind,
                 "id": id.as_ref().ok().filter(|s| !s.is_empty()),
-                "error": id.as_ref().err(),
+                "error": id.as_ref().err().map(ToString::to_string),
                 "in_use": *name == current,
             })
         })

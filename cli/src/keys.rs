@@ -63,7 +63,7 @@ impl std::fmt::Debug for Exported {
 
 /// A key in a listing: name, kind, and its id (empty for the convergence secret) or
 /// why it cannot be used.
-pub type Listed = (String, Kind, Result<String, String>);
+pub type Listed = (String, Kind, Result<String, identity::IdentityError>);
 
 /// The key directory.
 #[derive(Debug, Clone)]
@@ -209,14 +209,11 @@ impl Keys {
         {
             let name = entry?.file_name().to_string_lossy().into_owned();
             if let Some(stem) = name.strip_suffix(".key") {
-                let id = identity::load_or_create(&self.path(stem))
-                    .map(|k| k.public().to_string())
-                    .map_err(|e| e.to_string());
+                let id = identity::load_or_create(&self.path(stem)).map(|k| k.public().to_string());
                 out.push((stem.to_owned(), Kind::Identity, id));
             } else if name == "convergence.secret" {
-                let ok = identity::load_or_create_secret(&self.path(CONVERGENCE))
-                    .map(|_| String::new())
-                    .map_err(|e| e.to_string());
+                let ok =
+                    identity::load_or_create_secret(&self.path(CONVERGENCE)).map(|_| String::new());
                 out.push((CONVERGENCE.to_owned(), Kind::Convergence, ok));
             }
         }

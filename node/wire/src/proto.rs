@@ -176,6 +176,13 @@ pub enum ProtoError {
     Malformed(#[from] postcard::Error),
 }
 
+impl ProtoError {
+    /// A stream that fails or a peer that sends garbage is the network's problem.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Network
+    }
+}
+
 /// Writes one frame.
 pub async fn write_frame<T: Serialize>(send: &mut SendStream, msg: &T) -> Result<(), ProtoError> {
     let body = postcard::to_stdvec(msg)?;
