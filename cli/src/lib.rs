@@ -5,38 +5,39 @@
 //! and decodes it. Offline commands over a local blob directory, handy without a
 //! network: `encode`, `decode`, `inspect`.
 //!
+//! Modules: `settings` (flags, config file and client, resolved once per command; a
+//! leaf), `serve` (node, gateway, devnet), `transfer` (put, get, nodes), `account`
+//! (keys, keyring), `pins` (pins, status), `offline` (encode, decode, inspect over a
+//! `blob_dir`), `exit` (exit codes from error kinds). Commands depend on `settings` and
+//! on the libraries; `transfer` and `pins` also use `account` (the keyring); nothing
+//! depends on a command module but this dispatcher.
+//!
 //! Output contract: the one result a script wants (a cap, the file's bytes) goes to
 //! stdout; everything for humans goes to stderr; `--json` makes stdout one JSON value
 //! (errors included). Exit codes are listed in `exit::Code` and docs/cli.md.
 
 mod account;
+mod blob_dir;
 mod exit;
 mod files;
 mod gateway;
 mod keyring;
 mod keys;
-mod local;
-mod net;
+mod offline;
 mod output;
+mod pins;
+mod serve;
 mod settings;
+mod transfer;
 mod vault;
 
-use std::{
-    fs::{self, File},
-    io::{self, BufWriter, Write},
-    path::{Path, PathBuf},
-    process::ExitCode,
-};
+use std::{io, path::PathBuf, process::ExitCode};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser, Subcommand};
-use mosaic_codec::{
-    Access, Cap, DEFAULT_DATA_COLUMNS, DEFAULT_PARITY_COLUMNS, DEFAULT_SEGMENT_SIZE, DecodeReport,
-    Decoder, Hash, MAX_MANIFEST_LEN, Manifest, Params, PublicId, ReadCap, decode_file,
-    decode_range, encode,
-};
+use mosaic_codec::{DEFAULT_DATA_COLUMNS, DEFAULT_PARITY_COLUMNS, DEFAULT_SEGMENT_SIZE, Params};
 
-pub use local::LocalStore;
+pub use blob_dir::BlobDir;
 use settings::{ClientArgs, Global, NetworkArgs, data_home};
 
 /// Mosaic: encrypted, erasure-coded, content-addressed storage.
@@ -351,7 +352,7 @@ enum NodeCommand {
         #[command(flatten)]
         network: NetworkArgs,
         #[command(flatten)]
-        args: Box<net::NodeRunArgs>,
+        args: Box<serve::NodeRunArgs>,
     },
     /// Print the node's identity, creating it if needed.
     Id {
@@ -460,14 +461,14 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Node {
             command: NodeCommand::Run { network, args },
-        } => net::node_run(&g, network, *args),
+        } => serve::node_run(&g, network, *args),
         Command::Node {
             command: NodeCommand::Id { data_dir },
-        } => net::node_id(&g, data_dir),
+        } => serve::node_id(&g, data_dir),
         Command::Node {
             command: NodeCommand::Health { data_dir, listen },
-        } => net::node_health(&g, data_dir, listen),
-        Command::Id { .. } => net::client_id(&g),
+        } => serve::node_health(&g, data_dir, listen),
+        Command::Id { .. } => account::client_id(&g),
         Command::Key { command } => match command {
             KeyCommand::New { name } => account::key_new(&g, name),
             KeyCommand::List { .. } => account::key_list(&g),
@@ -491,14 +492,14 @@ fn run(cli: Cli) -> Result<()> {
                     network,
                     client,
                 },
-        } => net::gateway_run(&g, network, client, listen, gateway),
+        } => serve::gateway_run(&g, network, client, listen, gateway),
         Command::Devnet {
             nodes,
             data_dir,
             capacity,
-        } => net::devnet(&g, nodes, data_dir, capacity),
-        Command::Nodes { network, client } => net::nodes(&g, network, client),
-        Command::Status { network, client } => account::status(&g, network, client),
+        } => serve::devnet(&g, nodes, data_dir, capacity),
+        Command::Nodes { network, client } => transfer::nodes(&g, network, client),
+        Command::Status { network, client } => pins::status(&g, network, client),
         Command::Ls => account::ls(&g),
         Command::Share {
             file, gateway_url, ..
@@ -524,17 +525,17 @@ fn run(cli: Cli) -> Result<()> {
                 file,
                 network,
                 client,
-            } => account::pin_add(&g, network, client, &file),
+            } => pins::pin_add(&g, network, client, &file),
             PinCommand::Rm {
                 file,
                 network,
                 client,
-            } => account::pin_rm(&g, network, client, &file),
+            } => pins::pin_rm(&g, network, client, &file),
             PinCommand::Ls {
                 file,
                 network,
                 client,
-            } => account::pin_ls(&g, network, client, file.as_deref()),
+            } => pins::pin_ls(&g, network, client, file.as_deref()),
         },
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "mosaic", &mut io::stdout());
@@ -547,7 +548,7 @@ fn run(cli: Cli) -> Result<()> {
             coding,
             network,
             client,
-        } => net::put_dir(&g, network, client, &file, coding.params()?, name),
+        } => transfer::put_dir(&g, network, client, &file, coding.params()?, name),
         Command::Put {
             file,
             name,
@@ -555,11 +556,11 @@ fn run(cli: Cli) -> Result<()> {
             coding,
             network,
             client,
-        } => net::put(
+        } => transfer::put(
             &g,
             network,
             client,
-            net::PutSpec {
+            transfer::PutSpec {
                 file,
                 params: coding.params()?,
                 public: coding.public,
@@ -573,15 +574,15 @@ fn run(cli: Cli) -> Result<()> {
             output,
             network,
             client,
-        } => net::get(&g, network, client, &cap, output.as_deref()),
+        } => transfer::get(&g, network, client, &cap, output.as_deref()),
         Command::Encode { file, coding } => {
             let params = coding.params()?;
-            let store = LocalStore::open(&dir).with_context(|| {
+            let blobs = BlobDir::open(&dir).with_context(|| {
                 format!("cannot open the local blob directory {}", dir.display())
             })?;
-            cmd_encode(
+            offline::cmd_encode(
                 &g,
-                &store,
+                &blobs,
                 &file,
                 params,
                 coding.public,
@@ -595,7 +596,7 @@ fn run(cli: Cli) -> Result<()> {
             offset,
             length,
         } => {
-            let store = LocalStore::open(&dir).with_context(|| {
+            let blobs = BlobDir::open(&dir).with_context(|| {
                 format!("cannot open the local blob directory {}", dir.display())
             })?;
             if g.json && output.is_none() {
@@ -604,252 +605,14 @@ fn run(cli: Cli) -> Result<()> {
                     "with --json, stdout carries the report: write the file with -o OUT",
                 );
             }
-            cmd_decode(&store, &cap, output.as_deref(), offset, length)?;
+            offline::cmd_decode(&blobs, &cap, output.as_deref(), offset, length)?;
             g.emit(serde_json::json!({"output": output}), || Ok(()))
         }
         Command::Inspect { cap } => {
-            let store = LocalStore::open(&dir).with_context(|| {
+            let blobs = BlobDir::open(&dir).with_context(|| {
                 format!("cannot open the local blob directory {}", dir.display())
             })?;
-            cmd_inspect(&g, &store, &cap)
+            offline::cmd_inspect(&g, &blobs, &cap)
         }
     }
-}
-
-/// `$XDG_DATA_HOME/mosaic`, else `~/.local/share/mosaic`.
-fn cmd_encode(
-    g: &Global,
-    store: &LocalStore,
-    path: &Path,
-    params: Params,
-    public: bool,
-    convergent: bool,
-    media_type: Option<String>,
-) -> Result<()> {
-    let open = || File::open(path).with_context(|| format!("cannot open {}", path.display()));
-    let file = open()?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        bail!("{} is not a regular file", path.display());
-    }
-    let length = meta.len();
-    let metadata = files::metadata_for(path, &meta, media_type);
-    let access = files::access_for(path, length, params, public, convergent)?;
-
-    let n = params.columns();
-    let mut temps = Vec::with_capacity(n);
-    let mut writers = Vec::with_capacity(n);
-    for j in 0..n {
-        let (tmp, f) = store.temp_file(&format!("col{j}"))?;
-        temps.push(tmp);
-        writers.push(BufWriter::with_capacity(1 << 20, f));
-    }
-    let result = encode(
-        params,
-        &access,
-        &metadata,
-        length,
-        io::BufReader::new(file),
-        &mut writers,
-    );
-    let manifest = match result {
-        Ok(m) => m,
-        Err(e) => {
-            for t in &temps {
-                let _ = fs::remove_file(t);
-            }
-            return Err(e).with_context(|| format!("cannot encode {}", path.display()));
-        }
-    };
-    for ((tmp, w), hash) in temps.iter().zip(writers).zip(manifest.columns()) {
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        store.commit(tmp, f, hash)?;
-    }
-    let (tmp, mut f) = store.temp_file("manifest")?;
-    f.write_all(manifest.as_bytes())?;
-    store.commit(&tmp, f, &manifest.id())?;
-
-    let cap = match &access {
-        Access::Public => PublicId { id: manifest.id() }.to_string(),
-        Access::Private(key) => ReadCap {
-            id: manifest.id(),
-            key: key.clone(),
-        }
-        .to_string(),
-    };
-    let value = serde_json::json!({
-        "cap": cap,
-        "id": manifest.id().to_hex(),
-        "size": length,
-        "columns": manifest.columns().iter().map(Hash::to_hex).collect::<Vec<_>>(),
-    });
-    g.emit(value, || {
-        eprintln!(
-            "encoded {} ({length} bytes) into {n} columns ({}+{}), any {} rebuild it; file id {}",
-            path.display(),
-            params.data_columns(),
-            params.parity_columns(),
-            params.data_columns(),
-            manifest.id().fmt_short(),
-        );
-        println!("{cap}");
-        Ok(())
-    })
-}
-
-fn load_manifest(store: &LocalStore, id: &Hash) -> Result<Manifest> {
-    let bytes = store.read_small(id, MAX_MANIFEST_LEN)?.ok_or_else(|| {
-        anyhow!(
-            "file {} is not in the local blob directory: its manifest blob is missing",
-            id.fmt_short()
-        )
-    })?;
-    Ok(Manifest::from_bytes_verified(&bytes, id)?)
-}
-
-fn cmd_decode(
-    store: &LocalStore,
-    cap: &str,
-    output: Option<&Path>,
-    offset: Option<u64>,
-    length: Option<u64>,
-) -> Result<()> {
-    let cap: Cap = cap.parse()?;
-    let manifest = load_manifest(store, &cap.id())?;
-    let key = match &cap {
-        Cap::Read(c) => Some(&c.key),
-        Cap::Public(_) => None,
-    };
-    let mut decoder = Decoder::new(manifest.clone(), key)?;
-    let mut columns: Vec<Option<File>> = manifest
-        .columns()
-        .iter()
-        .map(|h| store.open_blob(h))
-        .collect::<io::Result<_>>()?;
-    let file_len = manifest.layout().length();
-    let range = match (offset, length) {
-        (None, None) => None,
-        (o, l) => {
-            let start = o.unwrap_or(0);
-            let end = l.map_or(file_len, |l| start.saturating_add(l).min(file_len));
-            Some(start..end.max(start))
-        }
-    };
-    let run = |out: &mut dyn Write, decoder: &mut Decoder, columns: &mut [Option<File>]| {
-        let mut out = BufWriter::with_capacity(1 << 20, out);
-        let report = match &range {
-            None => decode_file(decoder, columns, &mut out)?,
-            Some(r) => decode_range(decoder, columns, r.clone(), &mut out)?,
-        };
-        out.flush()?;
-        anyhow::Ok(report)
-    };
-    let report = match output {
-        None => run(&mut io::stdout().lock(), &mut decoder, &mut columns)?,
-        Some(path) => {
-            let mut out = output::AtomicFile::create(path)?;
-            let report = run(&mut out, &mut decoder, &mut columns)?;
-            out.commit()?;
-            report
-        }
-    };
-    warn_faults(&report);
-    Ok(())
-}
-
-fn warn_faults(report: &DecodeReport) {
-    for (c, fault) in &report.faults {
-        eprintln!("warning: column {c} is {fault}; the file was rebuilt from the others");
-    }
-}
-
-fn cmd_inspect(g: &Global, store: &LocalStore, cap: &str) -> Result<()> {
-    let cap: Cap = cap.parse()?;
-    let manifest = load_manifest(store, &cap.id())?;
-    if g.json {
-        let layout = manifest.layout();
-        let params = layout.params();
-        let key = match &cap {
-            Cap::Read(c) => Some(&c.key),
-            Cap::Public(_) => None,
-        };
-        let metadata = Decoder::new(manifest.clone(), key).ok().map(|d| {
-            let m = d.metadata();
-            serde_json::json!({"name": m.name, "media_type": m.media_type})
-        });
-        let columns = manifest
-            .columns()
-            .iter()
-            .map(|h| {
-                Ok(serde_json::json!({"hash": h.to_hex(), "here": store.open_blob(h)?.is_some()}))
-            })
-            .collect::<io::Result<Vec<_>>>()?;
-        println!(
-            "{}",
-            serde_json::json!({
-                "id": manifest.id().to_hex(),
-                "public_id": PublicId { id: manifest.id() }.to_string(),
-                "suite": format!("{:?}", manifest.suite()),
-                "length": layout.length(),
-                "k": params.data_columns(),
-                "m": params.parity_columns(),
-                "segment_size": params.segment_size(),
-                "segments": layout.segments(),
-                "shard_len": layout.shard_len(),
-                "column_len": layout.column_len(),
-                "columns": columns,
-                "metadata": metadata,
-            })
-        );
-        return Ok(());
-    }
-    let layout = manifest.layout();
-    let params = layout.params();
-    let mut out = io::stdout().lock();
-    writeln!(out, "file id      {}", manifest.id())?;
-    writeln!(out, "public id    {}", PublicId { id: manifest.id() })?;
-    writeln!(out, "suite        {:?}", manifest.suite())?;
-    writeln!(out, "length       {} bytes", layout.length())?;
-    writeln!(
-        out,
-        "coding       k={} m={}, segment {} bytes, {} segments, shard {} bytes",
-        params.data_columns(),
-        params.parity_columns(),
-        params.segment_size(),
-        layout.segments(),
-        layout.shard_len()
-    )?;
-    writeln!(out, "column len   {} bytes", layout.column_len())?;
-    for (j, h) in manifest.columns().iter().enumerate() {
-        let here = store.open_blob(h)?.is_some();
-        writeln!(
-            out,
-            "column {j:<3}   {h} {}",
-            if here { "" } else { "(not here)" }
-        )?;
-    }
-    let key = match &cap {
-        Cap::Read(c) => Some(&c.key),
-        Cap::Public(_) => None,
-    };
-    match Decoder::new(manifest, key) {
-        Ok(d) => {
-            let m = d.metadata();
-            writeln!(out, "name         {}", m.name.as_deref().unwrap_or("-"))?;
-            writeln!(
-                out,
-                "media type   {}",
-                m.media_type.as_deref().unwrap_or("-")
-            )?;
-            if let Some(t) = m.modified {
-                let secs = t
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs() as i64)
-                    .unwrap_or_else(|e| -(e.duration().as_secs() as i64));
-                writeln!(out, "modified     {secs} (unix seconds)")?;
-            }
-        }
-        Err(e) => writeln!(out, "metadata     not readable: {e}")?,
-    }
-    Ok(())
 }

@@ -252,6 +252,7 @@ pub fn keyring() -> Result<Keyring> {
     Keyring::open(&data_home()?.join("keyring.redb"))
 }
 
+/// `$XDG_DATA_HOME/mosaic`, else `~/.local/share/mosaic`.
 pub(crate) fn data_home() -> Result<PathBuf> {
     xdg_dir("XDG_DATA_HOME", ".local/share")
 }

@@ -15,11 +15,11 @@ use mosaic_codec::Hash;
 
 /// A blob directory.
 #[derive(Debug, Clone)]
-pub struct LocalStore {
+pub struct BlobDir {
     root: PathBuf,
 }
 
-impl LocalStore {
+impl BlobDir {
     /// Opens (creating if needed) the store at `root`.
     pub fn open(root: &Path) -> io::Result<Self> {
         fs::create_dir_all(root.join("blobs"))?;
@@ -34,7 +34,7 @@ impl LocalStore {
         self.root.join("blobs").join(hash.to_hex())
     }
 
-    /// A new temporary file to write a blob into before [`LocalStore::commit`].
+    /// A new temporary file to write a blob into before [`BlobDir::commit`].
     pub fn temp_file(&self, tag: &str) -> io::Result<(PathBuf, File)> {
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce).map_err(|e| io::Error::other(e.to_string()))?;
