@@ -2,7 +2,7 @@
 //! so their total stays under a byte budget.
 //!
 //! An entry is one segment's `k` data shards (see
-//! [`mosaic_client::read::SegmentCache`]): ciphertext for private files, so the cache
+//! [`mosaic_client::SegmentCache`]): ciphertext for private files, so the cache
 //! never holds a private file's plaintext and never serves a segment to a request
 //! without the key (the reader opens every entry, and drops one that does not open).
 //! Layout: `DIR/<file id hex>/<segment index>`. The index (sizes, recency) lives in
