@@ -628,3 +628,32 @@ fn pin_add_copies_a_column_its_holder_will_not_pin_to_a_new_node() {
     ));
     assert_eq!(fs::read(&out).unwrap(), data);
 }
+
+/// Regression: when one node refuses a column (full), the encoder stops and the other
+/// columns' uploads end short, which their nodes refuse as malformed. The put must
+/// report the node that stopped it (exit 6, "this node is full"), not whichever cut-short
+/// column comes first. Placement is random per put, so three puts put the full node
+/// behind some cut-short column with probability 1 - (1/5)^3.
+#[test]
+fn a_put_stopped_by_one_full_node_reports_that_node_not_the_columns_cut_short() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut c = Cluster::start(5, &["--open"]);
+    c.kill(4);
+    let args = &mut c.nodes[4].args;
+    let at = args.iter().position(|a| a == "--capacity").unwrap();
+    args[at + 1] = "1MiB".into();
+    c.spawn(4);
+    c.wait_for_nodes(5);
+    for i in 0..3 {
+        // 24 segments: more than the pipe holds, so the encoder is still running when
+        // the full node refuses, and the other four columns are cut short.
+        let (file, _) = write_file(c.tmp.path(), &format!("big{i}.bin"), 24 << 20);
+        let out = c.mosaic(&["put", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("this node is full"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}

@@ -31,7 +31,7 @@ use bytes::Bytes;
 use iroh::{EndpointId, endpoint::Connection};
 use mosaic_codec::{Access, EncodeError, Encoder, Hash, Layout, Manifest, Metadata, Params};
 use mosaic_wire::{
-    proto::Request,
+    proto::{Refusal, Request},
     request::{self, Stored},
 };
 use tokio::sync::mpsc;
@@ -196,13 +196,19 @@ async fn upload_columns(
         });
     }
     let Some(manifest) = encoded? else {
-        // The encoder stops early only when an upload went away: its error explains.
-        return Err(confirmed.into_iter().find_map(Result::err).unwrap_or(
+        // The encoder stops early only when an upload went away. The node that stopped
+        // it explains; the other columns, cut short by the stop, are refused as
+        // malformed ("fewer bytes than announced") and explain nothing.
+        let mut errors: Vec<ClientError> = confirmed.into_iter().filter_map(Result::err).collect();
+        let cause = errors.iter().position(|e| !cut_short(e)).unwrap_or(0);
+        return Err(if errors.is_empty() {
             ClientError::UploadStopped {
                 node: nodes[0].id,
                 what: Role::Column(0),
-            },
-        ));
+            }
+        } else {
+            errors.swap_remove(cause)
+        });
     };
     for (column, (answer, node)) in confirmed.into_iter().zip(nodes).enumerate() {
         let got = answer?;
@@ -217,6 +223,11 @@ async fn upload_columns(
         }
     }
     Ok(manifest)
+}
+
+/// Whether an upload failed only because the encoder stopped feeding it.
+fn cut_short(e: &ClientError) -> bool {
+    matches!(e, ClientError::Upload { source, .. } if source.refusal() == Some(Refusal::BadRequest))
 }
 
 /// The encoder's loop, on a blocking thread: `None` if an upload went away.
