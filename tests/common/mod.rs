@@ -98,7 +98,11 @@ impl Cluster {
         let node = &mut self.nodes[i];
         let mut child = Command::new(env!("CARGO_BIN_EXE_mosaic"))
             .args(&node.args)
-            .env("RUST_LOG", "info")
+            // MOSAIC_TEST_LOG raises the nodes' log level when a test is being debugged.
+            .env(
+                "RUST_LOG",
+                std::env::var("MOSAIC_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -31,7 +31,7 @@ use bytes::Bytes;
 use iroh::{EndpointId, endpoint::Connection};
 use mosaic_codec::{Access, EncodeError, Encoder, Hash, Layout, Manifest, Metadata, Params};
 use mosaic_wire::{
-    proto::{Refusal, Request},
+    proto::Request,
     request::{self, Stored},
 };
 use tokio::sync::mpsc;
@@ -195,20 +195,20 @@ async fn upload_columns(
             }),
         });
     }
-    let Some(manifest) = encoded? else {
-        // The encoder stops early only when an upload went away. The node that stopped
-        // it explains; the other columns, cut short by the stop, are refused as
-        // malformed ("fewer bytes than announced") and explain nothing.
-        let mut errors: Vec<ClientError> = confirmed.into_iter().filter_map(Result::err).collect();
-        let cause = errors.iter().position(|e| !cut_short(e)).unwrap_or(0);
-        return Err(if errors.is_empty() {
-            ClientError::UploadStopped {
-                node: nodes[0].id,
-                what: Role::Column(0),
-            }
-        } else {
-            errors.swap_remove(cause)
-        });
+    let manifest = match encoded? {
+        Ok(manifest) => manifest,
+        // The encoder stops early only when an upload went away: that column's error
+        // explains. The other columns, cut short by the stop, are refused as malformed
+        // (or end without an answer) and explain nothing.
+        Err(gone) => {
+            return Err(match confirmed.swap_remove(gone) {
+                Err(e) => e,
+                Ok(_) => ClientError::UploadStopped {
+                    node: nodes[gone].id,
+                    what: Role::Column(gone),
+                },
+            });
+        }
     };
     for (column, (answer, node)) in confirmed.into_iter().zip(nodes).enumerate() {
         let got = answer?;
@@ -225,17 +225,13 @@ async fn upload_columns(
     Ok(manifest)
 }
 
-/// Whether an upload failed only because the encoder stopped feeding it.
-fn cut_short(e: &ClientError) -> bool {
-    matches!(e, ClientError::Upload { source, .. } if source.refusal() == Some(Refusal::BadRequest))
-}
-
-/// The encoder's loop, on a blocking thread: `None` if an upload went away.
+/// The encoder's loop, on a blocking thread: `Err(j)` if column `j`'s upload went
+/// away (the first one the encoder found gone).
 fn encode(
     input: Input,
     encoding: Encoding,
     senders: Vec<mpsc::Sender<Bytes>>,
-) -> Result<Option<Manifest>, ClientError> {
+) -> Result<Result<Manifest, usize>, ClientError> {
     let Input { path, file, length } = input;
     let mut reader = BufReader::with_capacity(
         1 << 20,
@@ -246,9 +242,9 @@ fn encode(
     );
     let mut encoder = Encoder::new(encoding.params, &encoding.access, length)?;
     while let Some(stripe) = encoder.next_stripe(&mut reader)? {
-        for (tx, shard) in senders.iter().zip(stripe.shards()) {
+        for (column, (tx, shard)) in senders.iter().zip(stripe.shards()).enumerate() {
             if tx.blocking_send(Bytes::copy_from_slice(shard)).is_err() {
-                return Ok(None);
+                return Ok(Err(column));
             }
         }
     }
@@ -262,7 +258,7 @@ fn encode(
         return Err(EncodeError::InputTooLong { expected: length }.into());
     }
     drop(senders);
-    Ok(Some(encoder.finish(&encoding.metadata)?))
+    Ok(Ok(encoder.finish(&encoding.metadata)?))
 }
 
 /// Stage 4: the manifest, on every column's node.
