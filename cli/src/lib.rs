@@ -54,6 +54,10 @@ pub struct Cli {
     /// else "default"]
     #[arg(long, global = true, env = "MOSAIC_KEY")]
     pub key: Option<String>,
+    /// After a network command, print on stderr where its time went: each DHT lookup,
+    /// dial and request, when it started and how long it took.
+    #[arg(long, global = true)]
+    pub timings: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -457,7 +461,8 @@ fn run(cli: Cli) -> Result<()> {
         Some(d) => d,
         None => data_home()?.join("local"),
     };
-    let g = Global::load(cli.json, cli.key, cli.command.network())?;
+    let mut g = Global::load(cli.json, cli.key, cli.command.network())?;
+    g.timings = cli.timings;
     match cli.command {
         Command::Node {
             command: NodeCommand::Run { network, args },

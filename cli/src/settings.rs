@@ -59,6 +59,8 @@ pub struct Global {
     pub json: bool,
     /// `--key`.
     pub key: Option<String>,
+    /// `--timings`.
+    pub timings: bool,
     /// The configuration file, read once for the command.
     pub file: Arc<ConfigFile>,
 }
@@ -71,6 +73,7 @@ impl Global {
         Ok(Self {
             json,
             key,
+            timings: false,
             file: Arc::new(file),
         })
     }
@@ -232,8 +235,23 @@ where
         let client = client(g, net, args).await?;
         let result = f(client.clone()).await;
         client.close().await;
+        if g.timings {
+            print_timings(&client);
+        }
         result
     })
+}
+
+/// `--timings`: the client's steps on stderr, one per line.
+pub(crate) fn print_timings(client: &Client) {
+    eprintln!("   start ms  took ms  step");
+    for step in client.timings().steps() {
+        eprintln!("{step}");
+    }
+    eprintln!(
+        "{:>9.1} ms total",
+        client.timings().elapsed().as_secs_f64() * 1e3
+    );
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {

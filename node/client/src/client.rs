@@ -1,12 +1,18 @@
-//! The client itself: one iroh endpoint, one DHT node in client mode, and a cache of
-//! live connections. The operations live beside it, one file each: `put.rs`,
+//! The client itself: one iroh endpoint, one DHT node in client mode, a cache of live
+//! connections and of the addresses nodes published, and a record of where its time
+//! went ([`Timings`]). The operations live beside it, one file each: `put.rs`,
 //! `get.rs`, `blob.rs`, `pins.rs`.
+//!
+//! Finding a file costs one DHT lookup: every node that holds a column of a file also
+//! holds its manifest and announces it, so the manifest's providers are the file's
+//! holders ([`Client::open`]); which column each holds, one `Stat` request asks
+//! (`get.rs`). Addresses are looked up once per node and kept while they work.
 
 use std::{
     collections::HashMap,
     net::SocketAddr,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use iroh::{Endpoint, EndpointId, SecretKey, endpoint::Connection};
@@ -18,9 +24,16 @@ use mosaic_wire::{
     request::{self, Stat},
 };
 use n0_future::StreamExt;
+use tokio::sync::{OnceCell, watch};
 use tracing::debug;
 
-use crate::{ClientError, PeerError};
+use crate::{ClientError, PeerError, timings::Timings};
+
+/// Files whose holders a client remembers (the gateway reads the same files again and
+/// again); older entries are dropped first.
+const MAX_KNOWN_FILES: usize = 1024;
+/// How long a file's holder list is trusted before it is looked up again.
+const HOLDERS_TTL: Duration = Duration::from_secs(60);
 
 /// How a client connects.
 #[derive(Debug, Clone)]
@@ -59,7 +72,110 @@ pub struct Client {
     endpoint: Endpoint,
     routing: Routing,
     options: ClientOptions,
-    conns: Mutex<HashMap<(EndpointId, &'static [u8]), Connection>>,
+    conns: Mutex<HashMap<(EndpointId, &'static [u8]), Arc<OnceCell<Connection>>>>,
+    dialer: Arc<Dialer>,
+    holders: Mutex<HashMap<Hash, (Instant, watch::Receiver<Holders>)>>,
+    timings: Arc<Timings>,
+}
+
+/// What dialing needs, shared with the tasks that dial.
+#[derive(Debug)]
+struct Dialer {
+    endpoint: Endpoint,
+    routing: Routing,
+    connect_timeout: Duration,
+    addrs: Mutex<HashMap<EndpointId, Arc<OnceCell<Vec<SocketAddr>>>>>,
+    timings: Arc<Timings>,
+}
+
+impl Dialer {
+    /// Connects with the address known for `id`, else (or if that fails) the one it
+    /// publishes now. One lookup per node, however many dials want it at once.
+    async fn dial(&self, id: EndpointId, alpn: &'static [u8]) -> Result<Connection, DialError> {
+        let cell = self.addr_cell(id);
+        let known = cell.initialized();
+        let addrs = cell.get_or_try_init(|| self.resolve(id)).await?.clone();
+        match self.connect(id, &addrs, alpn).await {
+            Err(_) if known => {
+                // The node may have moved since: look it up again.
+                self.forget_addr(id, &cell);
+                let cell = self.addr_cell(id);
+                let addrs = cell.get_or_try_init(|| self.resolve(id)).await?.clone();
+                self.connect(id, &addrs, alpn).await
+            }
+            result => result,
+        }
+    }
+
+    fn addr_cell(&self, id: EndpointId) -> Arc<OnceCell<Vec<SocketAddr>>> {
+        self.addrs
+            .lock()
+            .expect("not poisoned")
+            .entry(id)
+            .or_default()
+            .clone()
+    }
+
+    fn forget_addr(&self, id: EndpointId, stale: &Arc<OnceCell<Vec<SocketAddr>>>) {
+        let mut addrs = self.addrs.lock().expect("not poisoned");
+        if addrs.get(&id).is_some_and(|c| Arc::ptr_eq(c, stale)) {
+            addrs.remove(&id);
+        }
+    }
+
+    /// Looks up the addresses `id` published; none is an error.
+    async fn resolve(&self, id: EndpointId) -> Result<Vec<SocketAddr>, DialError> {
+        let started = Instant::now();
+        let found = self.routing.resolve(&id).await;
+        let what = format!("dht lookup: address of {}", id.fmt_short());
+        match found {
+            Ok(addrs) if addrs.is_empty() => {
+                self.timings.record(what, started, "no address record");
+                Err(DialError::NoAddress { node: id })
+            }
+            Ok(addrs) => {
+                self.timings
+                    .record(what, started, format!("{} addresses", addrs.len()));
+                Ok(addrs)
+            }
+            Err(source) => {
+                self.timings.record(what, started, source.to_string());
+                Err(DialError::Resolve { node: id, source })
+            }
+        }
+    }
+
+    async fn connect(
+        &self,
+        id: EndpointId,
+        addrs: &[SocketAddr],
+        alpn: &'static [u8],
+    ) -> Result<Connection, DialError> {
+        let started = Instant::now();
+        let result = endpoint::connect(&self.endpoint, id, addrs, alpn, self.connect_timeout).await;
+        self.timings.record(
+            format!(
+                "connect {} ({})",
+                id.fmt_short(),
+                String::from_utf8_lossy(alpn)
+            ),
+            started,
+            match &result {
+                Ok(_) => "ok".to_owned(),
+                Err(e) => e.to_string(),
+            },
+        );
+        result
+    }
+}
+
+/// The holders of a file found so far (see [`Client::holders_of`]).
+#[derive(Debug, Default)]
+pub(crate) struct Holders {
+    /// In the order found.
+    pub ids: Vec<EndpointId>,
+    /// The lookup has ended.
+    pub done: bool,
 }
 
 impl Client {
@@ -74,18 +190,40 @@ impl Client {
         .await?;
         let mut routing_options = options.routing.clone();
         routing_options.server = false;
+        let timings = Arc::new(Timings::default());
+        let started = Instant::now();
         let routing = Routing::spawn(routing_options, None)?;
         if !routing.bootstrapped().await {
             return Err(ClientError::NoNetwork {
                 bootstrap: options.routing.bootstrap.clone(),
             });
         }
+        let table = routing.routing_table_size().await.unwrap_or(0);
+        timings.record(
+            "dht join",
+            started,
+            format!("{table} nodes in the routing table"),
+        );
         Ok(Arc::new(Self {
-            endpoint,
-            routing,
-            options,
+            endpoint: endpoint.clone(),
+            routing: routing.clone(),
+            options: options.clone(),
             conns: Mutex::new(HashMap::new()),
+            dialer: Arc::new(Dialer {
+                endpoint: endpoint.clone(),
+                routing: routing.clone(),
+                connect_timeout: options.connect_timeout,
+                addrs: Mutex::new(HashMap::new()),
+                timings: timings.clone(),
+            }),
+            holders: Mutex::new(HashMap::new()),
+            timings,
         }))
+    }
+
+    /// Where this client's time went so far.
+    pub fn timings(&self) -> &Timings {
+        &self.timings
     }
 
     /// This client's identity.
@@ -106,33 +244,66 @@ impl Client {
     /// Closes the endpoint, giving live connections a moment to close gracefully (a
     /// connection to a dead peer would otherwise hold this up for seconds).
     pub async fn close(&self) {
-        let _ = tokio::time::timeout(Duration::from_millis(500), self.endpoint.close()).await;
+        let started = Instant::now();
+        let conns: Vec<Connection> = self
+            .conns
+            .lock()
+            .expect("not poisoned")
+            .drain()
+            .filter_map(|(_, c)| c.get().cloned())
+            .collect();
+        for conn in &conns {
+            conn.close(0u32.into(), b"done");
+        }
+        let closed = tokio::time::timeout(Duration::from_millis(500), self.endpoint.close()).await;
+        self.timings.record(
+            "close",
+            started,
+            if closed.is_ok() {
+                "done"
+            } else {
+                "gave up waiting"
+            },
+        );
     }
 
-    /// Dials `id` on `alpn`, reusing a live connection.
+    /// Dials `id` on `alpn`, reusing a live connection (or one being made) and a
+    /// known address. The handshake runs in its own task: a caller that stops waiting
+    /// (a get that has what it needs) never leaves a half-made connection behind, which
+    /// would hold up [`Client::close`] for a handshake timeout.
     pub(crate) async fn dial(
         &self,
         id: EndpointId,
         alpn: &'static [u8],
     ) -> Result<Connection, DialError> {
-        if let Some(c) = self.conns.lock().expect("not poisoned").get(&(id, alpn)) {
-            if c.close_reason().is_none() {
-                return Ok(c.clone());
+        self.start_dial(id, alpn)
+            .await
+            .expect("dial tasks do not panic")
+    }
+
+    /// Starts dialing `id` on `alpn` (see [`Client::dial`]) without waiting: a
+    /// connection the caller will need next is ready when it asks.
+    pub(crate) fn start_dial(
+        &self,
+        id: EndpointId,
+        alpn: &'static [u8],
+    ) -> tokio::task::JoinHandle<Result<Connection, DialError>> {
+        let cell = {
+            let mut conns = self.conns.lock().expect("not poisoned");
+            let cell = conns.entry((id, alpn)).or_default();
+            if cell.get().is_some_and(|c| c.close_reason().is_some()) {
+                *cell = Arc::default();
             }
-        }
-        let conn = endpoint::dial(
-            &self.endpoint,
-            &self.routing,
-            id,
-            alpn,
-            self.options.connect_timeout,
-        )
-        .await?;
-        self.conns
-            .lock()
-            .expect("not poisoned")
-            .insert((id, alpn), conn.clone());
-        Ok(conn)
+            cell.clone()
+        };
+        let dialer = self.dialer.clone();
+        // The task, not this future, fills the cell: it finishes even if we stop waiting,
+        // and later callers wait for it instead of dialing again.
+        tokio::spawn(async move {
+            cell.get_or_try_init(|| dialer.dial(id, alpn))
+                .await
+                .cloned()
+        })
     }
 
     /// Finds storage nodes and asks each for its space. Returns how many were announced,
@@ -157,31 +328,111 @@ impl Client {
         Ok((found, nodes))
     }
 
-    /// Fetches and checks the manifest of file `id`, asking every holder at once and
-    /// taking the first answer (a dead holder costs no more than the others' answers).
-    pub async fn manifest(&self, id: &Hash) -> Result<Manifest, ClientError> {
-        let holders = self.routing.providers(id).await?;
-        let stall = self.options.stall_timeout;
-        let mut attempts: n0_future::FuturesUnordered<_> = holders
-            .iter()
-            .map(|&holder| async move {
-                let conn = self.dial(holder, iroh_blobs::ALPN).await?;
-                let bytes = request::fetch_small(&conn, id, MAX_MANIFEST_LEN, stall).await?;
-                Ok::<_, PeerError>(bytes)
-            })
-            .collect();
-        while let Some(attempt) = attempts.next().await {
-            match attempt {
-                // The bytes hash to the id: every holder has these same bytes, so a
-                // manifest that does not parse is the file's own fault.
-                Ok(bytes) => return Ok(Manifest::from_bytes_verified(&bytes, id)?),
-                Err(e) => debug!("manifest fetch failed: {e}"),
+    /// The nodes holding file `id` (those that announce its manifest), as a lookup finds
+    /// them: a list that grows, and `done` once the lookup has ended. A list younger
+    /// than [`HOLDERS_TTL`] is reused, the lookup behind it still running or not.
+    pub(crate) async fn holders_of(
+        &self,
+        id: &Hash,
+    ) -> Result<watch::Receiver<Holders>, ClientError> {
+        {
+            let mut known = self.holders.lock().expect("not poisoned");
+            if let Some((at, rx)) = known.get(id) {
+                if at.elapsed() < HOLDERS_TTL {
+                    return Ok(rx.clone());
+                }
+            }
+            known.retain(|_, (at, _)| at.elapsed() < HOLDERS_TTL);
+            if known.len() >= MAX_KNOWN_FILES {
+                known.clear();
             }
         }
-        Err(ClientError::ManifestUnavailable {
-            id: *id,
-            holders: holders.len(),
-        })
+        let started = Instant::now();
+        let mut lookup = self.routing.providers_stream(id).await?;
+        let (tx, rx) = watch::channel(Holders::default());
+        let timings = self.timings.clone();
+        let what = format!("dht lookup: holders of file {}", id.fmt_short());
+        tokio::spawn(async move {
+            while let Some(holder) = lookup.next().await {
+                if tx.is_closed() {
+                    return;
+                }
+                if tx.borrow().ids.is_empty() {
+                    timings.record(what.clone(), started, "first holder found");
+                }
+                tx.send_modify(|h| h.ids.push(holder));
+            }
+            tx.send_modify(|h| h.done = true);
+            let found = tx.borrow().ids.len();
+            timings.record(what, started, format!("lookup ended, {found} holders"));
+        });
+        self.holders
+            .lock()
+            .expect("not poisoned")
+            .insert(*id, (Instant::now(), rx.clone()));
+        Ok(rx)
+    }
+
+    /// Forgets the holders found for file `id` (they failed): the next read looks again.
+    pub(crate) fn forget_holders(&self, id: &Hash) {
+        self.holders.lock().expect("not poisoned").remove(id);
+    }
+
+    /// Fetches and checks the manifest of file `id`, asking each holder as soon as the
+    /// lookup finds it and taking the first answer (a dead holder costs no more than
+    /// the others' answers).
+    pub async fn manifest(&self, id: &Hash) -> Result<Manifest, ClientError> {
+        let started = Instant::now();
+        let mut holders = self.holders_of(id).await?;
+        let stall = self.options.stall_timeout;
+        let mut attempts = n0_future::FuturesUnordered::new();
+        let mut asked = 0;
+        loop {
+            let (new, done) = {
+                let h = holders.borrow_and_update();
+                (h.ids[asked..].to_vec(), h.done)
+            };
+            asked += new.len();
+            for holder in new {
+                // Reading the file next asks each holder which columns it has, on the
+                // storage protocol: connect now, while the manifest comes.
+                drop(self.start_dial(holder, proto::ALPN));
+                attempts.push(async move {
+                    let conn = self.dial(holder, iroh_blobs::ALPN).await?;
+                    let bytes = request::fetch_small(&conn, id, MAX_MANIFEST_LEN, stall).await?;
+                    Ok::<_, PeerError>(bytes)
+                });
+            }
+            if done && attempts.is_empty() {
+                self.forget_holders(id);
+                self.timings.record(
+                    "manifest",
+                    started,
+                    format!("none of {asked} holders answered"),
+                );
+                return Err(ClientError::ManifestUnavailable {
+                    id: *id,
+                    holders: asked,
+                });
+            }
+            tokio::select! {
+                changed = holders.changed(), if !done => {
+                    if changed.is_err() {
+                        // The lookup task ended without saying so (runtime shutdown).
+                        return Err(ClientError::ManifestUnavailable { id: *id, holders: asked });
+                    }
+                }
+                Some(attempt) = attempts.next(), if !attempts.is_empty() => match attempt {
+                    // The bytes hash to the id: every holder has these same bytes, so a
+                    // manifest that does not parse is the file's own fault.
+                    Ok(bytes) => {
+                        self.timings.record("manifest", started, format!("{} bytes", bytes.len()));
+                        return Ok(Manifest::from_bytes_verified(&bytes, id)?);
+                    }
+                    Err(e) => debug!("manifest fetch failed: {e}"),
+                },
+            }
+        }
     }
 
     /// Finds the file `cap` names and opens it: its manifest fetched once and checked,

@@ -39,7 +39,7 @@ use std::{
     pin::Pin,
     sync::{Arc, Mutex},
     task::{Context, Poll},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use std::io::Write;
@@ -49,12 +49,15 @@ use bytes::Bytes;
 use iroh::{EndpointId, endpoint::Connection};
 use iroh_blobs::protocol::{ChunkRanges, ChunkRangesExt, GetRequest};
 use mosaic_codec::{DecodeError, Decoder, Hash, Layout, Manifest};
-use mosaic_wire::request::{self, FetchError};
+use mosaic_wire::{
+    proto,
+    request::{self, FetchError},
+};
 use n0_future::{Stream, StreamExt};
 use tokio::{sync::mpsc, task::JoinHandle};
 use tracing::{debug, warn};
 
-use crate::{Client, ClientError, client::rtt};
+use crate::{Client, ClientError, PeerError, client::rtt};
 
 /// Segments buffered ahead per column being fetched.
 pub const GET_PIPE_DEPTH: usize = 4;
@@ -205,57 +208,83 @@ impl Client {
         }
     }
 
-    /// Finds the holders of every column of `manifest`, dials them and ranks the
-    /// columns by the round-trip time of their best holder (data columns first among
-    /// equals). Fails if fewer than `k` columns have a reachable holder.
+    /// Finds holders for the columns of `manifest` and ranks the columns by the
+    /// round-trip time of their best holder (data columns first among equals).
+    ///
+    /// The file's holders come from the one lookup [`Client::open`] started (every
+    /// column holder announces the manifest); each is asked with one `Stat` which
+    /// columns it holds, as soon as it is found. This stops waiting once `k + 1`
+    /// columns (the fetch's `k` and a spare) have a holder; if the lookup ends with
+    /// fewer, the missing columns are looked up one by one (a column copied to a node
+    /// that lacks the manifest is found that way). Fails if fewer than `k` columns have
+    /// a reachable holder.
     async fn locate(&self, manifest: &Manifest) -> Result<Vec<ColumnSource>, ClientError> {
-        let k = manifest.layout().params().data_columns();
-        let holders = n0_future::join_all(
-            manifest
-                .columns()
-                .iter()
-                .map(|h| self.routing().providers(h)),
-        )
-        .await;
-        let mut ids: HashSet<EndpointId> = HashSet::new();
-        for list in holders.iter().flatten() {
-            ids.extend(list.iter().copied());
-        }
-        let dialed = n0_future::join_all(
-            ids.into_iter()
-                .map(|id| async move { (id, self.dial(id, iroh_blobs::ALPN).await) }),
-        )
-        .await;
-        let mut reachable: HashMap<EndpointId, (Connection, Duration)> = HashMap::new();
-        for (id, result) in dialed {
-            match result {
-                Ok(conn) => {
-                    let r = rtt(&conn);
-                    reachable.insert(id, (conn, r));
-                }
-                Err(e) => debug!(node = %id.fmt_short(), "unreachable: {e}"),
+        let started = Instant::now();
+        let layout = manifest.layout();
+        let (k, n) = (layout.params().data_columns(), layout.params().columns());
+        let want = (k + 1).min(n);
+        let hashes = manifest.columns();
+        let mut holders = self.holders_of(&manifest.id()).await?;
+        let mut sources: Vec<Vec<(EndpointId, Connection, Duration)>> = vec![Vec::new(); n];
+        let mut asking = n0_future::FuturesUnordered::new();
+        let mut asked = 0;
+        loop {
+            let (new, done) = {
+                let h = holders.borrow_and_update();
+                (h.ids[asked..].to_vec(), h.done)
+            };
+            asked += new.len();
+            for id in new {
+                asking.push(async move { (id, self.columns_held(id, hashes).await) });
             }
+            let covered = sources.iter().filter(|s| !s.is_empty()).count();
+            if covered >= want || (done && asking.is_empty()) {
+                break;
+            }
+            tokio::select! {
+                changed = holders.changed(), if !done => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+                Some((id, answer)) = asking.next(), if !asking.is_empty() => match answer {
+                    Ok((conn, held)) => {
+                        let r = rtt(&conn);
+                        for (column, _) in held.iter().enumerate().filter(|(_, h)| **h) {
+                            if let Some(list) = sources.get_mut(column) {
+                                list.push((id, conn.clone(), r));
+                            }
+                        }
+                    }
+                    Err(e) => debug!(node = %id.fmt_short(), "holder unreachable: {e}"),
+                },
+            }
+        }
+        let covered = sources.iter().filter(|s| !s.is_empty()).count();
+        self.timings().record(
+            "locate columns",
+            started,
+            format!("{covered} of {n} columns have a holder, from {asked} holders of the file"),
+        );
+        if covered < k {
+            self.locate_one_by_one(hashes, &mut sources).await;
         }
         let mut columns: Vec<ColumnSource> = Vec::new();
         let mut missing = Vec::new();
-        for (column, list) in holders.into_iter().enumerate() {
-            let mut sources: Vec<(EndpointId, Connection, Duration)> = list
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|id| reachable.get(&id).map(|(c, r)| (id, c.clone(), *r)))
-                .collect();
-            sources.sort_by_key(|s| s.2);
-            match sources.first() {
+        for (column, mut list) in sources.into_iter().enumerate() {
+            list.sort_by_key(|s| s.2);
+            match list.first() {
                 None => missing.push(column),
                 Some(best) => columns.push(ColumnSource {
                     column,
-                    hash: manifest.columns()[column],
+                    hash: hashes[column],
                     best_rtt: best.2,
-                    holders: sources.into_iter().map(|(id, c, _)| (id, c)).collect(),
+                    holders: list.into_iter().map(|(id, c, _)| (id, c)).collect(),
                 }),
             }
         }
         if columns.len() < k {
+            self.forget_holders(&manifest.id());
             return Err(ClientError::ColumnsUnavailable {
                 available: columns.len(),
                 need: k,
@@ -264,6 +293,68 @@ impl Client {
         }
         columns.sort_by_key(|c| (c.best_rtt, c.column));
         Ok(columns)
+    }
+
+    /// Which of `columns` node `id` holds, and a connection to fetch them on.
+    async fn columns_held(
+        &self,
+        id: EndpointId,
+        columns: &[Hash],
+    ) -> Result<(Connection, Vec<bool>), PeerError> {
+        let started = Instant::now();
+        let (control, blobs) =
+            tokio::join!(self.dial(id, proto::ALPN), self.dial(id, iroh_blobs::ALPN));
+        let stat = request::stat(&control?, columns).await?;
+        let held = stat.held.iter().filter(|h| **h).count();
+        self.timings().record(
+            format!("stat {}", id.fmt_short()),
+            started,
+            format!("holds {held} columns"),
+        );
+        Ok((blobs?, stat.held))
+    }
+
+    /// The slow path: one DHT lookup per column that has no holder yet.
+    async fn locate_one_by_one(
+        &self,
+        hashes: &[Hash],
+        sources: &mut [Vec<(EndpointId, Connection, Duration)>],
+    ) {
+        let started = Instant::now();
+        let empty: Vec<usize> = (0..sources.len())
+            .filter(|&j| sources[j].is_empty())
+            .collect();
+        let found = n0_future::join_all(
+            empty
+                .iter()
+                .map(|&j| async move { (j, self.routing().providers(&hashes[j]).await) }),
+        )
+        .await;
+        let ids: HashSet<EndpointId> = found
+            .iter()
+            .flat_map(|(_, r)| r.iter().flatten().copied())
+            .collect();
+        let dialed = n0_future::join_all(
+            ids.into_iter()
+                .map(|id| async move { (id, self.dial(id, iroh_blobs::ALPN).await) }),
+        )
+        .await;
+        let reachable: HashMap<EndpointId, Connection> = dialed
+            .into_iter()
+            .filter_map(|(id, r)| r.ok().map(|c| (id, c)))
+            .collect();
+        for (j, list) in found {
+            for id in list.unwrap_or_default() {
+                if let Some(conn) = reachable.get(&id) {
+                    sources[j].push((id, conn.clone(), rtt(conn)));
+                }
+            }
+        }
+        self.timings().record(
+            "dht lookups: column by column",
+            started,
+            format!("{} columns looked up", empty.len()),
+        );
     }
 }
 

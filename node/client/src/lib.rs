@@ -21,6 +21,7 @@ mod error;
 mod get;
 mod pins;
 mod put;
+pub mod timings;
 
 pub use blob::RemoteBlob;
 pub use client::{Client, ClientOptions, StorageNode};
@@ -28,6 +29,7 @@ pub use error::{BlobError, ClientError, Failures, PeerError};
 pub use get::{GET_PIPE_DEPTH, GetReport, ReadOptions, Segment, SegmentCache, SegmentStream};
 pub use pins::{BlobHealth, FileHealth, PinReport, Place, UnpinReport};
 pub use put::{PUT_PIPE_DEPTH, PutReport};
+pub use timings::{Step, Timings};
 
 use mosaic_codec::{Hash, Manifest};
 

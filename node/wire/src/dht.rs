@@ -16,14 +16,19 @@
 //! well within it. Details and timings: `docs/protocol.md`.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     net::{SocketAddr, SocketAddrV4},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
 use iroh::{EndpointId, SecretKey};
-use n0_future::StreamExt;
-use n0_mainline::{Dht, Id, MutableItem, SigningKey};
+use n0_future::{Stream, StreamExt};
+use n0_mainline::{DatagramHook, Dht, Id, MutableItem, ServerSettings, SigningKey};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use mosaic_codec::{ErrorKind, Hash};
 
@@ -33,6 +38,15 @@ const STORAGE_KEY_CONTEXT: &str = "mosaic 2026-11-21 v1 dht storage nodes";
 pub const ADDR_SALT: &[u8] = b"mosaic-addr-v1";
 /// Most addresses published in one record (BEP 44 values are at most 1000 bytes).
 pub const MAX_PUBLISHED_ADDRS: usize = 16;
+/// Keys a Mosaic DHT server keeps signed-peer records for (n0-mainline's default is
+/// 2000). Each record is stored on the ~20 nodes closest to its key, so a network of
+/// `N` nodes holds about `N * MAX_KEYS / 20` keys before the least recently announced
+/// are evicted: 2000 would cap a 20-node network at 2000 files. A key with a few
+/// announcers costs a few hundred bytes: 50 000 keys are ~15 MiB per node.
+pub const MAX_KEYS: usize = 50_000;
+/// Mutable items (address records) a Mosaic DHT server keeps: one per node whose key
+/// is close to this node's; `N * MAX_VALUES / 20` nodes fit.
+pub const MAX_VALUES: usize = 10_000;
 
 /// The DHT key under which holders of `hash` announce themselves.
 pub fn blob_key(network: &str, hash: &Hash) -> Id {
@@ -72,6 +86,11 @@ pub struct RoutingOptions {
     /// A lookup that has results stops once no more arrive for this long: a query
     /// otherwise waits for every dead node it asked to time out.
     pub settle: Duration,
+    /// Lookups run at once; more wait their turn. Each lookup asks up to 20 nodes at a
+    /// time and their answers arrive together: a client that starts dozens at once
+    /// overflows its UDP receive buffer (212 KiB by default on Linux, ~90 small
+    /// datagrams) and loses answers, each loss costing a 500 ms request timeout.
+    pub parallel_lookups: usize,
 }
 
 impl Default for RoutingOptions {
@@ -85,6 +104,7 @@ impl Default for RoutingOptions {
             stale_after: Duration::from_secs(60 * 60),
             lookup_timeout: Duration::from_secs(10),
             settle: Duration::from_millis(300),
+            parallel_lookups: 4,
         }
     }
 }
@@ -127,6 +147,8 @@ pub struct Routing {
     dht: Dht,
     signer: Option<SigningKey>,
     options: RoutingOptions,
+    received: Arc<AtomicU64>,
+    lookups: Arc<Semaphore>,
 }
 
 impl Routing {
@@ -148,13 +170,35 @@ impl Routing {
         }
         if options.server {
             builder.server_mode();
+            builder.server_settings(ServerSettings {
+                max_info_hashes: MAX_KEYS,
+                max_mutable_values: MAX_VALUES,
+                ..ServerSettings::default()
+            });
         }
         let dht = builder.build().map_err(RoutingError::Start)?;
+        // Count every datagram the node receives (requests and answers): what the DHT
+        // costs this node, for status and benchmarks. The hook never consumes one.
+        let received = Arc::new(AtomicU64::new(0));
+        let counter = received.clone();
+        let hook = DatagramHook::new(move |_, _| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            false
+        });
+        let installer = dht.clone();
+        tokio::spawn(async move { installer.set_datagram_hook(Some(hook)).await });
         Ok(Self {
             dht,
             signer: secret.map(|s| SigningKey::from_bytes(&s.to_bytes())),
+            lookups: Arc::new(Semaphore::new(options.parallel_lookups.max(1))),
             options,
+            received,
         })
+    }
+
+    /// DHT datagrams this node has received since it started.
+    pub fn datagrams_received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
     }
 
     /// The options it runs with.
@@ -239,16 +283,13 @@ impl Routing {
 
     /// The EndpointIds that announced `key`, freshest first, stale records dropped.
     async fn signed_peers(&self, key: Id) -> Result<Vec<EndpointId>, RoutingError> {
+        let _turn = self.lookup_permit().await?;
         let mut stream = self
             .dht
             .get_signed_peers(key)
             .await
             .map_err(|_| RoutingError::Shutdown)?;
-        let now_us = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(0);
-        let oldest = now_us.saturating_sub(self.options.stale_after.as_micros() as u64);
+        let oldest = now_us().saturating_sub(self.options.stale_after.as_micros() as u64);
         let mut newest: HashMap<[u8; 32], u64> = HashMap::new();
         self.collect_settled(&mut stream, |batch: Vec<_>| {
             for announce in batch {
@@ -274,7 +315,7 @@ impl Routing {
     /// query otherwise waits for every dead node it asked to time out.
     async fn collect_settled<T>(
         &self,
-        stream: &mut (impl n0_future::Stream<Item = T> + Unpin),
+        stream: &mut (impl Stream<Item = T> + Unpin),
         mut take: impl FnMut(T) -> bool,
     ) {
         let deadline = tokio::time::Instant::now() + self.options.lookup_timeout;
@@ -295,6 +336,52 @@ impl Routing {
         }
     }
 
+    /// Nodes that announced holding `hash`, each as soon as the lookup finds it (fresh
+    /// records only, each node once). The stream ends when the lookup does, or at the
+    /// lookup timeout; the caller stops reading once it has what it needs.
+    pub async fn providers_stream(
+        &self,
+        hash: &Hash,
+    ) -> Result<impl Stream<Item = EndpointId> + Send + Unpin + 'static, RoutingError> {
+        let permit = self.lookup_permit().await?;
+        let lookup = self
+            .dht
+            .get_signed_peers(blob_key(&self.options.network, hash))
+            .await
+            .map_err(|_| RoutingError::Shutdown)?;
+        let oldest = now_us().saturating_sub(self.options.stale_after.as_micros() as u64);
+        let mut seen: HashSet<[u8; 32]> = HashSet::new();
+        let fresh = lookup
+            .map(move |batch| {
+                batch
+                    .into_iter()
+                    .filter(|a| a.timestamp() >= oldest && seen.insert(*a.key()))
+                    .filter_map(|a| EndpointId::from_bytes(a.key()).ok())
+                    .collect::<Vec<_>>()
+            })
+            .flat_map(n0_future::stream::iter);
+        let deadline = tokio::time::Instant::now() + self.options.lookup_timeout;
+        // The permit is held until the lookup ends (or the stream is dropped).
+        Ok(Box::pin(n0_future::stream::unfold(
+            (Box::pin(fresh), deadline, permit),
+            |(mut fresh, deadline, permit)| async move {
+                match tokio::time::timeout_at(deadline, fresh.next()).await {
+                    Ok(Some(id)) => Some((id, (fresh, deadline, permit))),
+                    Ok(None) | Err(_) => None,
+                }
+            },
+        )))
+    }
+
+    /// A turn to run a lookup (see [`RoutingOptions::parallel_lookups`]).
+    async fn lookup_permit(&self) -> Result<OwnedSemaphorePermit, RoutingError> {
+        self.lookups
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| RoutingError::Shutdown)
+    }
+
     /// Nodes that announced holding `hash`.
     pub async fn providers(&self, hash: &Hash) -> Result<Vec<EndpointId>, RoutingError> {
         self.signed_peers(blob_key(&self.options.network, hash))
@@ -311,6 +398,7 @@ impl Routing {
     pub async fn resolve(&self, id: &EndpointId) -> Result<Vec<SocketAddr>, RoutingError> {
         // Not `get_mutable_most_recent`: in n0-mainline 0.7.1 it keeps the first item
         // received and ignores a later one with a higher sequence number.
+        let _turn = self.lookup_permit().await?;
         let mut stream = self
             .dht
             .get_mutable(id.as_bytes(), Some(ADDR_SALT), None)
@@ -328,6 +416,14 @@ impl Routing {
             .and_then(|item| postcard::from_bytes::<Vec<SocketAddr>>(item.value()).ok())
             .unwrap_or_default())
     }
+}
+
+/// Microseconds since the Unix epoch (signed-peer timestamps).
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -124,10 +124,22 @@ pub async fn dial(
         .resolve(&id)
         .await
         .map_err(|source| DialError::Resolve { node: id, source })?;
+    connect(endpoint, id, &addrs, alpn, limit).await
+}
+
+/// Connects to `id` at `addrs` (known already: no lookup) on `alpn`, waiting at most
+/// `limit` for the handshake.
+pub async fn connect(
+    endpoint: &Endpoint,
+    id: EndpointId,
+    addrs: &[SocketAddr],
+    alpn: &[u8],
+    limit: Duration,
+) -> Result<Connection, DialError> {
     if addrs.is_empty() {
         return Err(DialError::NoAddress { node: id });
     }
-    tokio::time::timeout(limit, endpoint.connect(endpoint_addr(id, &addrs), alpn))
+    tokio::time::timeout(limit, endpoint.connect(endpoint_addr(id, addrs), alpn))
         .await
         .map_err(|_| DialError::Timeout { node: id, limit })?
         .map_err(|source| DialError::Connect { node: id, source })
