@@ -298,6 +298,8 @@ pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
                     relays,
                     connect_timeout: Duration::from_secs(5),
                     stall_timeout: Duration::from_secs(10),
+                    // Long-lived: its addresses live in memory.
+                    address_book: None,
                 })
                 .await
                 .context("the embedded gateway could not join the DHT")?;

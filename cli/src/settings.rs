@@ -216,6 +216,8 @@ pub(crate) async fn client_with(
         relays: net.relay || file.relay.unwrap_or(false),
         connect_timeout: args.connect_timeout.into(),
         stall_timeout: Duration::from_secs(10),
+        // Nodes' addresses between runs: a repeated get needs no address lookups.
+        address_book: data_home().ok().map(|d| d.join("addresses.json")),
     })
     .await?)
 }

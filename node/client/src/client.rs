@@ -11,6 +11,7 @@
 use std::{
     collections::HashMap,
     net::SocketAddr,
+    path::PathBuf,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -27,7 +28,11 @@ use n0_future::StreamExt;
 use tokio::sync::{OnceCell, watch};
 use tracing::debug;
 
-use crate::{ClientError, PeerError, timings::Timings};
+use crate::{
+    ClientError, PeerError,
+    address_book::{self, Book},
+    timings::Timings,
+};
 
 /// Files whose holders a client remembers (the gateway reads the same files again and
 /// again); older entries are dropped first.
@@ -50,6 +55,9 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// A fetch that delivers nothing for this long is abandoned for another holder.
     pub stall_timeout: Duration,
+    /// Where to remember nodes' addresses between runs (`address_book.rs`); `None`
+    /// keeps them for this client's life only.
+    pub address_book: Option<PathBuf>,
 }
 
 /// A node that answered a `Stat`.
@@ -85,6 +93,8 @@ struct Dialer {
     routing: Routing,
     connect_timeout: Duration,
     addrs: Mutex<HashMap<EndpointId, Arc<OnceCell<Vec<SocketAddr>>>>>,
+    /// Addresses proved by a handshake, for the address book.
+    book: Mutex<Book>,
     timings: Arc<Timings>,
 }
 
@@ -153,6 +163,15 @@ impl Dialer {
     ) -> Result<Connection, DialError> {
         let started = Instant::now();
         let result = endpoint::connect(&self.endpoint, id, addrs, alpn, self.connect_timeout).await;
+        if result.is_ok() {
+            self.book.lock().expect("not poisoned").insert(
+                id,
+                address_book::Entry {
+                    addrs: addrs.to_vec(),
+                    seen: address_book::now(),
+                },
+            );
+        }
         self.timings.record(
             format!(
                 "connect {} ({})",
@@ -191,6 +210,11 @@ impl Client {
         let mut routing_options = options.routing.clone();
         routing_options.server = false;
         let timings = Arc::new(Timings::default());
+        let book = options
+            .address_book
+            .as_deref()
+            .map(address_book::load)
+            .unwrap_or_default();
         let started = Instant::now();
         let routing = Routing::spawn(routing_options, None)?;
         if !routing.bootstrapped().await {
@@ -213,7 +237,12 @@ impl Client {
                 endpoint: endpoint.clone(),
                 routing: routing.clone(),
                 connect_timeout: options.connect_timeout,
-                addrs: Mutex::new(HashMap::new()),
+                addrs: Mutex::new(
+                    book.iter()
+                        .map(|(id, e)| (*id, Arc::new(OnceCell::new_with(Some(e.addrs.clone())))))
+                        .collect(),
+                ),
+                book: Mutex::new(book),
                 timings: timings.clone(),
             }),
             holders: Mutex::new(HashMap::new()),
@@ -256,6 +285,12 @@ impl Client {
             conn.close(0u32.into(), b"done");
         }
         let closed = tokio::time::timeout(Duration::from_millis(500), self.endpoint.close()).await;
+        if let Some(path) = &self.options.address_book {
+            let book = self.dialer.book.lock().expect("not poisoned").clone();
+            if let Err(e) = address_book::save(path, &book) {
+                debug!("cannot save the address book {}: {e}", path.display());
+            }
+        }
         self.timings.record(
             "close",
             started,

@@ -14,6 +14,7 @@
 //! ([`ClientError`], [`BlobError`], [`PeerError`]) and answer
 //! [`ErrorKind`](mosaic_codec::ErrorKind) through `kind()`. See `docs/architecture.md`.
 
+mod address_book;
 mod blob;
 mod client;
 pub mod dir;
