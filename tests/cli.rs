@@ -650,13 +650,7 @@ fn a_put_stopped_by_one_full_node_reports_that_node_not_the_columns_cut_short() 
         // the full node refuses, and the other four columns are cut short.
         let (file, _) = write_file(c.tmp.path(), &format!("big{i}.bin"), 24 << 20);
         let out = c.mosaic(&["put", file.to_str().unwrap()]);
-        assert_eq!(
-            out.status.code(),
-            Some(6),
-            "{}\n{}",
-            stderr(&out),
-            c.logs()
-        );
+        assert_eq!(out.status.code(), Some(6), "{}\n{}", stderr(&out), c.logs());
         assert!(
             stderr(&out).contains("this node is full"),
             "{}",

@@ -130,6 +130,20 @@ impl Cluster {
         }
     }
 
+    /// Node `i`'s identity (`mosaic node id`).
+    pub fn node_id(&self, i: usize) -> String {
+        let out = self.mosaic(&[
+            "--json",
+            "node",
+            "id",
+            "--data-dir",
+            self.nodes[i].dir.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["id"].as_str().unwrap().to_owned()
+    }
+
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.nodes[0].dht)
     }
