@@ -98,11 +98,8 @@ async fn run(n: usize, files: usize, reannounce: usize) {
     let network = format!("bench-{}-{n}", std::process::id());
     // Start the network: node 0 alone, the rest in batches that bootstrap from it.
     let started = Instant::now();
-    let first = Routing::spawn(
-        options(&network, true, vec![]),
-        Some(&key(&network, 0)),
-    )
-    .expect("node 0 starts");
+    let first = Routing::spawn(options(&network, true, vec![]), Some(&key(&network, 0)))
+        .expect("node 0 starts");
     let boot = format!(
         "127.0.0.1:{}",
         first.local_addr().await.expect("an address").port()

@@ -80,11 +80,17 @@ pub struct Client {
     endpoint: Endpoint,
     routing: Routing,
     options: ClientOptions,
-    conns: Mutex<HashMap<(EndpointId, &'static [u8]), Arc<OnceCell<Connection>>>>,
+    conns: Mutex<HashMap<ConnKey, Slot<Connection>>>,
     dialer: Arc<Dialer>,
     holders: Mutex<HashMap<Hash, (Instant, watch::Receiver<Holders>)>>,
     timings: Arc<Timings>,
 }
+
+/// A value made once, by whichever caller comes first; the others wait for it.
+type Slot<T> = Arc<OnceCell<T>>;
+
+/// A connection is to a node on one protocol (ALPN).
+type ConnKey = (EndpointId, &'static [u8]);
 
 /// What dialing needs, shared with the tasks that dial.
 #[derive(Debug)]
@@ -92,7 +98,7 @@ struct Dialer {
     endpoint: Endpoint,
     routing: Routing,
     connect_timeout: Duration,
-    addrs: Mutex<HashMap<EndpointId, Arc<OnceCell<Vec<SocketAddr>>>>>,
+    addrs: Mutex<HashMap<EndpointId, Slot<Vec<SocketAddr>>>>,
     /// Addresses proved by a handshake, for the address book.
     book: Mutex<Book>,
     timings: Arc<Timings>,
@@ -117,7 +123,7 @@ impl Dialer {
         }
     }
 
-    fn addr_cell(&self, id: EndpointId) -> Arc<OnceCell<Vec<SocketAddr>>> {
+    fn addr_cell(&self, id: EndpointId) -> Slot<Vec<SocketAddr>> {
         self.addrs
             .lock()
             .expect("not poisoned")
@@ -126,7 +132,7 @@ impl Dialer {
             .clone()
     }
 
-    fn forget_addr(&self, id: EndpointId, stale: &Arc<OnceCell<Vec<SocketAddr>>>) {
+    fn forget_addr(&self, id: EndpointId, stale: &Slot<Vec<SocketAddr>>) {
         let mut addrs = self.addrs.lock().expect("not poisoned");
         if addrs.get(&id).is_some_and(|c| Arc::ptr_eq(c, stale)) {
             addrs.remove(&id);
