@@ -112,12 +112,16 @@ impl Dialer {
         let known = cell.initialized();
         let addrs = cell.get_or_try_init(|| self.resolve(id)).await?.clone();
         match self.connect(id, &addrs, alpn).await {
-            Err(_) if known => {
-                // The node may have moved since: look it up again.
+            Err(e) if known => {
+                // The node may have moved since: look it up again, and try again only if
+                // it now publishes other addresses (a node that is down costs one try).
                 self.forget_addr(id, &cell);
                 let cell = self.addr_cell(id);
-                let addrs = cell.get_or_try_init(|| self.resolve(id)).await?.clone();
-                self.connect(id, &addrs, alpn).await
+                let fresh = cell.get_or_try_init(|| self.resolve(id)).await?.clone();
+                if fresh == addrs {
+                    return Err(e);
+                }
+                self.connect(id, &fresh, alpn).await
             }
             result => result,
         }

@@ -194,6 +194,7 @@ impl Client {
                     cache: options.cache,
                     tx: &tx,
                     report: &report,
+                    fetching_since: None,
                 };
                 if let Err(e) = reader.run(range, check_whole).await {
                     let _ = tx.send(Err(e)).await;
@@ -365,6 +366,8 @@ struct Reader<'a> {
     cache: Option<Arc<dyn SegmentCache>>,
     tx: &'a mpsc::Sender<Result<Segment, ClientError>>,
     report: &'a Mutex<GetReport>,
+    /// When the network fetch began, until its first segment is out (for timings).
+    fetching_since: Option<Instant>,
 }
 
 impl Reader<'_> {
@@ -409,6 +412,7 @@ impl Reader<'_> {
         }
         if segment < range.end {
             let columns = self.client.locate(self.decoder.manifest()).await?;
+            self.fetching_since = Some(Instant::now());
             if !self.fetch(columns, segment..range.end).await? {
                 return Ok(());
             }
@@ -474,6 +478,14 @@ impl Reader<'_> {
     async fn send(&mut self, index: u64, cached: bool) -> bool {
         // `open_segment` succeeded just before: the plaintext is the decoder's.
         let plaintext = Bytes::copy_from_slice(self.decoder.plaintext());
+        if let Some(since) = self.fetching_since.filter(|_| !cached) {
+            self.fetching_since = None;
+            self.client.timings().record(
+                "first segment from the network",
+                since,
+                format!("segment {index}, {} bytes", plaintext.len()),
+            );
+        }
         self.tx
             .send(Ok(Segment {
                 index,
