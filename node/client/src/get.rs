@@ -62,6 +62,10 @@ use crate::{Client, ClientError, PeerError, client::rtt};
 /// Segments buffered ahead per column being fetched.
 pub const GET_PIPE_DEPTH: usize = 4;
 
+/// How long locating waits for the spare columns' holders once `k + 1` columns are
+/// covered (normally they answer within a millisecond or two of the others).
+const LOCATE_GRACE: Duration = Duration::from_millis(100);
+
 /// What a get noticed.
 #[derive(Debug, Clone, Default)]
 pub struct GetReport {
@@ -214,9 +218,9 @@ impl Client {
     ///
     /// The file's holders come from the one lookup [`Client::open`] started (every
     /// column holder announces the manifest); each is asked with one `Stat` which
-    /// columns it holds, as soon as it is found. This stops waiting once `k + 1`
-    /// columns (the fetch's `k` and a spare) have a holder; if the lookup ends with
-    /// fewer, the missing columns are looked up one by one (a column copied to a node
+    /// columns it holds, as soon as it is found. This stops once every column has a
+    /// holder, or every holder has answered, or [`LOCATE_GRACE`] after `k + 1` columns
+    /// (the fetch's `k` and a spare) have one; if the lookup ends with fewer than `k`, the missing columns are looked up one by one (a column copied to a node
     /// that lacks the manifest is found that way). Fails if fewer than `k` columns have
     /// a reachable holder.
     async fn locate(&self, manifest: &Manifest) -> Result<Vec<ColumnSource>, ClientError> {
@@ -229,6 +233,7 @@ impl Client {
         let mut sources: Vec<Vec<(EndpointId, Connection, Duration)>> = vec![Vec::new(); n];
         let mut asking = n0_future::FuturesUnordered::new();
         let mut asked = 0;
+        let mut grace = None;
         loop {
             let (new, done) = {
                 let h = holders.borrow_and_update();
@@ -239,10 +244,23 @@ impl Client {
                 asking.push(async move { (id, self.columns_held(id, hashes).await) });
             }
             let covered = sources.iter().filter(|s| !s.is_empty()).count();
-            if covered >= want || (done && asking.is_empty()) {
+            if covered == n || (done && asking.is_empty()) {
                 break;
             }
+            // Enough to start; the others are spares for holders that fail mid-read
+            // (a read that lost two columns with no spare known would fail), so wait
+            // for them a little, not for a dead holder's connect timeout.
+            if covered >= want && grace.is_none() {
+                grace = Some(tokio::time::Instant::now() + LOCATE_GRACE);
+            }
+            let spares = async {
+                match grace {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                () = spares => break,
                 changed = holders.changed(), if !done => {
                     if changed.is_err() {
                         break;

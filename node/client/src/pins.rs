@@ -356,6 +356,12 @@ impl Client {
                 expected: hash,
             });
         }
+        if index != 0 {
+            // Every column holder also holds the manifest: readers find a file's
+            // columns through the manifest's holders (one DHT lookup), so a copy
+            // without it would only be found by the slow per-column lookup.
+            Box::pin(self.copy_blob(manifest, 0, node)).await?;
+        }
         Ok(())
     }
 }
