@@ -198,6 +198,37 @@ impl Dialer {
     }
 }
 
+/// Reads a file's growing holder list (see [`Client::holders_of`]), each holder once.
+#[derive(Debug)]
+pub(crate) struct HolderFeed {
+    rx: watch::Receiver<Holders>,
+    seen: usize,
+}
+
+impl HolderFeed {
+    fn new(rx: watch::Receiver<Holders>) -> Self {
+        Self { rx, seen: 0 }
+    }
+
+    /// The holders found since the last call, and whether the lookup has ended.
+    pub(crate) fn take_new(&mut self) -> (Vec<EndpointId>, bool) {
+        let h = self.rx.borrow_and_update();
+        let new = h.ids[self.seen..].to_vec();
+        self.seen = h.ids.len();
+        (new, h.done)
+    }
+
+    /// How many holders have been taken.
+    pub(crate) fn seen(&self) -> usize {
+        self.seen
+    }
+
+    /// Waits for the list to change; `false` if the lookup's task is gone.
+    pub(crate) async fn changed(&mut self) -> bool {
+        self.rx.changed().await.is_ok()
+    }
+}
+
 /// The holders of a file found so far (see [`Client::holders_of`]).
 #[derive(Debug, Default)]
 pub(crate) struct Holders {
@@ -376,15 +407,12 @@ impl Client {
     /// The nodes holding file `id` (those that announce its manifest), as a lookup finds
     /// them: a list that grows, and `done` once the lookup has ended. A list younger
     /// than [`HOLDERS_TTL`] is reused, the lookup behind it still running or not.
-    pub(crate) async fn holders_of(
-        &self,
-        id: &Hash,
-    ) -> Result<watch::Receiver<Holders>, ClientError> {
+    pub(crate) async fn holders_of(&self, id: &Hash) -> Result<HolderFeed, ClientError> {
         {
             let mut known = self.holders.lock().expect("not poisoned");
             if let Some((at, rx)) = known.get(id) {
                 if at.elapsed() < HOLDERS_TTL {
-                    return Ok(rx.clone());
+                    return Ok(HolderFeed::new(rx.clone()));
                 }
             }
             known.retain(|_, (at, _)| at.elapsed() < HOLDERS_TTL);
@@ -415,7 +443,7 @@ impl Client {
             .lock()
             .expect("not poisoned")
             .insert(*id, (Instant::now(), rx.clone()));
-        Ok(rx)
+        Ok(HolderFeed::new(rx))
     }
 
     /// Forgets the holders found for file `id` (they failed): the next read looks again.
@@ -431,13 +459,8 @@ impl Client {
         let mut holders = self.holders_of(id).await?;
         let stall = self.options.stall_timeout;
         let mut attempts = n0_future::FuturesUnordered::new();
-        let mut asked = 0;
         loop {
-            let (new, done) = {
-                let h = holders.borrow_and_update();
-                (h.ids[asked..].to_vec(), h.done)
-            };
-            asked += new.len();
+            let (new, done) = holders.take_new();
             for holder in new {
                 // Reading the file next asks each holder which columns it has, on the
                 // storage protocol: connect now, while the manifest comes.
@@ -450,6 +473,7 @@ impl Client {
             }
             if done && attempts.is_empty() {
                 self.forget_holders(id);
+                let asked = holders.seen();
                 self.timings.record(
                     "manifest",
                     started,
@@ -461,10 +485,13 @@ impl Client {
                 });
             }
             tokio::select! {
-                changed = holders.changed(), if !done => {
-                    if changed.is_err() {
+                alive = holders.changed(), if !done => {
+                    if !alive {
                         // The lookup task ended without saying so (runtime shutdown).
-                        return Err(ClientError::ManifestUnavailable { id: *id, holders: asked });
+                        return Err(ClientError::ManifestUnavailable {
+                            id: *id,
+                            holders: holders.seen(),
+                        });
                     }
                 }
                 Some(attempt) = attempts.next(), if !attempts.is_empty() => match attempt {

@@ -232,14 +232,9 @@ impl Client {
         let mut holders = self.holders_of(&manifest.id()).await?;
         let mut sources: Vec<Vec<(EndpointId, Connection, Duration)>> = vec![Vec::new(); n];
         let mut asking = n0_future::FuturesUnordered::new();
-        let mut asked = 0;
         let mut grace = None;
         loop {
-            let (new, done) = {
-                let h = holders.borrow_and_update();
-                (h.ids[asked..].to_vec(), h.done)
-            };
-            asked += new.len();
+            let (new, done) = holders.take_new();
             for id in new {
                 asking.push(async move { (id, self.columns_held(id, hashes).await) });
             }
@@ -261,8 +256,8 @@ impl Client {
             };
             tokio::select! {
                 () = spares => break,
-                changed = holders.changed(), if !done => {
-                    if changed.is_err() {
+                alive = holders.changed(), if !done => {
+                    if !alive {
                         break;
                     }
                 }
@@ -283,7 +278,10 @@ impl Client {
         self.timings().record(
             "locate columns",
             started,
-            format!("{covered} of {n} columns have a holder, from {asked} holders of the file"),
+            format!(
+                "{covered} of {n} columns have a holder, from {} holders of the file",
+                holders.seen()
+            ),
         );
         if covered < k {
             self.locate_one_by_one(hashes, &mut sources).await;
