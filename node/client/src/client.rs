@@ -326,7 +326,13 @@ impl Client {
             conn.close(0u32.into(), b"done");
         }
         let closed = tokio::time::timeout(Duration::from_millis(500), self.endpoint.close()).await;
-        if let Some(path) = &self.options.address_book {
+        // Only a client that connected has addresses to add.
+        if let Some(path) = self
+            .options
+            .address_book
+            .as_ref()
+            .filter(|_| !conns.is_empty())
+        {
             let book = self.dialer.book.lock().expect("not poisoned").clone();
             if let Err(e) = address_book::save(path, &book) {
                 debug!("cannot save the address book {}: {e}", path.display());
@@ -352,9 +358,10 @@ impl Client {
         id: EndpointId,
         alpn: &'static [u8],
     ) -> Result<Connection, DialError> {
+        // The task fails only if it was cancelled (runtime shutdown) or panicked.
         self.start_dial(id, alpn)
             .await
-            .expect("dial tasks do not panic")
+            .unwrap_or(Err(DialError::Cancelled { node: id }))
     }
 
     /// Starts dialing `id` on `alpn` (see [`Client::dial`]) without waiting: a

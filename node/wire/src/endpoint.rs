@@ -9,7 +9,7 @@ use iroh::{
 };
 use mosaic_codec::ErrorKind;
 
-use crate::dht::{Routing, RoutingError};
+use crate::dht::RoutingError;
 
 /// How to bind an endpoint.
 #[derive(Debug, Clone)]
@@ -94,6 +94,12 @@ pub enum DialError {
         /// The connect timeout.
         limit: Duration,
     },
+    /// The dial was stopped before it finished (the client is shutting down).
+    #[error("dialing {node} was stopped: the client is shutting down")]
+    Cancelled {
+        /// The peer.
+        node: EndpointId,
+    },
     /// The connection failed.
     #[error("connecting to {node}: {source}")]
     Connect {
@@ -109,22 +115,6 @@ impl DialError {
     pub fn kind(&self) -> ErrorKind {
         ErrorKind::Network
     }
-}
-
-/// Looks `id`'s addresses up on the DHT and connects to it on `alpn`, waiting at most
-/// `limit` for the handshake.
-pub async fn dial(
-    endpoint: &Endpoint,
-    routing: &Routing,
-    id: EndpointId,
-    alpn: &[u8],
-    limit: Duration,
-) -> Result<Connection, DialError> {
-    let addrs = routing
-        .resolve(&id)
-        .await
-        .map_err(|source| DialError::Resolve { node: id, source })?;
-    connect(endpoint, id, &addrs, alpn, limit).await
 }
 
 /// Connects to `id` at `addrs` (known already: no lookup) on `alpn`, waiting at most
