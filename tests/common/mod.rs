@@ -55,46 +55,70 @@ impl Cluster {
             network,
             nodes: Vec::new(),
         };
-        let dht0 = free_udp_port();
+        let mut dht0 = free_udp_port();
         for i in 0..n {
-            let dht = if i == 0 { dht0 } else { free_udp_port() };
-            let quic = free_udp_port();
-            let dir = cluster.tmp.path().join(format!("node{i}"));
-            let mut args: Vec<String> = vec![
-                "node".into(),
-                "run".into(),
-                "--data-dir".into(),
-                dir.display().to_string(),
-                "--listen".into(),
-                format!("127.0.0.1:{quic}"),
-                "--dht-listen".into(),
-                format!("127.0.0.1:{dht}"),
-                "--network".into(),
-                cluster.network.clone(),
-                "--announce-interval".into(),
-                "3s".into(),
-            ];
-            if !extra.contains(&"--capacity") {
-                args.extend(["--capacity".into(), "2GiB".into()]);
+            // A port found free may be taken before the node binds it (by any process
+            // binding port 0): then pick others and start again.
+            for attempt in 0.. {
+                let dht = if i == 0 && attempt == 0 {
+                    dht0
+                } else {
+                    free_udp_port()
+                };
+                if i == 0 {
+                    dht0 = dht;
+                }
+                let quic = free_udp_port();
+                let dir = cluster.tmp.path().join(format!("node{i}"));
+                let mut args: Vec<String> = vec![
+                    "node".into(),
+                    "run".into(),
+                    "--data-dir".into(),
+                    dir.display().to_string(),
+                    "--listen".into(),
+                    format!("127.0.0.1:{quic}"),
+                    "--dht-listen".into(),
+                    format!("127.0.0.1:{dht}"),
+                    "--network".into(),
+                    cluster.network.clone(),
+                    "--announce-interval".into(),
+                    "3s".into(),
+                ];
+                if !extra.contains(&"--capacity") {
+                    args.extend(["--capacity".into(), "2GiB".into()]);
+                }
+                if i > 0 {
+                    args.push("--bootstrap".into());
+                    args.push(format!("127.0.0.1:{dht0}"));
+                }
+                args.extend(extra.iter().map(|s| s.to_string()));
+                cluster.nodes.push(NodeProc {
+                    dir,
+                    dht,
+                    args,
+                    child: None,
+                    log: Arc::new(Mutex::new(String::new())),
+                });
+                match cluster.try_spawn(i) {
+                    Ok(()) => break,
+                    Err(log) if log.contains("Address already in use") && attempt < 4 => {
+                        cluster.nodes.pop();
+                    }
+                    Err(log) => panic!("node {i} did not start:\n{log}"),
+                }
             }
-            if i > 0 {
-                args.push("--bootstrap".into());
-                args.push(format!("127.0.0.1:{dht0}"));
-            }
-            args.extend(extra.iter().map(|s| s.to_string()));
-            cluster.nodes.push(NodeProc {
-                dir,
-                dht,
-                args,
-                child: None,
-                log: Arc::new(Mutex::new(String::new())),
-            });
-            cluster.spawn(i);
         }
         cluster
     }
 
     pub fn spawn(&mut self, i: usize) {
+        if let Err(log) = self.try_spawn(i) {
+            panic!("node {i} did not start:\n{log}");
+        }
+    }
+
+    /// Starts node `i`; its log if it did not start.
+    fn try_spawn(&mut self, i: usize) -> Result<(), String> {
         let node = &mut self.nodes[i];
         let mut child = Command::new(env!("CARGO_BIN_EXE_mosaic"))
             .args(&node.args)
@@ -118,9 +142,15 @@ impl Cluster {
                 log.lock().unwrap().push_str(&(line + "\n"));
             }
         });
-        rx.recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("node {i} did not start:\n{}", node.log.lock().unwrap()));
+        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+            let _ = child.kill();
+            let _ = child.wait();
+            // The reader thread has the whole log once the process is gone.
+            thread::sleep(Duration::from_millis(50));
+            return Err(node.log.lock().unwrap().clone());
+        }
         node.child = Some(child);
+        Ok(())
     }
 
     pub fn kill(&mut self, i: usize) {
