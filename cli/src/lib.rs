@@ -21,6 +21,7 @@ mod blob_dir;
 mod exit;
 mod files;
 mod gateway;
+mod health;
 mod keyring;
 mod keys;
 mod offline;
@@ -156,6 +157,30 @@ enum Command {
         file: PathBuf,
         #[command(flatten)]
         passphrase: vault::PassphraseArgs,
+    },
+    /// Which nodes hold each column of a file and whether they answer (no key needed:
+    /// a keyring name, cap, public id or hex file id). Exits 5 if the file is not
+    /// readable now.
+    Check {
+        /// A keyring name, readcap, public id or file id (hex).
+        file: String,
+        /// Also download every copy of every column, verified against its hash.
+        #[arg(long)]
+        verify: bool,
+        #[command(flatten)]
+        network: NetworkArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Ask the file's holders to rebuild its missing columns now, on nodes that hold
+    /// nothing of it (no key needed). Exits 5 if columns are still missing.
+    Repair {
+        /// A keyring name, readcap, public id or file id (hex).
+        file: String,
+        #[command(flatten)]
+        network: NetworkArgs,
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// Keep files on the nodes for your identity, drop them, or see where they are.
     Pin {
@@ -443,6 +468,8 @@ impl Command {
             | Command::Status { network, .. }
             | Command::Share { network, .. }
             | Command::Rm { network, .. }
+            | Command::Check { network, .. }
+            | Command::Repair { network, .. }
             | Command::Pin {
                 command:
                     PinCommand::Add { network, .. }
@@ -525,6 +552,17 @@ fn run(cli: Cli) -> Result<()> {
             account::export(&g, output.as_deref(), &passphrase)
         }
         Command::Import { file, passphrase } => account::import(&g, &file, &passphrase),
+        Command::Check {
+            file,
+            verify,
+            network,
+            client,
+        } => health::check(&g, network, client, &file, verify),
+        Command::Repair {
+            file,
+            network,
+            client,
+        } => health::repair(&g, network, client, &file),
         Command::Pin { command } => match command {
             PinCommand::Add {
                 file,

@@ -272,6 +272,18 @@ pub fn status(g: &Global, net: NetworkArgs, args: ClientArgs) -> Result<()> {
                 "announce_backlog": s.announce_backlog,
                 "announce_ok": s.announce_ok,
                 "version": s.version,
+                "health": {
+                    "files": s.health.files,
+                    "files_checked": s.health.files_checked,
+                    "columns_missing": s.health.columns_missing,
+                    "repair_backlog": s.health.repair_backlog,
+                    "repairs_done": s.health.repairs_done,
+                    "repairs_failed": s.health.repairs_failed,
+                    "bytes_rebuilt": s.health.bytes_rebuilt,
+                    "bytes_scrubbed": s.health.bytes_scrubbed,
+                    "corrupt_found": s.health.corrupt_found,
+                    "scrub_passes": s.health.scrub_passes,
+                },
             }),
             Err(e) => json!({"id": id.to_string(), "error": e.to_string()}),
         }).collect::<Vec<_>>(),
@@ -286,18 +298,34 @@ pub fn status(g: &Global, net: NetworkArgs, args: ClientArgs) -> Result<()> {
         println!("storage nodes {found} announced, {reachable} reachable");
         for (id, rtt, s) in &nodes {
             match s {
-                Ok(s) => println!(
-                    "  {}  rtt {:>6.2} ms  used {} of {} ({} collectable)  yours {}{}  announce backlog {}{}",
-                    id.fmt_short(),
-                    rtt.as_secs_f64() * 1000.0,
-                    bytesize::ByteSize(s.used),
-                    bytesize::ByteSize(s.capacity),
-                    bytesize::ByteSize(s.collectable),
-                    bytesize::ByteSize(s.pinned_by_you),
-                    s.quota.map(|q| format!(" of quota {}", bytesize::ByteSize(q))).unwrap_or_default(),
-                    s.announce_backlog,
-                    if s.announce_ok { "" } else { " (last round incomplete)" },
-                ),
+                Ok(s) => {
+                    println!(
+                        "  {}  rtt {:>6.2} ms  used {} of {} ({} collectable)  yours {}{}  announce backlog {}{}",
+                        id.fmt_short(),
+                        rtt.as_secs_f64() * 1000.0,
+                        bytesize::ByteSize(s.used),
+                        bytesize::ByteSize(s.capacity),
+                        bytesize::ByteSize(s.collectable),
+                        bytesize::ByteSize(s.pinned_by_you),
+                        s.quota.map(|q| format!(" of quota {}", bytesize::ByteSize(q))).unwrap_or_default(),
+                        s.announce_backlog,
+                        if s.announce_ok { "" } else { " (last round incomplete)" },
+                    );
+                    let h = &s.health;
+                    println!(
+                        "              files {} (checked {} times, {} columns missing, repair backlog {})  repairs {} done, {} failed, {} rebuilt  scrubbed {} ({} passes, {} corrupt)",
+                        h.files,
+                        h.files_checked,
+                        h.columns_missing,
+                        h.repair_backlog,
+                        h.repairs_done,
+                        h.repairs_failed,
+                        bytesize::ByteSize(h.bytes_rebuilt),
+                        bytesize::ByteSize(h.bytes_scrubbed),
+                        h.scrub_passes,
+                        h.corrupt_found,
+                    );
+                }
                 Err(e) => println!("  {}  error: {e}", id.fmt_short()),
             }
         }

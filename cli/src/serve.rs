@@ -9,7 +9,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use iroh::EndpointId;
 use mosaic_client::{Client, ClientOptions};
-use mosaic_server::{Admission, Node, NodeOptions, store::Limits};
+use mosaic_server::{
+    Admission, HealthOptions, Node, NodeOptions, policy::RepairPolicy, store::Limits,
+};
 use mosaic_wire::{dht::RoutingOptions, identity};
 
 use crate::settings::{
@@ -57,6 +59,24 @@ pub struct NodeRunArgs {
     /// How often to re-announce every record on the DHT [default: 10m]
     #[arg(long, env = "MOSAIC_ANNOUNCE_INTERVAL")]
     pub announce_interval: Option<humantime::Duration>,
+    /// How often each file this node holds part of is checked: are its columns' holders
+    /// announced, reachable, still holding them? [default: 30m]
+    #[arg(long, env = "MOSAIC_CHECK_INTERVAL")]
+    pub check_interval: Option<humantime::Duration>,
+    /// How long a column may be missing before it is rebuilt, so a node that restarts
+    /// is not replaced [default: 1h]
+    #[arg(long, env = "MOSAIC_REPAIR_GRACE")]
+    pub repair_grace: Option<humantime::Duration>,
+    /// How much longer each next holder in a file's repair ranking waits before it
+    /// takes over from one that failed [default: 3 × --check-interval]
+    #[arg(long, env = "MOSAIC_REPAIR_BACKOFF")]
+    pub repair_backoff: Option<humantime::Duration>,
+    /// How often every stored blob is re-hashed to find bit rot [default: 30d]
+    #[arg(long, env = "MOSAIC_SCRUB_INTERVAL")]
+    pub scrub_interval: Option<humantime::Duration>,
+    /// Bytes per second the scrubber reads at most, e.g. `16MiB` [default: 16MiB]
+    #[arg(long, env = "MOSAIC_SCRUB_RATE")]
+    pub scrub_rate: Option<bytesize::ByteSize>,
     /// Also run an HTTP gateway on this address (e.g. 127.0.0.1:8080); its cache lives
     /// in the data directory, its other settings come from `[gateway]` and
     /// `MOSAIC_GATEWAY_*` as for `mosaic gateway run`.
@@ -223,6 +243,29 @@ pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
     .unwrap_or(Duration::from_secs(600));
     let gc_interval = duration_setting("gc_interval", args.gc_interval, &n.gc_interval)?
         .unwrap_or(Duration::from_secs(60));
+    let defaults = HealthOptions::default();
+    let check_interval =
+        duration_setting("check_interval", args.check_interval, &n.check_interval)?
+            .unwrap_or(defaults.check_interval);
+    if check_interval.is_zero() {
+        bail!("--check-interval must be longer than zero");
+    }
+    let health = HealthOptions {
+        check_interval,
+        policy: RepairPolicy {
+            grace: duration_setting("repair_grace", args.repair_grace, &n.repair_grace)?
+                .unwrap_or(defaults.policy.grace),
+            backoff: duration_setting("repair_backoff", args.repair_backoff, &n.repair_backoff)?
+                .unwrap_or(check_interval * 3),
+            ..defaults.policy
+        },
+        scrub_interval: duration_setting("scrub_interval", args.scrub_interval, &n.scrub_interval)?
+            .filter(|d| !d.is_zero())
+            .unwrap_or(defaults.scrub_interval),
+        scrub_rate: size_setting("scrub_rate", args.scrub_rate, &n.scrub_rate)?
+            .filter(|r| *r > 0)
+            .unwrap_or(defaults.scrub_rate),
+    };
     let gc_high = args.gc_high.or(n.gc_high).unwrap_or(90);
     let gc_low = args.gc_low.or(n.gc_low).unwrap_or(80);
     if gc_low > gc_high || gc_high > 100 {
@@ -277,6 +320,7 @@ pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
         admission,
         relays,
         announce_interval,
+        health,
     };
     runtime()?.block_on(async move {
         let node = Node::spawn(options).await?;
@@ -400,6 +444,7 @@ pub fn devnet(
                 admission: Admission::Open,
                 relays: false,
                 announce_interval: Duration::from_secs(600),
+                health: HealthOptions::default(),
             };
             let node = Node::spawn(options)
                 .await

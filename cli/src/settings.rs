@@ -148,6 +148,16 @@ pub struct NodeSection {
     pub allow: Option<Vec<String>>,
     /// Re-announce interval, e.g. "10m".
     pub announce_interval: Option<String>,
+    /// How often each held file is checked, e.g. "30m".
+    pub check_interval: Option<String>,
+    /// How long a column may be missing before it is rebuilt, e.g. "1h".
+    pub repair_grace: Option<String>,
+    /// How much longer each next-ranked holder waits before it repairs, e.g. "90m".
+    pub repair_backoff: Option<String>,
+    /// How often every held blob is re-hashed, e.g. "30d".
+    pub scrub_interval: Option<String>,
+    /// Scrub read rate per second, e.g. "16MiB".
+    pub scrub_rate: Option<String>,
     /// Embedded gateway's HTTP address.
     pub gateway: Option<SocketAddr>,
 }

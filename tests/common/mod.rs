@@ -185,7 +185,18 @@ impl Cluster {
 
     /// Runs the CLI with the identity in `tmp/<who>`.
     pub fn mosaic_as(&self, who: &str, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_mosaic"))
+        self.command_as(who, args).output().unwrap()
+    }
+
+    /// The CLI as the default client, to spawn (a command to watch while it runs).
+    #[allow(dead_code)]
+    pub fn mosaic_command(&self, args: &[&str]) -> Command {
+        self.command_as("client", args)
+    }
+
+    fn command_as(&self, who: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mosaic"));
+        command
             .args(args)
             .env("MOSAIC_BOOTSTRAP", self.bootstrap())
             .env("MOSAIC_NETWORK", &self.network)
@@ -193,9 +204,8 @@ impl Cluster {
             .env("MOSAIC_CONNECT_TIMEOUT", "2s")
             .env("XDG_CONFIG_HOME", self.tmp.path().join(who))
             .env("XDG_DATA_HOME", self.tmp.path().join(who).join("data"))
-            .env("HOME", self.tmp.path())
-            .output()
-            .unwrap()
+            .env("HOME", self.tmp.path());
+        command
     }
 
     /// Waits until `want` storage nodes are announced and reachable.

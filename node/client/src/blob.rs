@@ -58,7 +58,7 @@ impl Client {
 }
 
 /// The size of a blob, proven by fetching and verifying its last chunk.
-async fn proven_size(
+pub(crate) async fn proven_size(
     conn: &Connection,
     hash: iroh_blobs::Hash,
     stall: Duration,
@@ -73,6 +73,21 @@ async fn proven_size(
 }
 
 impl RemoteBlob {
+    /// A blob of `size` bytes (already known) on the node at the end of `conn`.
+    pub(crate) fn new(
+        conn: Connection,
+        hash: iroh_blobs::Hash,
+        size: u64,
+        stall: Duration,
+    ) -> Self {
+        Self {
+            conn,
+            hash,
+            size,
+            stall,
+        }
+    }
+
     /// Its size in bytes.
     pub fn size(&self) -> u64 {
         self.size

@@ -74,6 +74,13 @@ pub struct StorageNode {
     pub(crate) conn: Connection,
 }
 
+impl StorageNode {
+    /// Bytes it says it has free (the real disk's free space bounds its capacity).
+    pub fn free(&self) -> u64 {
+        self.capacity.saturating_sub(self.used)
+    }
+}
+
 /// A Mosaic network client.
 #[derive(Debug)]
 pub struct Client {
@@ -269,7 +276,37 @@ impl Client {
             started,
             format!("{table} nodes in the routing table"),
         );
-        Ok(Arc::new(Self {
+        Ok(Self::assemble(endpoint, routing, options, book, timings))
+    }
+
+    /// A client over an endpoint and a DHT node that already run: a storage node's own,
+    /// when it acts as a client of its peers (repair). Only the options' timeouts are
+    /// used; closing the client does not close the endpoint's owner.
+    pub fn with_endpoint(
+        endpoint: Endpoint,
+        routing: Routing,
+        options: ClientOptions,
+    ) -> Arc<Self> {
+        Self::assemble(
+            endpoint,
+            routing,
+            ClientOptions {
+                address_book: None,
+                ..options
+            },
+            Default::default(),
+            Arc::default(),
+        )
+    }
+
+    fn assemble(
+        endpoint: Endpoint,
+        routing: Routing,
+        options: ClientOptions,
+        book: Book,
+        timings: Arc<Timings>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
             endpoint: endpoint.clone(),
             routing: routing.clone(),
             options: options.clone(),
@@ -288,7 +325,7 @@ impl Client {
             }),
             holders: Mutex::new(HashMap::new()),
             timings,
-        }))
+        })
     }
 
     /// Where this client's time went so far.

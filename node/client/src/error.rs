@@ -47,6 +47,22 @@ pub enum ClientError {
         /// Columns to place.
         needed: usize,
     },
+    /// Too few reachable storage nodes have room for a column.
+    #[error(
+        "only {with_room} of the {reachable} reachable storage nodes have room for a column of {column_len} bytes (the most free on any is {largest_free} bytes), and {needed} are needed: free space on the nodes, add nodes, or use a larger -k (smaller columns)"
+    )]
+    NoRoom {
+        /// Bytes of one column.
+        column_len: u64,
+        /// Nodes with room.
+        with_room: usize,
+        /// Nodes that answered.
+        reachable: usize,
+        /// Columns to place.
+        needed: usize,
+        /// The largest free space reported.
+        largest_free: u64,
+    },
     /// A node refused or failed while storing a blob.
     #[error("node {node} failed to store {what}: {source}")]
     Upload {
@@ -130,6 +146,19 @@ pub enum ClientError {
     /// A node could not be reached.
     #[error(transparent)]
     Dial(#[from] DialError),
+    /// No holder of the file would repair it.
+    #[error(
+        "no holder of file {id} answered a repair request ({holders} announce it){}",
+        if failures.is_empty() { String::new() } else { format!(": {failures}") }
+    )]
+    NoRepairer {
+        /// The file id.
+        id: Hash,
+        /// Holders announced on the DHT.
+        holders: usize,
+        /// Each holder's failure, for humans.
+        failures: String,
+    },
     /// Fetching a blob of the file failed midway.
     #[error("fetching {what} failed: {source}")]
     Fetch {
@@ -151,16 +180,19 @@ impl ClientError {
             ClientError::Decode(e) => e.kind(),
             ClientError::Manifest(e) => e.kind(),
             ClientError::Blob(e) => e.kind(),
-            ClientError::ManifestUnavailable { holders: 0, .. } => ErrorKind::NotFound,
+            ClientError::ManifestUnavailable { holders: 0, .. }
+            | ClientError::NoRepairer { holders: 0, .. } => ErrorKind::NotFound,
             ClientError::NoNetwork { .. }
             | ClientError::NotEnoughNodes { .. }
             | ClientError::ManifestUnavailable { .. }
+            | ClientError::NoRepairer { .. }
             | ClientError::ColumnsUnavailable { .. }
             | ClientError::UploadStopped { .. }
             | ClientError::Dial(_)
             | ClientError::Fetch { .. }
             | ClientError::StoredHashMismatch { .. }
             | ClientError::ReadStopped => ErrorKind::Network,
+            ClientError::NoRoom { .. } => ErrorKind::Space,
             ClientError::Input { .. } | ClientError::Output(_) => ErrorKind::Other,
         }
     }

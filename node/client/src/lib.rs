@@ -7,6 +7,8 @@
 //!   ([`Client::read`], with a [`SegmentCache`]);
 //! - `blob.rs`: raw blobs by hash ([`Client::open_blob`]);
 //! - `pins.rs`: pinning a file's blobs and reading where they are held;
+//! - `repair.rs`: keyless repair: rebuilding columns from others, verifying a blob,
+//!   asking a file's holders to repair it;
 //! - [`dir`]: directory indexes (static sites).
 //!
 //! Layer rule (enforced by this crate's dependency list): it builds on the wire and the
@@ -22,6 +24,7 @@ mod error;
 mod get;
 mod pins;
 mod put;
+mod repair;
 pub mod timings;
 
 pub use blob::RemoteBlob;
@@ -30,6 +33,7 @@ pub use error::{BlobError, ClientError, Failures, PeerError};
 pub use get::{GET_PIPE_DEPTH, GetReport, ReadOptions, Segment, SegmentCache, SegmentStream};
 pub use pins::{BlobHealth, FileHealth, PinReport, Place, UnpinReport};
 pub use put::{PUT_PIPE_DEPTH, PutReport};
+pub use repair::{ColumnSource, RebuildError, SourceError, rebuild_columns};
 pub use timings::{Step, Timings};
 
 use mosaic_codec::{Hash, Manifest};

@@ -150,20 +150,17 @@ impl Client {
 
     /// Where each blob of the file is held and pinned. `extra` nodes (e.g. where the
     /// file was put) are asked even if the DHT does not list them.
+    ///
+    /// One DHT lookup in the common case: every column holder also holds and announces
+    /// the manifest, so the manifest's providers are asked first; only columns none of
+    /// them holds are looked up on their own (a holder that lost the manifest, or one
+    /// that has not announced it yet).
     pub async fn file_health(
         &self,
         manifest: &Manifest,
         extra: &[EndpointId],
     ) -> Result<FileHealth, ClientError> {
         let hashes = file_blobs(manifest);
-        let nodes = self.holders(&hashes, extra).await?;
-        let hashes_ref = &hashes;
-        let answers = n0_future::join_all(
-            nodes
-                .iter()
-                .map(|&node| async move { (node, self.node_status(node, hashes_ref).await) }),
-        )
-        .await;
         let mut blobs: Vec<BlobHealth> = hashes
             .iter()
             .enumerate()
@@ -173,7 +170,43 @@ impl Client {
                 places: Vec::new(),
             })
             .collect();
+        let mut asked: BTreeSet<EndpointId> = BTreeSet::new();
         let mut unreachable = Vec::new();
+        let first = self.holders(&hashes[..1], extra).await?;
+        self.ask_places(&hashes, first, &mut asked, &mut blobs, &mut unreachable)
+            .await;
+        let lost: Vec<Hash> = blobs
+            .iter()
+            .filter(|b| b.places.is_empty())
+            .map(|b| b.hash)
+            .collect();
+        if !lost.is_empty() {
+            let more = self.holders(&lost, &[]).await?;
+            self.ask_places(&hashes, more, &mut asked, &mut blobs, &mut unreachable)
+                .await;
+        }
+        Ok(FileHealth {
+            blobs,
+            needed: manifest.layout().params().data_columns(),
+            unreachable,
+        })
+    }
+
+    /// Asks each node of `nodes` not asked yet which of `hashes` it holds and pins.
+    async fn ask_places(
+        &self,
+        hashes: &[Hash],
+        nodes: BTreeSet<EndpointId>,
+        asked: &mut BTreeSet<EndpointId>,
+        blobs: &mut [BlobHealth],
+        unreachable: &mut Vec<EndpointId>,
+    ) {
+        let new: Vec<EndpointId> = nodes.into_iter().filter(|n| asked.insert(*n)).collect();
+        let answers = n0_future::join_all(
+            new.iter()
+                .map(|&node| async move { (node, self.node_status(node, hashes).await) }),
+        )
+        .await;
         for (node, answer) in answers {
             let Ok(status) = answer else {
                 unreachable.push(node);
@@ -189,11 +222,6 @@ impl Client {
                 }
             }
         }
-        Ok(FileHealth {
-            blobs,
-            needed: manifest.layout().params().data_columns(),
-            unreachable,
-        })
     }
 
     /// Pins every blob of the file for this client on every reachable node holding it;

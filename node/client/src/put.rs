@@ -1,14 +1,19 @@
 //! The put pipeline, top to bottom: what `mosaic put` runs.
 //!
 //! 1. **Input**: open the file and learn its length.
-//! 2. **Place**: find storage nodes on the DHT, ask each for its space (`Stat`), and
-//!    choose `n` distinct ones by weighted rendezvous hashing over a random upload key
-//!    (weight: free space); fewer than `n` reachable is refused before any byte moves.
+//! 2. **Place**: find storage nodes on the DHT, ask each for its space (`Stat`: a node
+//!    reports what its disk really has free), keep those with room for a column, and
+//!    order them by weighted rendezvous hashing over a random upload key (weight: free
+//!    space): the first `n` get the columns, the rest are spares. Fewer than `n` with
+//!    room is refused before any byte moves (a space error: exit 6 in the CLI).
 //! 3. **Columns**: encode on a blocking thread (read → seal → erasure → hash) and hand
 //!    each shard to its column's upload task through a channel of [`PUT_PIPE_DEPTH`]
 //!    shards, so memory is bounded whatever the file size and the slowest node paces
 //!    the encoder. Each node hashes what it received, pins it for us, announces it,
-//!    and answers with the hash, which must equal the encoder's.
+//!    and answers with the hash, which must equal the encoder's. A node that fails
+//!    mid-way does not stop the others; its column is encoded again from the file
+//!    (same key and salt, so the same bytes) and sent to the next spare. With no spare
+//!    left, the error names the node that failed.
 //! 4. **Manifest**: store it on every column's node.
 //!
 //! Invariant: a put that fails (or is dropped) leaves none of its own pins behind.
@@ -29,7 +34,9 @@ use std::{
 
 use bytes::Bytes;
 use iroh::{EndpointId, endpoint::Connection};
-use mosaic_codec::{Access, EncodeError, Encoder, Hash, Layout, Manifest, Metadata, Params};
+use mosaic_codec::{
+    Access, EncodeError, Encoder, Hash, Layout, Manifest, Metadata, Params, TAG_LEN,
+};
 use mosaic_wire::{
     proto::Request,
     request::{self, Stored},
@@ -41,6 +48,9 @@ use crate::{Client, ClientError, Role, StorageNode};
 
 /// Shards buffered between the encoder and each upload task.
 pub const PUT_PIPE_DEPTH: usize = 4;
+
+/// Room a node needs beyond a column: the manifest, stored with every column.
+const MANIFEST_ROOM: u64 = 64 << 10;
 
 /// What a put did.
 #[derive(Debug, Clone)]
@@ -76,12 +86,18 @@ impl Client {
         progress: Arc<AtomicU64>,
     ) -> Result<PutReport, ClientError> {
         let input = Input::open(path)?;
-        let nodes = self.choose_nodes(params.columns()).await?;
+        let layout = Layout::new(params, input.length).ok_or(EncodeError::TooLarge {
+            length: input.length,
+        })?;
+        let (mut nodes, mut spares) = self
+            .choose_nodes(params.columns(), layout.column_len())
+            .await?;
         let mut undo = Undo::default();
         let stored = async {
             let manifest = upload_columns(
                 input,
-                &nodes,
+                &mut nodes,
+                &mut spares,
                 Encoding {
                     params,
                     access,
@@ -110,8 +126,14 @@ impl Client {
         }
     }
 
-    /// Stage 2: `n` distinct storage nodes, one per column.
-    async fn choose_nodes(&self, n: usize) -> Result<Vec<StorageNode>, ClientError> {
+    /// Stage 2: `n` distinct storage nodes with room for a column of `column_len`
+    /// bytes, one per column, and the other nodes with room as spares, in placement
+    /// order (a column whose node fails goes to the first spare).
+    async fn choose_nodes(
+        &self,
+        n: usize,
+        column_len: u64,
+    ) -> Result<(Vec<StorageNode>, Vec<StorageNode>), ClientError> {
         let (found, nodes) = self.storage_nodes().await?;
         if nodes.len() < n {
             return Err(ClientError::NotEnoughNodes {
@@ -120,9 +142,30 @@ impl Client {
                 needed: n,
             });
         }
+        let reachable = nodes.len();
+        let largest_free = nodes.iter().map(StorageNode::free).max().unwrap_or(0);
+        // The manifest goes with every column: a few KiB more.
+        let room: Vec<StorageNode> = nodes
+            .into_iter()
+            .filter(|node| node.free() >= column_len + MANIFEST_ROOM)
+            .collect();
+        if room.len() < n {
+            return Err(ClientError::NoRoom {
+                column_len,
+                with_room: room.len(),
+                reachable,
+                needed: n,
+                largest_free,
+            });
+        }
         let mut upload_key = [0u8; 32];
         getrandom::fill(&mut upload_key).expect("the operating system's random source");
-        Ok(place(&nodes, &upload_key, n).into_iter().cloned().collect())
+        let mut ordered: Vec<StorageNode> = place(&room, &upload_key, room.len())
+            .into_iter()
+            .cloned()
+            .collect();
+        let spares = ordered.split_off(n);
+        Ok((ordered, spares))
     }
 }
 
@@ -150,6 +193,7 @@ impl Input {
 }
 
 /// How to encode.
+#[derive(Clone)]
 struct Encoding {
     params: Params,
     access: Access,
@@ -158,19 +202,25 @@ struct Encoding {
 }
 
 /// Stage 3: encodes the file and streams column `j` to `nodes[j]`; returns the
-/// manifest once every node has confirmed its column's hash.
+/// manifest once every column's node has confirmed its hash. A column whose node
+/// fails (refuses, goes away, or stores other bytes) is encoded again from the file and
+/// sent to the next spare, and `nodes[j]` becomes that spare; the error of the last
+/// node that failed is returned when no spare is left.
 async fn upload_columns(
     input: Input,
-    nodes: &[StorageNode],
+    nodes: &mut [StorageNode],
+    spares: &mut Vec<StorageNode>,
     encoding: Encoding,
     undo: &mut Undo,
 ) -> Result<Manifest, ClientError> {
+    let path = input.path.clone();
     let length = input.length;
-    let layout = Layout::new(encoding.params, length).ok_or(EncodeError::TooLarge { length })?;
-    let column_len = layout.column_len();
+    let column_len = Layout::new(encoding.params, length)
+        .ok_or(EncodeError::TooLarge { length })?
+        .column_len();
     let mut senders = Vec::with_capacity(nodes.len());
     let mut uploads = Vec::with_capacity(nodes.len());
-    for node in nodes {
+    for node in nodes.iter() {
         let (tx, rx) = mpsc::channel::<Bytes>(PUT_PIPE_DEPTH);
         senders.push(tx);
         let conn = node.conn.clone();
@@ -178,60 +228,163 @@ async fn upload_columns(
             request::upload(&conn, column_len, rx).await
         }));
     }
+    let retry = encoding.clone();
     let encoder = tokio::task::spawn_blocking(move || encode(input, encoding, senders));
     let encoded = encoder.await.expect("the encoder thread does not panic");
-    let mut confirmed = Vec::with_capacity(nodes.len());
-    for (column, (task, node)) in uploads.into_iter().zip(nodes).enumerate() {
-        let answer = task.await.expect("upload tasks do not panic");
-        confirmed.push(match answer {
-            Ok(stored) => {
-                undo.record(node, &stored);
-                Ok(stored.hash)
-            }
-            Err(source) => Err(ClientError::Upload {
-                node: node.id,
-                what: Role::Column(column),
-                source,
-            }),
-        });
+    let mut answers = Vec::with_capacity(nodes.len());
+    for task in uploads {
+        answers.push(task.await.expect("upload tasks do not panic"));
     }
-    let manifest = match encoded? {
-        Ok(manifest) => manifest,
-        // The encoder stops early only when an upload went away: that column's error
-        // explains. The other columns, cut short by the stop, are refused as malformed
-        // (or end without an answer) and explain nothing.
-        Err(gone) => {
-            return Err(match confirmed.swap_remove(gone) {
-                Err(e) => e,
-                Ok(_) => ClientError::UploadStopped {
-                    node: nodes[gone].id,
-                    what: Role::Column(gone),
-                },
+    let first = match encoded? {
+        Some(first) => first,
+        // Every upload went away: the first node's error explains.
+        None => {
+            let (column, error) = answers
+                .into_iter()
+                .enumerate()
+                .find_map(|(c, a)| a.err().map(|e| (c, e)))
+                .expect("the encoder stops only when every upload has ended");
+            return Err(ClientError::Upload {
+                node: nodes[column].id,
+                what: Role::Column(column),
+                source: error,
             });
         }
     };
-    for (column, (answer, node)) in confirmed.into_iter().zip(nodes).enumerate() {
-        let got = answer?;
+    let manifest = &first.manifest;
+    // Every pin made is recorded before any retry, so an error below undoes them all.
+    let mut failed = Vec::new();
+    for (column, answer) in answers.into_iter().enumerate() {
         let expected = manifest.columns()[column];
-        if got != expected {
-            return Err(ClientError::StoredHashMismatch {
-                node: node.id,
-                what: Role::Column(column),
-                got,
-                expected,
-            });
+        match answer {
+            Ok(stored) if stored.hash == expected => undo.record(&nodes[column], &stored),
+            Ok(stored) => {
+                undo.record(&nodes[column], &stored);
+                failed.push((
+                    column,
+                    ClientError::StoredHashMismatch {
+                        node: nodes[column].id,
+                        what: Role::Column(column),
+                        got: stored.hash,
+                        expected,
+                    },
+                ));
+            }
+            Err(source) => failed.push((
+                column,
+                ClientError::Upload {
+                    node: nodes[column].id,
+                    what: Role::Column(column),
+                    source,
+                },
+            )),
         }
     }
-    Ok(manifest)
+    for (column, mut failure) in failed {
+        loop {
+            if spares.is_empty() {
+                return Err(failure);
+            }
+            let spare = spares.remove(0);
+            debug!(
+                column,
+                failed = %nodes[column].id.fmt_short(),
+                spare = %spare.id.fmt_short(),
+                "column upload failed ({failure}); sending it to a spare node"
+            );
+            match upload_again(&path, &retry, &first, column, &spare).await {
+                Ok(stored) => {
+                    undo.record(&spare, &stored);
+                    nodes[column] = spare;
+                    break;
+                }
+                Err(e @ (ClientError::Input { .. } | ClientError::Encode(_))) => {
+                    return Err(e);
+                }
+                Err(e) => failure = e,
+            }
+        }
+    }
+    Ok(first.manifest)
 }
 
-/// The encoder's loop, on a blocking thread: `Err(j)` if column `j`'s upload went
-/// away (the first one the encoder found gone).
+/// Encodes the file again ([`Encoder::again`]: same key and salt, so the same column
+/// bytes, and a segment that changed since is refused before it is sent) and sends
+/// only column `column` to `node`.
+async fn upload_again(
+    path: &Path,
+    encoding: &Encoding,
+    first: &Encoded,
+    column: usize,
+    node: &StorageNode,
+) -> Result<Stored, ClientError> {
+    let manifest = &first.manifest;
+    let input = Input::open(path)?;
+    if input.length != manifest.layout().length() {
+        return Err(EncodeError::InputChanged { segment: 0 }.into());
+    }
+    let encoder = Encoder::again(manifest, &encoding.access, first.tags.clone())?;
+    let column_len = manifest.layout().column_len();
+    let (tx, rx) = mpsc::channel::<Bytes>(PUT_PIPE_DEPTH);
+    let conn = node.conn.clone();
+    let upload = tokio::spawn(async move { request::upload(&conn, column_len, rx).await });
+    let mut encoding = encoding.clone();
+    // The bytes were counted once, on the first pass.
+    encoding.progress = Arc::default();
+    let mut senders: Vec<Option<mpsc::Sender<Bytes>>> = vec![None; manifest.columns().len()];
+    senders[column] = Some(tx);
+    let encoded =
+        tokio::task::spawn_blocking(move || encode_some(input, encoder, encoding, senders))
+            .await
+            .expect("the encoder thread does not panic");
+    let answer = upload.await.expect("upload tasks do not panic");
+    encoded?;
+    let stored = answer.map_err(|source| ClientError::Upload {
+        node: node.id,
+        what: Role::Column(column),
+        source,
+    })?;
+    if stored.hash != manifest.columns()[column] {
+        return Err(ClientError::StoredHashMismatch {
+            node: node.id,
+            what: Role::Column(column),
+            got: stored.hash,
+            expected: manifest.columns()[column],
+        });
+    }
+    Ok(stored)
+}
+
+/// What the first encoding produced: the manifest, and each segment's tag (to encode
+/// the file again for a spare node).
+struct Encoded {
+    manifest: Manifest,
+    tags: Vec<[u8; TAG_LEN]>,
+}
+
+/// The encoder's loop, on a blocking thread, sending column `j` to `senders[j]`. An
+/// upload that went away is skipped and the others go on; `None` if every one did.
 fn encode(
     input: Input,
     encoding: Encoding,
     senders: Vec<mpsc::Sender<Bytes>>,
-) -> Result<Result<Manifest, usize>, ClientError> {
+) -> Result<Option<Encoded>, ClientError> {
+    let encoder = Encoder::new(encoding.params, &encoding.access, input.length)?;
+    encode_some(
+        input,
+        encoder,
+        encoding,
+        senders.into_iter().map(Some).collect(),
+    )
+}
+
+/// [`encode`] with a given encoder, for the columns that have a sender.
+fn encode_some(
+    input: Input,
+    mut encoder: Encoder,
+    encoding: Encoding,
+    mut senders: Vec<Option<mpsc::Sender<Bytes>>>,
+) -> Result<Option<Encoded>, ClientError> {
     let Input { path, file, length } = input;
     let mut reader = BufReader::with_capacity(
         1 << 20,
@@ -240,12 +393,18 @@ fn encode(
             count: encoding.progress,
         },
     );
-    let mut encoder = Encoder::new(encoding.params, &encoding.access, length)?;
+    let mut tags = Vec::new();
     while let Some(stripe) = encoder.next_stripe(&mut reader)? {
-        for (column, (tx, shard)) in senders.iter().zip(stripe.shards()).enumerate() {
-            if tx.blocking_send(Bytes::copy_from_slice(shard)).is_err() {
-                return Ok(Err(column));
+        tags.push(stripe.tag());
+        for (tx, shard) in senders.iter_mut().zip(stripe.shards()) {
+            if let Some(sender) = tx {
+                if sender.blocking_send(Bytes::copy_from_slice(shard)).is_err() {
+                    *tx = None;
+                }
             }
+        }
+        if senders.iter().all(Option::is_none) {
+            return Ok(None);
         }
     }
     // The file grew while it was read: its length is in every segment's seal.
@@ -258,7 +417,10 @@ fn encode(
         return Err(EncodeError::InputTooLong { expected: length }.into());
     }
     drop(senders);
-    Ok(Ok(encoder.finish(&encoding.metadata)?))
+    Ok(Some(Encoded {
+        manifest: encoder.finish(&encoding.metadata)?,
+        tags,
+    }))
 }
 
 /// Stage 4: the manifest, on every column's node.
@@ -383,7 +545,7 @@ fn place<'a>(nodes: &'a [StorageNode], key: &[u8; 32], n: usize) -> Vec<&'a Stor
             let bytes: [u8; 8] = h.finalize().as_bytes()[..8].try_into().expect("8 bytes");
             // (0, 1], never 0: ln stays finite.
             let u = ((u64::from_le_bytes(bytes) >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
-            let w = (node.capacity.saturating_sub(node.used) as f64).max(1.0);
+            let w = (node.free() as f64).max(1.0);
             let score = if u >= 1.0 { f64::INFINITY } else { -w / u.ln() };
             (score, node)
         })

@@ -83,6 +83,15 @@ pub enum EncodeError {
     /// Metadata that cannot be stored.
     #[error(transparent)]
     Metadata(#[from] MetadataError),
+    /// Encoding a file again ([`Encoder::again`]), a segment came out other than the
+    /// first time: the input changed in between. Nothing of that segment was emitted.
+    #[error(
+        "segment {segment} of the input differs from when it was first encoded: did the file change while it was uploaded?"
+    )]
+    InputChanged {
+        /// The segment.
+        segment: u64,
+    },
 }
 
 /// The `n` shards of one segment, column 0 first.
@@ -91,12 +100,18 @@ pub struct Stripe<'a> {
     buf: &'a [u8],
     shard_len: usize,
     index: u64,
+    tag: [u8; TAG_LEN],
 }
 
 impl<'a> Stripe<'a> {
     /// Segment index.
     pub fn index(&self) -> u64 {
         self.index
+    }
+    /// The segment's authentication tag: keep them to encode the file again
+    /// ([`Encoder::again`]).
+    pub fn tag(&self) -> [u8; TAG_LEN] {
+        self.tag
     }
     /// Shard `column` (`0..n`).
     pub fn shard(&self, column: usize) -> &'a [u8] {
@@ -114,6 +129,8 @@ pub struct Encoder {
     suite: Suite,
     layout: Layout,
     salt: [u8; SALT_LEN],
+    /// Encoding again ([`Encoder::again`]): each segment's tag from the first time.
+    expected_tags: Option<Vec<[u8; TAG_LEN]>>,
     sealer: Sealer,
     erasure: Erasure,
     hashers: Vec<blake3::Hasher>,
@@ -126,22 +143,57 @@ impl Encoder {
     /// An encoder for a file of exactly `length` bytes.
     pub fn new(params: Params, access: &Access, length: u64) -> Result<Self, EncodeError> {
         let layout = Layout::new(params, length).ok_or(EncodeError::TooLarge { length })?;
-        let (suite, salt, key) = match access {
-            Access::Public => (Suite::Public, [0; SALT_LEN], None),
-            Access::Private(key) => (Suite::XChaCha20Poly1305, key.salt(), Some(key)),
+        let salt = match access {
+            Access::Public => [0; SALT_LEN],
+            Access::Private(key) => key.salt(),
+        };
+        Ok(Self::with_salt(layout, access, salt, None))
+    }
+
+    /// An encoder that produces the columns of an earlier encoding of the same file
+    /// again (to send a column to another node after the first one failed): same key,
+    /// same salt as `manifest`, so the same bytes. `tags` are the segments' tags from
+    /// the first encoding ([`Stripe::tag`]); a segment whose tag differs (the input
+    /// changed) is refused with [`EncodeError::InputChanged`] before any of its bytes
+    /// are emitted, so a nonce is never used for two different plaintexts.
+    pub fn again(
+        manifest: &Manifest,
+        access: &Access,
+        tags: Vec<[u8; TAG_LEN]>,
+    ) -> Result<Self, EncodeError> {
+        let layout = *manifest.layout();
+        if tags.len() as u64 != layout.segments() {
+            return Err(EncodeError::InputChanged {
+                segment: tags.len().min(layout.segments() as usize) as u64,
+            });
+        }
+        Ok(Self::with_salt(layout, access, manifest.salt(), Some(tags)))
+    }
+
+    fn with_salt(
+        layout: Layout,
+        access: &Access,
+        salt: [u8; SALT_LEN],
+        expected_tags: Option<Vec<[u8; TAG_LEN]>>,
+    ) -> Self {
+        let params = layout.params();
+        let (suite, key) = match access {
+            Access::Public => (Suite::Public, None),
+            Access::Private(key) => (Suite::XChaCha20Poly1305, Some(key)),
         };
         let n = params.columns();
-        Ok(Self {
+        Self {
             suite,
             layout,
             salt,
+            expected_tags,
             sealer: Sealer::new(suite, layout, salt, key),
             erasure: Erasure::new(params.data_columns(), params.parity_columns()),
             hashers: vec![blake3::Hasher::new(); n],
             stripe: vec![0; n * max_shard_len(&layout)],
             next: 0,
             read: 0,
-        })
+        }
     }
 
     /// The file's geometry.
@@ -178,6 +230,14 @@ impl Encoder {
             });
         }
         self.sealer.seal_segment(index, &mut buf[..sealed]);
+        let tag: [u8; TAG_LEN] = buf[plain..sealed].try_into().expect("TAG_LEN bytes");
+        if let Some(expected) = &self.expected_tags {
+            if expected[index as usize] != tag {
+                // Wipe the segment sealed under a nonce already used for other bytes.
+                buf.fill(0);
+                return Err(EncodeError::InputChanged { segment: index });
+            }
+        }
         buf[sealed..k * shard].fill(0);
         let (data, parity) = buf.split_at_mut(k * shard);
         let data: Vec<&[u8]> = data.chunks_exact(shard).collect();
@@ -191,6 +251,7 @@ impl Encoder {
             buf: &self.stripe[..n * shard],
             shard_len: shard,
             index,
+            tag,
         }))
     }
 

@@ -34,6 +34,7 @@ mod hash;
 mod kind;
 mod layout;
 mod manifest;
+mod rebuild;
 mod seal;
 
 pub use caps::{Cap, CapError, PublicId, ReadCap};
@@ -53,4 +54,5 @@ pub use manifest::{
     MAGIC, MAX_MANIFEST_LEN, MAX_MEDIA_TYPE_LEN, MAX_NAME_LEN, Manifest, ManifestError, Metadata,
     MetadataError,
 };
+pub use rebuild::{RebuildMismatch, Rebuilder};
 pub use seal::{ConvergenceSecret, FileKey, Suite};

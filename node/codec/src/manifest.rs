@@ -435,6 +435,10 @@ impl Manifest {
     pub fn layout(&self) -> &Layout {
         &self.layout
     }
+    /// The salt of the segments' nonces (zero for public files).
+    pub fn salt(&self) -> [u8; SALT_LEN] {
+        self.salt
+    }
     /// The column hashes, column 0 first.
     pub fn columns(&self) -> &[Hash] {
         &self.columns

@@ -6,8 +6,9 @@
 use std::io::Cursor;
 
 use mosaic_codec::{
-    Access, ColumnFault, ConvergenceSecret, DecodeError, DecodeReport, Decoder, FileKey, Manifest,
-    ManifestError, Metadata, Params, decode_file, decode_range, encode, verify_columns,
+    Access, ColumnFault, ConvergenceSecret, DecodeError, DecodeReport, Decoder, EncodeError,
+    Encoder, FileKey, Manifest, ManifestError, Metadata, Params, decode_file, decode_range, encode,
+    verify_columns,
 };
 use proptest::prelude::*;
 
@@ -513,6 +514,75 @@ fn encoder_refuses_input_that_changed_length() {
         cols.iter().all(|c| c.is_empty()),
         "nothing written before metadata is checked"
     );
+}
+
+/// Encodes with `encoder`, returning the columns, the segments' tags and the manifest
+/// (or the error and the stripes emitted before it).
+fn run(
+    mut encoder: Encoder,
+    plain: &[u8],
+) -> Result<(Vec<Vec<u8>>, Vec<[u8; 16]>, Manifest), (EncodeError, usize)> {
+    let n = encoder.layout().params().columns();
+    let mut cols = vec![Vec::new(); n];
+    let mut tags = Vec::new();
+    let mut input = plain;
+    loop {
+        match encoder.next_stripe(&mut input) {
+            Ok(Some(stripe)) => {
+                tags.push(stripe.tag());
+                for (c, shard) in stripe.shards().enumerate() {
+                    cols[c].extend_from_slice(shard);
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return Err((e, tags.len())),
+        }
+    }
+    Ok((cols, tags, encoder.finish(&meta()).unwrap()))
+}
+
+#[test]
+fn encoding_again_gives_the_same_columns_and_refuses_a_changed_segment_before_emitting_it() {
+    let p = params(S, 3, 2);
+    let plain = data(5 * S as usize + 100, 9);
+    let access = Access::Private(FileKey::random());
+    let (cols, tags, manifest) = run(
+        Encoder::new(p, &access, plain.len() as u64).unwrap(),
+        &plain,
+    )
+    .unwrap();
+    // A random key's salt is fresh per encoder: a new encoder gives other columns...
+    let (other, _, _) = run(
+        Encoder::new(p, &access, plain.len() as u64).unwrap(),
+        &plain,
+    )
+    .unwrap();
+    assert_ne!(other, cols);
+    // ...but encoding again from the manifest and tags gives the very same ones.
+    let (again, again_tags, m2) = run(
+        Encoder::again(&manifest, &access, tags.clone()).unwrap(),
+        &plain,
+    )
+    .unwrap();
+    assert_eq!(again, cols);
+    assert_eq!(again_tags, tags);
+    assert_eq!(m2.columns(), manifest.columns());
+    // One byte changed in segment 3: segments 0..3 come out, segment 3 is refused.
+    let mut changed = plain.clone();
+    changed[3 * manifest.layout().plain_len(0) + 5] ^= 1;
+    let (err, emitted) = run(
+        Encoder::again(&manifest, &access, tags.clone()).unwrap(),
+        &changed,
+    )
+    .map(|_| ())
+    .unwrap_err();
+    assert!(
+        matches!(err, EncodeError::InputChanged { segment: 3 }),
+        "{err}"
+    );
+    assert_eq!(emitted, 3);
+    // Tags for another number of segments: refused at once.
+    assert!(Encoder::again(&manifest, &access, tags[..2].to_vec()).is_err());
 }
 
 #[test]

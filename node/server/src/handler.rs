@@ -17,7 +17,7 @@ use iroh::{
     endpoint::{Connection, RecvStream, SendStream, VarInt},
     protocol::{AcceptError, ProtocolHandler},
 };
-use mosaic_codec::Hash;
+use mosaic_codec::{Hash, MAX_MANIFEST_LEN, Manifest};
 use mosaic_wire::{
     dht::Routing,
     proto::{self, MAX_HASHES, Refusal, Request, Response},
@@ -27,6 +27,7 @@ use tracing::{debug, warn};
 
 use crate::{
     announcer::AnnounceStatus,
+    health::Health,
     node::Admission,
     store::{Store, StoreError},
 };
@@ -38,6 +39,7 @@ pub(crate) struct StorageProtocol {
     routing: Routing,
     admission: Arc<Admission>,
     status: Arc<AnnounceStatus>,
+    health: Arc<Health>,
 }
 
 impl StorageProtocol {
@@ -46,12 +48,14 @@ impl StorageProtocol {
         routing: Routing,
         admission: Admission,
         status: Arc<AnnounceStatus>,
+        health: Arc<Health>,
     ) -> Self {
         Self {
             store,
             routing,
             admission: Arc::new(admission),
             status,
+            health,
         }
     }
 }
@@ -93,7 +97,7 @@ fn store_refusal(e: StoreError) -> Response {
     let reason = match e {
         StoreError::NoSpace { .. } => Refusal::NoSpace,
         StoreError::QuotaExceeded { .. } => Refusal::QuotaExceeded,
-        StoreError::SizeMismatch { .. } => Refusal::BadRequest,
+        StoreError::SizeMismatch { .. } | StoreError::HashMismatch { .. } => Refusal::BadRequest,
         _ => Refusal::Internal,
     };
     refused(reason, e.to_string())
@@ -156,9 +160,33 @@ impl StorageProtocol {
                     held,
                 }
             }
+            Request::Adopt { owners, .. } if owners.len() > MAX_HASHES => refused(
+                Refusal::BadRequest,
+                format!(
+                    "{} owners in one request; the limit is {MAX_HASHES}",
+                    owners.len()
+                ),
+            ),
             Request::Status { hashes } => self.status(peer, &proto::hashes(&hashes)),
+            // Anyone may ask for a repair: it needs no key, and the node decides what,
+            // if anything, to do (one check of a file at a time).
+            Request::Repair { file } => {
+                Response::Repaired(self.health.check(Hash::from_bytes(file), true).await)
+            }
             _ if !self.admission.allows(&peer) => unauthorized(),
-            Request::Store { size } => self.store_blob(peer, size, recv).await,
+            Request::Store { size } => {
+                let store = self.store.clone();
+                self.receive_blob(size, recv, move |data| async move {
+                    store.import(peer, size, data).await
+                })
+                .await
+            }
+            Request::Adopt {
+                file,
+                column,
+                owners,
+                size,
+            } => self.adopt(file, column, owners, size, recv).await,
             Request::Pin { hashes } => match self.store.pin(peer, &proto::hashes(&hashes)).await {
                 Ok(missing) => Response::Pinned {
                     missing: missing.iter().map(|h| *h.as_bytes()).collect(),
@@ -183,17 +211,19 @@ impl StorageProtocol {
         let store = &self.store;
         let result = (|| {
             let limits = store.limits();
+            let capacity = store.capacity();
             Ok::<_, StoreError>(proto::NodeStatus {
-                capacity: limits.capacity,
+                capacity,
                 used: store.used(),
                 collectable: store.collectable(),
-                gc_high: (limits.capacity as f64 * limits.gc_high) as u64,
+                gc_high: (capacity as f64 * limits.gc_high) as u64,
                 blobs: store.count()?,
                 pinned_by_you: store.pinned_by(&peer),
                 quota: limits.quota,
                 announce_backlog: self.status.backlog.load(Ordering::Relaxed) as u64,
                 announce_ok: self.status.last_round_ok.load(Ordering::Relaxed),
                 version: env!("CARGO_PKG_VERSION").to_owned(),
+                health: self.health.stats(),
                 blobs_asked: store
                     .states(&peer, hashes)?
                     .into_iter()
@@ -211,14 +241,84 @@ impl StorageProtocol {
         }
     }
 
-    async fn store_blob(&self, peer: EndpointId, size: u64, recv: &mut RecvStream) -> Response {
+    /// A repaired column (or the manifest before it) of file `file`, from the node
+    /// repairing it: checked against the manifest this node holds (the manifest
+    /// against the file id) before it is kept, then pinned for `owners`.
+    async fn adopt(
+        &self,
+        file: [u8; 32],
+        column: Option<u16>,
+        owners: Vec<[u8; 32]>,
+        size: u64,
+        recv: &mut RecvStream,
+    ) -> Response {
+        let bad = |m: String| refused(Refusal::BadRequest, m);
+        let owners: Vec<EndpointId> = match owners
+            .iter()
+            .map(EndpointId::from_bytes)
+            .collect::<Result<_, _>>()
+        {
+            Ok(o) => o,
+            Err(_) => return bad("an owner is not a valid node identity".into()),
+        };
+        if owners.is_empty() {
+            return bad("an adopted blob needs at least one owner".into());
+        }
+        let file = Hash::from_bytes(file);
+        let expected = match column {
+            None if size > MAX_MANIFEST_LEN as u64 => {
+                return bad(format!(
+                    "a manifest is at most {MAX_MANIFEST_LEN} bytes, not {size}"
+                ));
+            }
+            None => file,
+            Some(c) => {
+                let manifest = match self.store.read_small(&file, MAX_MANIFEST_LEN as u64).await {
+                    Ok(Some(bytes)) => Manifest::from_bytes_verified(&bytes, &file).ok(),
+                    _ => None,
+                };
+                let Some(manifest) = manifest else {
+                    return bad(format!(
+                        "this node does not hold the manifest of file {}: adopt it first",
+                        file.fmt_short()
+                    ));
+                };
+                let Some(expected) = manifest.columns().get(c as usize).copied() else {
+                    return bad(format!(
+                        "the file has {} columns; there is no column {c}",
+                        manifest.columns().len()
+                    ));
+                };
+                if size != manifest.layout().column_len() {
+                    return bad(format!(
+                        "column {c} is {} bytes, not {size}",
+                        manifest.layout().column_len()
+                    ));
+                }
+                expected
+            }
+        };
+        let store = self.store.clone();
+        self.receive_blob(size, recv, move |data| async move {
+            store.adopt(&owners, size, data, expected).await
+        })
+        .await
+    }
+
+    /// Receives the `size` bytes of a `Store` or an `Adopt` into `import`, announces
+    /// the blob, and answers.
+    async fn receive_blob<F, Fut>(&self, size: u64, recv: &mut RecvStream, import: F) -> Response
+    where
+        F: FnOnce(ChannelStream) -> Fut,
+        Fut: Future<Output = Result<(Hash, bool), StoreError>>,
+    {
         // Forward the stream to the blob store through a small channel: the store wants
         // a `Sync` stream, and this bounds what sits in memory. QUIC hands out small
         // chunks (a few KiB each); each item costs several task wake-ups and a write
         // syscall on its way into the store, so they are coalesced into
         // `IMPORT_BATCH`-byte items first (measured: see docs/performance.md).
         let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
-        let import = self.store.import(peer, size, ChannelStream(rx));
+        let import = import(ChannelStream(rx));
         // Returns what the client did wrong, if anything.
         let forward = async {
             let mut remaining = size;
@@ -287,7 +387,9 @@ impl StorageProtocol {
             Err(e @ (StoreError::NoSpace { .. } | StoreError::QuotaExceeded { .. })) => {
                 store_refusal(e)
             }
-            Err(e @ StoreError::SizeMismatch { .. }) => refused(Refusal::BadRequest, e.to_string()),
+            Err(e @ (StoreError::SizeMismatch { .. } | StoreError::HashMismatch { .. })) => {
+                refused(Refusal::BadRequest, e.to_string())
+            }
             Err(_) if client_fault.is_some() => {
                 refused(Refusal::BadRequest, client_fault.unwrap_or_default())
             }
@@ -310,7 +412,7 @@ impl StorageProtocol {
 }
 
 /// A `Stream` over an mpsc receiver (which is `Sync`, unlike most stream adapters).
-struct ChannelStream(mpsc::Receiver<std::io::Result<Bytes>>);
+pub(crate) struct ChannelStream(mpsc::Receiver<std::io::Result<Bytes>>);
 
 impl n0_future::Stream for ChannelStream {
     type Item = std::io::Result<Bytes>;

@@ -5,20 +5,24 @@
 //! - [`store`]: the node's blobs (iroh-blobs file store) with pins, orphans and
 //!   quotas (redb);
 //! - `announcer.rs`: keeps the node's DHT records fresh;
-//! - `collector.rs`: drops unpinned blobs above the high watermark.
+//! - `collector.rs`: drops unpinned blobs above the high watermark;
+//! - `health.rs`: checks the files it holds part of and repairs them (keyless, no
+//!   coordinator), by the pure rules of [`policy`];
+//! - `scrub.rs`: re-hashes what it stores at a bounded rate and heals what rotted.
 //!
-//! Repair and scrub, when they come, are background tasks beside the announcer and
-//! the collector.
-//!
-//! Layer rule (enforced by this crate's dependency list): it builds on the wire and the
-//! codec; it never depends on the client, the gateway or the CLI. See
-//! `docs/architecture.md`.
+//! Layer rule (enforced by this crate's dependency list): it builds on the client (a
+//! node repairing a file is a client of its peers), the wire and the codec; it never
+//! depends on the gateway or the CLI. See `docs/architecture.md`.
 
 mod announcer;
 mod collector;
 mod handler;
+mod health;
 pub mod node;
+pub mod policy;
+mod scrub;
 pub mod store;
 
 pub use announcer::AnnounceStatus;
+pub use health::{CHECKS_IN_FLIGHT, HealthOptions};
 pub use node::{Admission, Node, NodeError, NodeOptions};

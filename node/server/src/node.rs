@@ -1,5 +1,6 @@
 //! A storage node's wiring (`mosaic node run`): identity, store, endpoint, DHT, the
-//! storage protocol's handler, and the background tasks (announcer, collector).
+//! storage protocol's handler, and the background tasks (announcer, collector, health
+//! checker and repairer, scrubber).
 //!
 //! Wiring: one iroh endpoint accepts two ALPNs, iroh-blobs (`/iroh-bytes/4`: anyone may
 //! read, with verified streaming; push stays disabled) and Mosaic's storage protocol
@@ -12,6 +13,7 @@ use std::{collections::HashSet, net::SocketAddr, path::PathBuf, sync::Arc, time:
 
 use iroh::{Endpoint, EndpointId, protocol::Router};
 use iroh_blobs::BlobsProtocol;
+use mosaic_client::{Client, ClientOptions};
 use mosaic_codec::ErrorKind;
 use mosaic_wire::{
     dht::{Routing, RoutingError, RoutingOptions},
@@ -25,6 +27,8 @@ use crate::{
     announcer::{self, AnnounceStatus, PEERS_FILE},
     collector,
     handler::StorageProtocol,
+    health::{Health, HealthOptions},
+    scrub,
     store::{Limits, Store, StoreError},
 };
 
@@ -67,6 +71,8 @@ pub struct NodeOptions {
     pub relays: bool,
     /// How often every record is re-announced.
     pub announce_interval: Duration,
+    /// Health checks, repair and scrub.
+    pub health: HealthOptions,
 }
 
 /// The node could not start.
@@ -109,6 +115,9 @@ pub struct Node {
     status: Arc<AnnounceStatus>,
     announcer: JoinHandle<()>,
     collector: JoinHandle<()>,
+    health: Arc<Health>,
+    checker: JoinHandle<()>,
+    scrubber: JoinHandle<()>,
 }
 
 impl Node {
@@ -138,11 +147,32 @@ impl Node {
         let routing = Routing::spawn(options.routing.clone(), Some(&secret))?;
         let addrs = endpoint::direct_addrs(&endpoint, &options.public_addrs);
         let status = Arc::new(AnnounceStatus::default());
+        // The node is a client of its peers when it repairs: same endpoint, same DHT.
+        let client = Client::with_endpoint(
+            endpoint.clone(),
+            routing.clone(),
+            ClientOptions {
+                secret: secret.clone(),
+                bind: options.listen,
+                routing: options.routing.clone(),
+                relays: options.relays,
+                connect_timeout: Duration::from_secs(5),
+                stall_timeout: Duration::from_secs(20),
+                address_book: None,
+            },
+        );
+        let health = Arc::new(Health::new(
+            endpoint.id(),
+            store.clone(),
+            client,
+            options.health,
+        ));
         let storage = StorageProtocol::new(
             store.clone(),
             routing.clone(),
             options.admission.clone(),
             status.clone(),
+            health.clone(),
         );
         let router = Router::builder(endpoint.clone())
             .accept(iroh_blobs::ALPN, BlobsProtocol::new(store.blobs(), None))
@@ -157,6 +187,13 @@ impl Node {
             peers_file,
         ));
         let collector = tokio::spawn(collector::run(store.clone(), options.gc_interval));
+        let checker = tokio::spawn(health.clone().run_checks());
+        let scrubber = tokio::spawn(scrub::run(
+            health.clone(),
+            endpoint.id(),
+            options.health.scrub_interval,
+            options.health.scrub_rate,
+        ));
         info!(
             id = %endpoint.id(),
             addrs = ?addrs,
@@ -171,6 +208,9 @@ impl Node {
             status,
             announcer,
             collector,
+            health,
+            checker,
+            scrubber,
         })
     }
 
@@ -199,10 +239,28 @@ impl Node {
         &self.status
     }
 
+    /// What the health checks, repairs and scrubs have done.
+    pub fn health(&self) -> proto::HealthStats {
+        self.health.stats()
+    }
+
+    /// Checks file `id` now and repairs it if any column is missing (what a client's
+    /// `Repair` request does).
+    pub async fn repair(&self, id: mosaic_codec::Hash) -> proto::RepairReport {
+        self.health.check(id, true).await
+    }
+
+    /// Re-hashes every held blob now (one scrub pass, at `rate` bytes per second).
+    pub async fn scrub(&self, rate: u64) {
+        scrub::pass(&self.health, rate).await
+    }
+
     /// Stops accepting, closes connections, flushes the store.
     pub async fn shutdown(self) {
         self.announcer.abort();
         self.collector.abort();
+        self.checker.abort();
+        self.scrubber.abort();
         // Also shuts the blob store down.
         if let Err(e) = self.router.shutdown().await {
             warn!("router shutdown: {e}");

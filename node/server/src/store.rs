@@ -32,7 +32,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    path::Path,
+    path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -103,6 +103,14 @@ pub enum StoreError {
         /// Bytes received.
         received: u64,
     },
+    /// The bytes received are not the blob they were sent as (a repair's column).
+    #[error("the bytes received hash to {actual}, not to the expected {expected}")]
+    HashMismatch {
+        /// The hash the bytes had to have.
+        expected: Hash,
+        /// The hash they have.
+        actual: Hash,
+    },
     /// The metadata database failed.
     #[error("metadata database: {0}")]
     Db(#[from] redb::Error),
@@ -117,7 +125,9 @@ impl StoreError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             StoreError::NoSpace { .. } | StoreError::QuotaExceeded { .. } => ErrorKind::Space,
-            StoreError::SizeMismatch { .. } => ErrorKind::BadInput,
+            StoreError::SizeMismatch { .. } | StoreError::HashMismatch { .. } => {
+                ErrorKind::BadInput
+            }
             StoreError::Db(_) | StoreError::Blobs(_) => ErrorKind::Other,
         }
     }
@@ -157,10 +167,6 @@ impl Limits {
             sweep_interval: Duration::from_secs(60),
         }
     }
-
-    fn fraction(&self, f: f64) -> u64 {
-        (self.capacity as f64 * f.clamp(0.0, 1.0)) as u64
-    }
 }
 
 /// What one owner pins here, and has in flight.
@@ -198,6 +204,8 @@ pub struct Store {
 
 #[derive(Debug)]
 struct Inner {
+    /// The store's directory: its file system's free space bounds the capacity.
+    dir: PathBuf,
     blobs: FsStore,
     db: Arc<Database>,
     limits: Limits,
@@ -206,6 +214,25 @@ struct Inner {
     owners: Mutex<HashMap<[u8; 32], OwnerUse>>,
     orphan_bytes: AtomicU64,
     settled: Settled,
+}
+
+/// Room kept free on the disk beyond the blobs themselves: the redb files, iroh-blobs'
+/// outboards (1/256 of each blob over 16 KiB) and partial files of running imports.
+pub const DISK_RESERVE: u64 = 64 << 20;
+
+/// Bytes the file system holding `dir` has free for an unprivileged writer; `None` if
+/// it cannot say (then only the configured capacity applies).
+fn disk_free(dir: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let st = rustix::fs::statvfs(dir).ok()?;
+        Some(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
 }
 
 fn now() -> u64 {
@@ -314,6 +341,7 @@ impl Store {
             .map_err(blobs_err)?;
         Ok(Self {
             inner: Arc::new(Inner {
+                dir: dir.to_owned(),
                 blobs,
                 db,
                 limits,
@@ -374,9 +402,15 @@ impl Store {
     pub fn blobs(&self) -> &FsStore {
         &self.inner.blobs
     }
-    /// Capacity in bytes.
+    /// Capacity in bytes: the configured capacity, or less when the disk has less room
+    /// (what is used plus what the file system still has free, minus [`DISK_RESERVE`]).
+    /// Other files on the same disk shrink it; a node never promises space it lacks.
     pub fn capacity(&self) -> u64 {
-        self.inner.limits.capacity
+        let configured = self.inner.limits.capacity;
+        match disk_free(&self.inner.dir) {
+            Some(free) => configured.min(self.used() + free.saturating_sub(DISK_RESERVE)),
+            None => configured,
+        }
     }
     /// The store's limits.
     pub fn limits(&self) -> &Limits {
@@ -400,7 +434,7 @@ impl Store {
     /// fit otherwise.
     async fn make_room(&self, size: u64) {
         let inner = &self.inner;
-        let capacity = inner.limits.capacity;
+        let capacity = self.capacity();
         if self.used() + inner.reserved.load(Ordering::SeqCst) + size <= capacity {
             return;
         }
@@ -428,12 +462,15 @@ impl Store {
         if space {
             let reserved = inner.reserved.fetch_add(size, Ordering::SeqCst) + size;
             let used = self.used();
-            if used + reserved > limits.capacity {
+            // Bytes of running imports already on disk count twice here (reserved, and
+            // gone from the disk's free space): conservative, never optimistic.
+            let capacity = self.capacity();
+            if used + reserved > capacity {
                 inner.reserved.fetch_sub(size, Ordering::SeqCst);
                 return Err(StoreError::NoSpace {
                     size,
-                    free: limits.capacity.saturating_sub(used + reserved - size),
-                    capacity: limits.capacity,
+                    free: capacity.saturating_sub(used + reserved - size),
+                    capacity,
                 });
             }
         }
@@ -458,6 +495,32 @@ impl Store {
         size: u64,
         data: impl Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static,
     ) -> Result<(Hash, bool), StoreError> {
+        self.import_for(&[owner], size, data, None).await
+    }
+
+    /// Imports a blob that must hash to `expected` (a repaired column, or a file's
+    /// manifest), pinned for each of `owners`; bytes that hash otherwise are not kept.
+    /// Space is reserved (and checked against the quota) as the first owner's; the
+    /// other owners' pins are recorded without a quota check: they already pinned this
+    /// file elsewhere, and a repair must not fail on a quota they did not choose.
+    pub async fn adopt(
+        &self,
+        owners: &[EndpointId],
+        size: u64,
+        data: impl Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static,
+        expected: Hash,
+    ) -> Result<(Hash, bool), StoreError> {
+        self.import_for(owners, size, data, Some(expected)).await
+    }
+
+    async fn import_for(
+        &self,
+        owners: &[EndpointId],
+        size: u64,
+        data: impl Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static,
+        expected: Option<Hash>,
+    ) -> Result<(Hash, bool), StoreError> {
+        let owner = *owners.first().expect("at least one owner");
         self.make_room(size).await;
         self.reserve(&owner, size, true)?;
         // Released however this ends, the future dropped mid-upload included.
@@ -490,7 +553,17 @@ impl Store {
                     received,
                 });
             }
+            if let Some(expected) = expected.filter(|e| *e != hash) {
+                // The temp tag is dropped with this error: the sweeper deletes the bytes.
+                return Err(StoreError::HashMismatch {
+                    expected,
+                    actual: hash,
+                });
+            }
             let recorded = self.record_pins(owner, &[(hash, size)], true).await?;
+            for other in &owners[1..] {
+                self.record_pins(*other, &[(hash, size)], true).await?;
+            }
             // The temp tag is released only once a sweep's snapshot of `blobs-0` has
             // this row: see `protect_held`.
             inner.settled.lock().expect("settled tags lock").push(tag);
@@ -660,10 +733,13 @@ impl Store {
     /// Collects if usage is over the high watermark, down to the low one.
     pub fn collect_if_needed(&self) -> Result<Collected, StoreError> {
         let limits = &self.inner.limits;
-        if self.used() <= limits.fraction(limits.gc_high) {
+        // Watermarks of the capacity the disk really offers.
+        let capacity = self.capacity() as f64;
+        let at = |f: f64| (capacity * f.clamp(0.0, 1.0)) as u64;
+        if self.used() <= at(limits.gc_high) {
             return Ok(Collected::default());
         }
-        self.collect(limits.fraction(limits.gc_low))
+        self.collect(at(limits.gc_low))
     }
 
     /// Drops unpinned blobs, oldest orphan first, until usage is at most `target` or
@@ -787,6 +863,93 @@ impl Store {
             if let Ok(id) = EndpointId::from_bytes(&key.value().1) {
                 out.push(id);
             }
+        }
+        Ok(out)
+    }
+
+    /// Drops a held blob found corrupt, and every pin on it: it is no longer listed as
+    /// held (not announced, not offered by `Stat`), and the sweeper deletes its bytes.
+    /// Returns the owners whose pins were dropped, so its file's repair can pin the
+    /// rebuilt column for them.
+    pub fn quarantine(&self, hash: &Hash) -> Result<Vec<EndpointId>, StoreError> {
+        let tx = self.inner.db.begin_write().map_err(db_err)?;
+        let mut owners = Vec::new();
+        let mut size = 0;
+        let mut was_orphan = false;
+        {
+            let mut held = tx.open_table(BLOBS).map_err(db_err)?;
+            let mut pins = tx.open_table(PINS).map_err(db_err)?;
+            let mut orphans = tx.open_table(ORPHANS).map_err(db_err)?;
+            let mut by_age = tx.open_table(BY_AGE).map_err(db_err)?;
+            if let Some(s) = held.remove(hash.as_bytes()).map_err(db_err)? {
+                size = s.value();
+            }
+            let keys: Vec<[u8; 32]> = pins
+                .range(pin_range(hash))
+                .map_err(db_err)?
+                .map(|e| e.map(|(k, _)| k.value().1).map_err(db_err))
+                .collect::<Result<_, _>>()?;
+            for owner in keys {
+                pins.remove((*hash.as_bytes(), owner)).map_err(db_err)?;
+                if let Ok(id) = EndpointId::from_bytes(&owner) {
+                    owners.push(id);
+                }
+            }
+            if let Some(since) = orphans.remove(hash.as_bytes()).map_err(db_err)? {
+                by_age
+                    .remove((since.value(), *hash.as_bytes()))
+                    .map_err(db_err)?;
+                was_orphan = true;
+            }
+        }
+        tx.commit().map_err(db_err)?;
+        let inner = &self.inner;
+        sub_saturating(&inner.used, size);
+        if was_orphan {
+            sub_saturating(&inner.orphan_bytes, size);
+        }
+        let mut table = self.owners();
+        for owner in &owners {
+            if let Some(entry) = table.get_mut(owner.as_bytes()) {
+                entry.pinned = entry.pinned.saturating_sub(size);
+            }
+        }
+        Ok(owners)
+    }
+
+    /// A held blob's bytes as stored, unverified (the scrubber checks them; repair
+    /// checks what it rebuilds from them).
+    pub fn reader(&self, hash: &Hash) -> iroh_blobs::api::blobs::BlobReader {
+        self.inner
+            .blobs
+            .blobs()
+            .reader(iroh_blobs::Hash::from_bytes(*hash.as_bytes()))
+    }
+
+    /// A held blob of at most `max` bytes, whole; `None` if not held or larger.
+    pub async fn read_small(&self, hash: &Hash, max: u64) -> Result<Option<Bytes>, StoreError> {
+        match self.size_of(hash)? {
+            Some(size) if size <= max => {}
+            _ => return Ok(None),
+        }
+        let bytes = self
+            .inner
+            .blobs
+            .blobs()
+            .get_bytes(iroh_blobs::Hash::from_bytes(*hash.as_bytes()))
+            .await
+            .map_err(blobs_err)?;
+        Ok(Some(bytes))
+    }
+
+    /// Every held blob with its size.
+    pub fn held_sizes(&self) -> Result<Vec<(Hash, u64)>, StoreError> {
+        let tx = self.inner.db.begin_read().map_err(db_err)?;
+        let held = tx.open_table(BLOBS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in held.iter().map_err(db_err)? {
+            let (k, v) = entry.map_err(db_err)?;
+            out.push((Hash::from_bytes(k.value()), v.value()));
         }
         Ok(out)
     }

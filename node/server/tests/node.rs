@@ -37,6 +37,7 @@ async fn node(dir: &std::path::Path, capacity: u64, admission: Admission) -> Nod
         admission,
         relays: false,
         announce_interval: Duration::from_secs(60),
+        health: mosaic_server::HealthOptions::default(),
     })
     .await
     .unwrap()

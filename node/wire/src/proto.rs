@@ -57,6 +57,27 @@ pub enum Request {
         /// Blob hashes.
         hashes: Vec<[u8; 32]>,
     },
+    /// Keep a rebuilt column of file `file` (or, with no column, its manifest): the
+    /// `size` bytes that follow, pinned for the file's owners. Sent by the node that
+    /// repairs the file to a node that held nothing of it. The receiver checks the
+    /// bytes against the manifest it holds (the manifest against `file`) before it
+    /// keeps anything.
+    Adopt {
+        /// The file's id (its manifest's hash).
+        file: [u8; 32],
+        /// Which column; `None` for the manifest itself.
+        column: Option<u16>,
+        /// The owners to pin it for (those pinning the file on the repairing node).
+        owners: Vec<[u8; 32]>,
+        /// Bytes that follow.
+        size: u64,
+    },
+    /// Check file `file` now and repair it if it needs it. Any client may ask a node
+    /// that holds part of the file; no key is needed.
+    Repair {
+        /// The file's id.
+        file: [u8; 32],
+    },
 }
 
 /// A node's answer.
@@ -90,6 +111,8 @@ pub enum Response {
     },
     /// The answer to [`Request::Status`].
     Status(NodeStatus),
+    /// The answer to [`Request::Repair`].
+    Repaired(RepairReport),
     /// The request was refused; nothing changed.
     Refused {
         /// Why.
@@ -139,6 +162,46 @@ pub struct NodeStatus {
     pub version: String,
     /// For each hash asked about: held, pinned by the caller, pinned by how many.
     pub blobs_asked: Vec<BlobPins>,
+    /// The node's health checks, repairs and scrub.
+    pub health: HealthStats,
+}
+
+/// What a node's health checks, repairs and scrub have done since it started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthStats {
+    /// Files this node holds part of (their manifests).
+    pub files: u64,
+    /// File checks done.
+    pub files_checked: u64,
+    /// Columns found missing (no live holder) at the last check of each file, summed.
+    pub columns_missing: u64,
+    /// Files waiting for a repair (missing columns, within the grace or back-off).
+    pub repair_backlog: u64,
+    /// Repairs this node completed.
+    pub repairs_done: u64,
+    /// Repairs this node attempted that failed.
+    pub repairs_failed: u64,
+    /// Bytes of columns this node rebuilt and placed.
+    pub bytes_rebuilt: u64,
+    /// Bytes the scrubber re-hashed.
+    pub bytes_scrubbed: u64,
+    /// Blobs the scrubber found corrupt (and dropped).
+    pub corrupt_found: u64,
+    /// Completed scrub passes over every held blob.
+    pub scrub_passes: u64,
+}
+
+/// What a repair found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairReport {
+    /// The file's columns.
+    pub columns: u16,
+    /// Columns no live node had before the repair.
+    pub missing: Vec<u16>,
+    /// Columns rebuilt, and the node each now lives on.
+    pub placed: Vec<(u16, [u8; 32])>,
+    /// For humans: what happened, or why nothing was done.
+    pub message: String,
 }
 
 /// A blob's pins on a node, from one caller's point of view.

@@ -78,6 +78,8 @@ fn name(request: &Request) -> &'static str {
         Request::Pin { .. } => "Pin",
         Request::Unpin { .. } => "Unpin",
         Request::Stat { .. } => "Stat",
+        Request::Adopt { .. } => "Adopt",
+        Request::Repair { .. } => "Repair",
         Request::Status { .. } => "Status",
     }
 }
@@ -89,6 +91,7 @@ fn answer_name(response: &Response) -> &'static str {
         Response::Unpinned => "Unpinned",
         Response::Stat { .. } => "Stat",
         Response::Status(_) => "Status",
+        Response::Repaired(_) => "Repaired",
         Response::Refused { .. } => "Refused",
     }
 }
@@ -194,10 +197,51 @@ pub struct Stored {
 pub async fn upload(
     conn: &Connection,
     size: u64,
+    rx: mpsc::Receiver<Bytes>,
+) -> Result<Stored, RequestError> {
+    send_blob(conn, Request::Store { size }, rx).await
+}
+
+/// Streams a rebuilt column (or, with `column` `None`, the manifest) of file `file` to
+/// a node that holds nothing of it, to be pinned there for `owners`
+/// ([`Request::Adopt`]). The node checks the bytes against the manifest before it
+/// keeps them; dropping the sender's side with fewer than `size` bytes sent makes the
+/// node discard them.
+pub async fn adopt(
+    conn: &Connection,
+    file: &Hash,
+    column: Option<u16>,
+    owners: &[[u8; 32]],
+    size: u64,
+    rx: mpsc::Receiver<Bytes>,
+) -> Result<Stored, RequestError> {
+    let request = Request::Adopt {
+        file: *file.as_bytes(),
+        column,
+        owners: owners.to_vec(),
+        size,
+    };
+    send_blob(conn, request, rx).await
+}
+
+/// Asks a holder of file `file` to check it and repair it now ([`Request::Repair`]).
+pub async fn repair(conn: &Connection, file: &Hash) -> Result<proto::RepairReport, RequestError> {
+    let request = Request::Repair {
+        file: *file.as_bytes(),
+    };
+    match exchange(conn, &request).await? {
+        Response::Repaired(report) => Ok(report),
+        other => Err(unexpected(&request, &other)),
+    }
+}
+
+/// Sends `request` (a `Store` or an `Adopt`) followed by the bytes from `rx`.
+async fn send_blob(
+    conn: &Connection,
+    request: Request,
     mut rx: mpsc::Receiver<Bytes>,
 ) -> Result<Stored, RequestError> {
     let (mut send, mut recv) = conn.open_bi().await?;
-    let request = Request::Store { size };
     proto::write_frame(&mut send, &request).await?;
     let mut write_error = None;
     while let Some(chunk) = rx.recv().await {
