@@ -8,7 +8,7 @@
 //! for good per month), `--months N` (12), `--file-mib N` (30: 10 MiB columns at 3-of-5),
 //! `--repair-mibps X` (2: each node's repair bandwidth, MiB/s), `--grace-min N` (60),
 //! `--check-min N` (30), `--candidates N` (32: nodes a repairer knows as targets),
-//! `--seed N`.
+//! `--lag N` (0: the policy's threshold, repair below `n - lag` columns), `--seed N`.
 //!
 //! The model (event-driven, one event per departure, check and finished repair):
 //! - every file is 3-of-5 (k = 3, n = 5), one column per node, on distinct random nodes;
@@ -53,6 +53,7 @@ struct Params {
     grace: f64,
     check: f64,
     candidates: usize,
+    lag: usize,
     seed: u64,
 }
 
@@ -67,6 +68,7 @@ fn main() {
         grace: 3600.0,
         check: 1800.0,
         candidates: 32,
+        lag: 0,
         seed: 1,
     };
     let mut args = std::env::args().skip(1);
@@ -97,6 +99,7 @@ fn main() {
             }
             "--candidates" => p.candidates = value("--candidates").parse().expect("--candidates N"),
             "--seed" => p.seed = value("--seed").parse().expect("--seed N"),
+            "--lag" => p.lag = value("--lag").parse().expect("--lag N"),
             // `cargo bench` passes `--bench`; ignore what we do not know.
             _ => {}
         }
@@ -104,7 +107,8 @@ fn main() {
     assert!(p.nodes > N, "--nodes must exceed {N}");
     println!(
         "Mosaic durability simulation: {} nodes, {} files at {K}-of-{N}, {} MiB each, {} months; \
-         repair bandwidth {} MiB/s per node, grace {} min, checks every {} min, {} candidate targets",
+         repair bandwidth {} MiB/s per node, grace {} min, checks every {} min, {} candidate targets, \
+         repair below {} of {N} columns",
         p.nodes,
         p.files,
         p.file_mib,
@@ -112,7 +116,8 @@ fn main() {
         p.repair_mibps,
         p.grace / 60.0,
         p.check / 60.0,
-        p.candidates
+        p.candidates,
+        N - p.lag
     );
     println!(
         "{:>7} | {:>22} | {:>9} | {:>22} | {:>10} | {:>15} | {:>16} | {:>6}",
@@ -298,7 +303,7 @@ impl Sim {
         let mut sim = Sim {
             repair,
             policy: RepairPolicy {
-                lag: 0,
+                lag: p.lag,
                 grace: Duration::from_secs_f64(p.grace),
                 backoff: Duration::from_secs_f64(3.0 * p.check),
             },

@@ -260,11 +260,12 @@ async fn check_cost(client: &Arc<Client>, caps: &[String]) -> (f64, f64) {
         let h = client.file_health(m, &[]).await.expect("health");
         assert_eq!(h.columns_available(), 5, "every column held");
     }
-    let one = t.elapsed().as_secs_f64() / manifests.len() as f64;
+    let count = manifests.len() as f64;
+    let one = t.elapsed().as_secs_f64() / count;
     let t = Instant::now();
     let permits = Arc::new(tokio::sync::Semaphore::new(CHECKS_IN_FLIGHT));
     let mut tasks = Vec::new();
-    for m in manifests.iter().cloned() {
+    for m in manifests {
         let permit = permits.clone().acquire_owned().await.expect("semaphore");
         let client = client.clone();
         tasks.push(tokio::spawn(async move {
@@ -276,7 +277,7 @@ async fn check_cost(client: &Arc<Client>, caps: &[String]) -> (f64, f64) {
     for task in tasks {
         assert_eq!(task.await.expect("task"), 5);
     }
-    let parallel = t.elapsed().as_secs_f64() / manifests.len() as f64;
+    let parallel = t.elapsed().as_secs_f64() / count;
     (one, parallel)
 }
 
@@ -343,13 +344,13 @@ async fn scrub_rate(dir: &std::path::Path, mib: usize) -> (f64, f64, f64) {
     node.shutdown().await;
     // The same bytes hashed in memory, one thread (the scrubber hashes on one task).
     let t = Instant::now();
-    for i in 0..hashes.len() {
+    for (i, stored) in hashes.iter().enumerate() {
         blake3::Hasher::new()
             .update(&(i as u64).to_le_bytes())
             .finalize_xof()
             .fill(&mut data);
         let h = Hash::from(blake3::hash(&data));
-        assert_eq!(h, hashes[i], "the store keeps what it was given");
+        assert_eq!(h, *stored, "the store keeps what it was given");
     }
     // Less the time to generate the bytes again.
     let with_gen = t.elapsed().as_secs_f64();

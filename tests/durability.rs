@@ -6,6 +6,8 @@
 //! Timings are shortened by flags (`--check-interval 1s`, `--repair-grace`, …); the
 //! waits poll with generous deadlines and assert nothing about speed.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;
@@ -179,6 +181,17 @@ fn lost_columns_are_rebuilt_once_and_files_survive_further_losses() {
     }
     for (i, (cap, data)) in files.iter().enumerate() {
         read_back(&c, cap, data, &format!("d{i}.out"));
+    }
+    // The rebuilt columns are pinned for the owner, and `mosaic rm` unpins them where
+    // they now are (--force: the killed nodes cannot be told).
+    for i in 0..files.len() {
+        let out = c.mosaic(&["rm", &format!("d{i}.bin"), "-y", "--force"]);
+        assert!(out.status.success(), "rm d{i}.bin: {}", stderr(&out));
+    }
+    let out = c.mosaic(&["--json", "status"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for n in v["nodes"].as_array().unwrap() {
+        assert_eq!(n["pinned_by_you"], 0, "a pin outlived rm: {v}");
     }
 }
 

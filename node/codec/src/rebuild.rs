@@ -209,9 +209,9 @@ mod tests {
         for i in 0..layout.segments() {
             r.begin_segment(i);
             let span = layout.column_span(i);
-            for c in 0..3 {
+            for (c, column) in columns.iter().enumerate().take(3) {
                 r.shard_mut(c)
-                    .copy_from_slice(&columns[c][span.start as usize..span.end as usize]);
+                    .copy_from_slice(&column[span.start as usize..span.end as usize]);
                 r.set_present(c);
             }
             assert!(r.rebuild());

@@ -516,12 +516,11 @@ fn encoder_refuses_input_that_changed_length() {
     );
 }
 
-/// Encodes with `encoder`, returning the columns, the segments' tags and the manifest
-/// (or the error and the stripes emitted before it).
-fn run(
-    mut encoder: Encoder,
-    plain: &[u8],
-) -> Result<(Vec<Vec<u8>>, Vec<[u8; 16]>, Manifest), (EncodeError, usize)> {
+/// What [`run`] gives: the columns, the segments' tags and the manifest.
+type Encoded = (Vec<Vec<u8>>, Vec<[u8; 16]>, Manifest);
+
+/// Encodes with `encoder` (or fails: the error and the stripes emitted before it).
+fn run(mut encoder: Encoder, plain: &[u8]) -> Result<Encoded, (EncodeError, usize)> {
     let n = encoder.layout().params().columns();
     let mut cols = vec![Vec::new(); n];
     let mut tags = Vec::new();

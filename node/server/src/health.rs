@@ -41,6 +41,27 @@ use tracing::{debug, info, warn};
 
 use crate::{policy, policy::RepairPolicy, store::Store};
 
+/// Why a repair placed nothing.
+#[derive(Debug, thiserror::Error)]
+enum RepairError {
+    #[error("finding storage nodes: {0}")]
+    Nodes(#[source] mosaic_client::ClientError),
+    #[error(
+        "no storage node that holds nothing of the file has {need} bytes free ({answered} nodes answered)"
+    )]
+    NoTarget { need: u64, answered: usize },
+    #[error("every chosen node refused the manifest")]
+    ManifestRefused,
+    #[error("only {opened} of the {needed} source columns could be opened: {problems}")]
+    Sources {
+        opened: usize,
+        needed: usize,
+        problems: String,
+    },
+    #[error("no rebuilt column was placed: {0}")]
+    NothingPlaced(String),
+}
+
 /// File checks running at once on one node.
 pub const CHECKS_IN_FLIGHT: usize = 4;
 
@@ -410,7 +431,7 @@ impl Health {
         missing: &[usize],
         owners: &[[u8; 32]],
         health: &FileHealth,
-    ) -> Result<Vec<(usize, EndpointId)>, String> {
+    ) -> Result<Vec<(usize, EndpointId)>, RepairError> {
         let file = manifest.id();
         let column_len = manifest.layout().column_len();
         let mut excluded: HashSet<EndpointId> = health
@@ -427,7 +448,7 @@ impl Health {
             .client
             .storage_nodes()
             .await
-            .map_err(|e| format!("finding storage nodes: {e}"))?;
+            .map_err(RepairError::Nodes)?;
         let need = column_len + manifest.as_bytes().len() as u64;
         let candidates: Vec<EndpointId> = nodes
             .iter()
@@ -436,10 +457,10 @@ impl Health {
             .collect();
         let assigned = policy::assign(file.as_bytes(), missing, &candidates);
         if assigned.is_empty() {
-            return Err(format!(
-                "no storage node that holds nothing of the file has {need} bytes free ({} nodes answered)",
-                nodes.len()
-            ));
+            return Err(RepairError::NoTarget {
+                need,
+                answered: nodes.len(),
+            });
         }
         // Each target adopts the manifest first: it checks the column against it.
         let mut targets = Vec::new();
@@ -457,7 +478,7 @@ impl Health {
             }
         }
         if targets.is_empty() {
-            return Err("every chosen node refused the manifest".into());
+            return Err(RepairError::ManifestRefused);
         }
         let sources = self.sources(manifest, places).await?;
         let mut outputs = Vec::new();
@@ -502,7 +523,7 @@ impl Health {
             failures.push(format!("rebuilding: {e}"));
         }
         if placed.is_empty() {
-            return Err(failures.join("; "));
+            return Err(RepairError::NothingPlaced(failures.join("; ")));
         }
         if !failures.is_empty() {
             warn!(file = %file.fmt_short(), "repair partly failed: {}", failures.join("; "));
@@ -522,7 +543,7 @@ impl Health {
         &self,
         manifest: &Manifest,
         places: &[Vec<EndpointId>],
-    ) -> Result<Vec<(usize, ColumnSource)>, String> {
+    ) -> Result<Vec<(usize, ColumnSource)>, RepairError> {
         let k = manifest.layout().params().data_columns();
         let column_len = manifest.layout().column_len();
         let mut order: Vec<usize> = (0..places.len())
@@ -551,11 +572,11 @@ impl Health {
             }
         }
         if sources.len() < k {
-            return Err(format!(
-                "only {} of the {k} source columns could be opened: {}",
-                sources.len(),
-                problems.join("; ")
-            ));
+            return Err(RepairError::Sources {
+                opened: sources.len(),
+                needed: k,
+                problems: problems.join("; "),
+            });
         }
         Ok(sources)
     }
