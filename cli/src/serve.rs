@@ -196,22 +196,30 @@ pub fn node_health(
                 )
                 .await
                 .map_err(|e| anyhow!("cannot connect to node {node} at {target}: {e}"))?;
-            mosaic_wire::request::stat(&conn, &[])
+            mosaic_wire::request::status(&conn, &[])
                 .await
-                .map_err(|e| anyhow!("node {node} did not answer a stat: {e}"))
+                .map_err(|e| anyhow!("node {node} did not answer a status request: {e}"))
         })
         .await
         .map_err(|_| anyhow!("node {node} at {target} did not answer within 5 s"))
         .and_then(|r| r);
         endpoint.close().await;
-        let mosaic_wire::request::Stat { capacity, used, .. } = result?;
-        let value = serde_json::json!({"ok": true, "id": node.to_string(), "used": used, "capacity": capacity});
+        let status = result?;
+        let (used, capacity, h) = (status.used, status.capacity, &status.health);
+        let value = serde_json::json!({
+            "ok": true,
+            "id": node.to_string(),
+            "used": used,
+            "capacity": capacity,
+            "health": h,
+        });
         g.emit(value, || {
             println!(
                 "ok: node {node} at {target}, {} used of {}",
                 bytesize::ByteSize(used),
                 bytesize::ByteSize(capacity)
             );
+            println!("{}", crate::pins::health_line(h));
             Ok(())
         })
     })

@@ -36,7 +36,8 @@ use iroh::EndpointId;
 use mosaic_client::{Client, ColumnSource, FileHealth, PUT_PIPE_DEPTH, rebuild_columns};
 use mosaic_codec::{Hash, MAX_MANIFEST_LEN, Manifest};
 use mosaic_wire::proto::{HealthStats, RepairReport};
-use tokio::{io::AsyncReadExt, sync::mpsc};
+use n0_future::StreamExt;
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::{policy, policy::RepairPolicy, store::Store};
@@ -585,22 +586,11 @@ impl Health {
 /// A column from this node's store, as a stream (unverified here: the rebuilt columns
 /// are checked against the manifest).
 fn local_column(store: Store, hash: Hash) -> ColumnSource {
-    let reader = store.reader(&hash);
-    Box::pin(n0_future::stream::unfold(
-        Some(reader),
-        |reader| async move {
-            let mut reader = reader?;
-            let mut buf = vec![0u8; 256 << 10];
-            match reader.read(&mut buf).await {
-                Ok(0) => None,
-                Ok(n) => {
-                    buf.truncate(n);
-                    Some((Ok(Bytes::from(buf)), Some(reader)))
-                }
-                Err(e) => Some((Err(Box::new(e) as _), None)),
-            }
-        },
-    ))
+    Box::pin(
+        store
+            .bytes(&hash)
+            .map(|r| r.map_err(|e| Box::new(e) as mosaic_client::SourceError)),
+    )
 }
 
 /// A pseudo-random duration in `[0, span)`, different per node and round: spreads

@@ -17,13 +17,10 @@ use std::{
 };
 
 use mosaic_codec::Hash;
-use tokio::io::AsyncReadExt;
+use n0_future::StreamExt;
 use tracing::{info, warn};
 
 use crate::health::{Health, jitter};
-
-/// Bytes read at a time.
-const SCRUB_BUF: usize = 256 << 10;
 
 /// Scrubs every held blob once per `interval` (the first pass one interval after the
 /// start, jittered), reading at most `rate` bytes per second.
@@ -70,17 +67,14 @@ pub(crate) async fn pass(health: &Arc<Health>, rate: u64) {
 
 /// Re-hashes one blob; returns the bytes read and whether they match its hash.
 async fn scrub_one(health: &Health, hash: &Hash, rate: u64) -> std::io::Result<(u64, bool)> {
-    let mut reader = health.store().reader(hash);
+    let mut bytes = std::pin::pin!(health.store().bytes(hash));
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; SCRUB_BUF];
     let started = Instant::now();
     let mut read = 0u64;
-    loop {
-        let n = reader.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
+    while let Some(chunk) = bytes.next().await {
+        let chunk = chunk?;
+        let n = chunk.len();
+        hasher.update(&chunk);
         read += n as u64;
         health
             .counters()

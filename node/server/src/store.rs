@@ -46,7 +46,7 @@ use iroh_blobs::store::{
     GcConfig, ProtectOutcome,
     fs::{FsStore, options::Options},
 };
-use n0_future::Stream;
+use n0_future::{Stream, StreamExt};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use mosaic_codec::{ErrorKind, Hash};
@@ -917,13 +917,25 @@ impl Store {
         Ok(owners)
     }
 
-    /// A held blob's bytes as stored, unverified (the scrubber checks them; repair
-    /// checks what it rebuilds from them).
-    pub fn reader(&self, hash: &Hash) -> iroh_blobs::api::blobs::BlobReader {
+    /// A held blob's bytes as stored, from the start, unverified (the scrubber checks
+    /// them; repair checks what it rebuilds from them). One export of the whole blob:
+    /// iroh-blobs' `BlobReader` starts a new export for every read, which made the
+    /// scrubber read 122 MiB/s at 10.7 CPU seconds per GiB.
+    pub fn bytes(
+        &self,
+        hash: &Hash,
+    ) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+        use iroh_blobs::api::proto::ExportRangesItem;
         self.inner
             .blobs
             .blobs()
-            .reader(iroh_blobs::Hash::from_bytes(*hash.as_bytes()))
+            .export_ranges(iroh_blobs::Hash::from_bytes(*hash.as_bytes()), 0..u64::MAX)
+            .stream()
+            .filter_map(|item| match item {
+                ExportRangesItem::Size(_) => None,
+                ExportRangesItem::Data(leaf) => Some(Ok(leaf.data)),
+                ExportRangesItem::Error(e) => Some(Err(std::io::Error::other(e))),
+            })
     }
 
     /// A held blob of at most `max` bytes, whole; `None` if not held or larger.
