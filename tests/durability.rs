@@ -530,3 +530,76 @@ fn nodes_report_the_space_their_disk_really_has_and_a_put_goes_around_a_full_one
     assert_eq!(out.status.code(), Some(6), "{}\n{}", stderr(&out), c.logs());
     assert!(stderr(&out).contains("have room"), "{}", stderr(&out));
 }
+
+#[test]
+fn any_client_checks_and_repairs_a_file_by_its_bare_id_with_no_key() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // A long grace period: nothing is repaired unless someone asks.
+    let mut c = Cluster::start(
+        7,
+        &["--open", "--check-interval", "1s", "--repair-grace", "1h"],
+    );
+    c.wait_for_nodes(7);
+    let ids = ids(&c);
+    let (path, data) = write_file(c.tmp.path(), "ask.bin", 400_000);
+    let cap = c.put(&path, &[]);
+    let out = c.mosaic(&["--json", "check", &cap]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = v["id"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 64, "{v}");
+    let before = wait_for(
+        &c,
+        &cap,
+        "file placed",
+        Duration::from_secs(30),
+        one_copy_each,
+    );
+    let holders = column_holders(&before, &ids);
+    let victim = *holders.iter().find(|&&i| i != 0).unwrap();
+    c.kill(victim);
+    // A stranger with no keyring entry and no key: the bare id is enough.
+    let check = c.mosaic_as("stranger", &["--json", "check", &id]);
+    assert!(check.status.success(), "{}", stderr(&check));
+    let v: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(v["healthy"], 4, "one column's node is gone: {v}");
+    assert_eq!(v["readable"], true, "{v}");
+    let repair = c.mosaic_as("stranger", &["--json", "repair", &id]);
+    assert!(repair.status.success(), "{}\n{}", stderr(&repair), c.logs());
+    let v: serde_json::Value = serde_json::from_slice(&repair.stdout).unwrap();
+    assert_eq!(v["repaired"], true, "{v}");
+    assert_eq!(v["placed"].as_array().unwrap().len(), 1, "{v}");
+    let placed_on = v["placed"][0]["node"].as_str().unwrap().to_owned();
+    assert!(
+        !before.iter().any(|(_, h)| h.contains(&placed_on)),
+        "rebuilt on a node that held part of the file: {v}"
+    );
+    // Every copy of every blob verifies.
+    let verify = c.mosaic_as("stranger", &["--json", "check", "--verify", &id]);
+    assert!(verify.status.success(), "{}", stderr(&verify));
+    let v: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(v["healthy"], 5, "{v}");
+    for b in v["blobs"].as_array().unwrap() {
+        for h in b["holders"].as_array().unwrap() {
+            assert_eq!(h["verified"], true, "{v}");
+        }
+    }
+    read_back(&c, &cap, &data, "ask.out");
+    // Three of the five columns' nodes gone (two more, never node 0): not readable, exit 5.
+    let after = places(&c, &cap);
+    let more: Vec<usize> = column_holders(&after, &ids)
+        .into_iter()
+        .filter(|&i| i != 0)
+        .take(3)
+        .collect();
+    for &i in &more {
+        c.kill(i);
+    }
+    let check = c.mosaic_as("stranger", &["check", &id]);
+    assert_eq!(
+        check.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    assert!(String::from_utf8_lossy(&check.stdout).contains("NOT readable"));
+}

@@ -176,7 +176,8 @@ pub fn repair(g: &Global, net: NetworkArgs, args: ClientArgs, arg: &str) -> Resu
         .iter()
         .filter_map(|(c, n)| Some((*c, EndpointId::from_bytes(n).ok()?)))
         .collect();
-    let repaired = placed.len() == report.missing.len();
+    // A report without the file's columns is a node that could not check it at all.
+    let repaired = report.columns > 0 && placed.len() == report.missing.len();
     let value = json!({
         "id": id.to_hex(),
         "repairer": node.to_string(),
@@ -203,14 +204,19 @@ pub fn repair(g: &Global, net: NetworkArgs, args: ClientArgs, arg: &str) -> Resu
         Ok(())
     })?;
     if !repaired {
-        return Err(Failure::reported(
-            Code::Network,
+        let why = if report.columns == 0 {
+            format!(
+                "node {} could not check the file: {}",
+                node.fmt_short(),
+                report.message
+            )
+        } else {
             format!(
                 "columns {:?} are still missing: {}",
                 report.missing, report.message
-            ),
-        )
-        .into());
+            )
+        };
+        return Err(Failure::reported(Code::Network, why).into());
     }
     Ok(())
 }

@@ -290,8 +290,14 @@ impl Health {
     /// `force` (a client asked, or this node found a column of it corrupt), repairs any
     /// missing column at once.
     pub(crate) async fn check(&self, file: Hash, force: bool) -> RepairReport {
-        if !self.busy.lock().expect("not poisoned").insert(file) {
-            return report(None, "a check of this file is already running on this node");
+        // One check of a file at a time. A forced one (a client asked, or scrub found
+        // rot) waits for a running one to end, then checks again: the running one may
+        // have begun before what the caller knows (a node gone, a corrupt copy dropped).
+        while !self.busy.lock().expect("not poisoned").insert(file) {
+            if !force {
+                return report(None, "a check of this file is already running on this node");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let _busy = Busy(self, file);
         let Some(manifest) = self.manifest(&file).await else {
