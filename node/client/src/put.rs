@@ -237,17 +237,30 @@ async fn upload_columns(
     }
     let first = match encoded? {
         Some(first) => first,
-        // Every upload went away: the first node's error explains.
+        // Every upload went away: the first node's error explains. A node may also
+        // have answered before taking all its bytes (a faulty or hostile one): then
+        // no upload failed, and the put stopped at column 0's node.
         None => {
-            let (column, error) = answers
-                .into_iter()
-                .enumerate()
-                .find_map(|(c, a)| a.err().map(|e| (c, e)))
-                .expect("the encoder stops only when every upload has ended");
-            return Err(ClientError::Upload {
-                node: nodes[column].id,
-                what: Role::Column(column),
-                source: error,
+            let mut first_error = None;
+            for (column, answer) in answers.into_iter().enumerate() {
+                match answer {
+                    // Its pin is undone with the others'.
+                    Ok(stored) => undo.record(&nodes[column], &stored),
+                    Err(e) => {
+                        first_error.get_or_insert((column, e));
+                    }
+                }
+            }
+            return Err(match first_error {
+                Some((column, source)) => ClientError::Upload {
+                    node: nodes[column].id,
+                    what: Role::Column(column),
+                    source,
+                },
+                None => ClientError::UploadStopped {
+                    node: nodes[0].id,
+                    what: Role::Column(0),
+                },
             });
         }
     };
