@@ -96,10 +96,47 @@ fn read_back(c: &Cluster, cap: &str, data: &[u8], name: &str) {
     assert_eq!(fs::read(&out).unwrap(), data, "{name}");
 }
 
-fn status_sum(c: &Cluster, field: &str) -> u64 {
+/// Waits until every column of the file has one live holder, each on its own node.
+fn placed(c: &Cluster, cap: &str) -> Vec<(String, Vec<String>)> {
+    wait_for(
+        c,
+        cap,
+        "file placed",
+        Duration::from_secs(30),
+        one_copy_each,
+    )
+}
+
+/// A node holding a column of the file, never node 0 (every client's DHT bootstrap).
+fn a_holder(p: &[(String, Vec<String>)], ids: &[String]) -> usize {
+    column_holders(p, ids)
+        .into_iter()
+        .find(|&i| i != 0)
+        .expect("a column on a node other than node 0")
+}
+
+/// Every column has a live holder.
+fn every_column_held(p: &[(String, Vec<String>)]) -> bool {
+    p[1..].iter().all(|(_, h)| !h.is_empty())
+}
+
+/// `mosaic --json status`.
+fn status_json(c: &Cluster) -> serde_json::Value {
     let out = c.mosaic(&["--json", "status"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["nodes"]
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("status printed no JSON ({e}): {}", stderr(&out)))
+}
+
+/// No live node keeps a pin of the default client's.
+fn assert_nothing_pinned(c: &Cluster, why: &str) {
+    let v = status_json(c);
+    for n in v["nodes"].as_array().unwrap() {
+        assert_eq!(n["pinned_by_you"], 0, "{why}: {v}");
+    }
+}
+
+fn status_sum(c: &Cluster, field: &str) -> u64 {
+    status_json(c)["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -131,16 +168,7 @@ fn lost_columns_are_rebuilt_once_and_files_survive_further_losses() {
         files.push((cap, data));
     }
     let first = &files[0].0;
-    let original = column_holders(
-        &wait_for(
-            &c,
-            first,
-            "file placed",
-            Duration::from_secs(30),
-            one_copy_each,
-        ),
-        &ids,
-    );
+    let original = column_holders(&placed(&c, first), &ids);
     assert_eq!(original.len(), 5, "{original:?}");
     // Node 0 is every client's DHT bootstrap: keep it.
     let victims: Vec<usize> = original
@@ -154,9 +182,13 @@ fn lost_columns_are_rebuilt_once_and_files_survive_further_losses() {
     }
     // Every file's holders rebuild what the two nodes took, each column once.
     for (cap, _) in &files {
-        wait_for(&c, cap, "repair", Duration::from_secs(90), |p| {
-            p[1..].iter().all(|(_, h)| !h.is_empty())
-        });
+        wait_for(
+            &c,
+            cap,
+            "repair",
+            Duration::from_secs(90),
+            every_column_held,
+        );
     }
     thread::sleep(Duration::from_secs(4));
     for (cap, _) in &files {
@@ -188,11 +220,7 @@ fn lost_columns_are_rebuilt_once_and_files_survive_further_losses() {
         let out = c.mosaic(&["rm", &format!("d{i}.bin"), "-y", "--force"]);
         assert!(out.status.success(), "rm d{i}.bin: {}", stderr(&out));
     }
-    let out = c.mosaic(&["--json", "status"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for n in v["nodes"].as_array().unwrap() {
-        assert_eq!(n["pinned_by_you"], 0, "a pin outlived rm: {v}");
-    }
+    assert_nothing_pinned(&c, "a pin outlived rm");
 }
 
 #[test]
@@ -206,15 +234,8 @@ fn a_node_restarted_within_the_grace_period_is_not_replaced() {
     let ids = ids(&c);
     let (path, data) = write_file(c.tmp.path(), "g.bin", 200_000);
     let cap = c.put(&path, &[]);
-    let before = wait_for(
-        &c,
-        &cap,
-        "file placed",
-        Duration::from_secs(30),
-        one_copy_each,
-    );
-    let holders = column_holders(&before, &ids);
-    let victim = *holders.iter().find(|&&i| i != 0).unwrap();
+    let before = placed(&c, &cap);
+    let victim = a_holder(&before, &ids);
     c.kill(victim);
     // The others notice the column is gone...
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -228,9 +249,13 @@ fn a_node_restarted_within_the_grace_period_is_not_replaced() {
     }
     // ...and it comes back within the grace period: nothing is rebuilt.
     c.spawn(victim);
-    wait_for(&c, &cap, "node back", Duration::from_secs(30), |p| {
-        p[1..].iter().all(|(_, h)| !h.is_empty())
-    });
+    wait_for(
+        &c,
+        &cap,
+        "node back",
+        Duration::from_secs(30),
+        every_column_held,
+    );
     thread::sleep(Duration::from_secs(5));
     let after = places(&c, &cap);
     let strip = |p: &[(String, Vec<String>)]| -> BTreeMap<String, Vec<String>> {
@@ -265,21 +290,16 @@ fn holders_racing_to_repair_a_file_make_one_copy() {
     let ids = ids(&c);
     let (path, data) = write_file(c.tmp.path(), "r.bin", 150_000);
     let cap = c.put(&path, &[]);
-    let before = wait_for(
+    let before = placed(&c, &cap);
+    let victim = a_holder(&before, &ids);
+    c.kill(victim);
+    wait_for(
         &c,
         &cap,
-        "file placed",
-        Duration::from_secs(30),
-        one_copy_each,
+        "repair",
+        Duration::from_secs(60),
+        every_column_held,
     );
-    let victim = *column_holders(&before, &ids)
-        .iter()
-        .find(|&&i| i != 0)
-        .unwrap();
-    c.kill(victim);
-    wait_for(&c, &cap, "repair", Duration::from_secs(60), |p| {
-        p[1..].iter().all(|(_, h)| !h.is_empty())
-    });
     // Let every racer finish what it started.
     thread::sleep(Duration::from_secs(6));
     let p = places(&c, &cap);
@@ -309,13 +329,7 @@ fn scrub_finds_rotten_bytes_and_the_column_is_rebuilt() {
     let ids = ids(&c);
     let (path, data) = write_file(c.tmp.path(), "s.bin", 300_000);
     let cap = c.put(&path, &[]);
-    let before = wait_for(
-        &c,
-        &cap,
-        "file placed",
-        Duration::from_secs(30),
-        one_copy_each,
-    );
+    let before = placed(&c, &cap);
     // Flip bytes in a column's data file on a node other than node 0.
     let (column, holder) = before[1..]
         .iter()
@@ -415,13 +429,7 @@ fn a_put_survives_a_node_killed_under_it_by_using_a_spare() {
         c.logs()
     );
     let cap = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let p = wait_for(
-        &c,
-        &cap,
-        "file placed",
-        Duration::from_secs(30),
-        one_copy_each,
-    );
+    let p = placed(&c, &cap);
     let holders = column_holders(&p, &ids);
     assert!(
         !holders.contains(&victim),
@@ -453,11 +461,7 @@ fn a_put_with_no_spare_left_names_the_node_that_failed() {
         "the error does not name node {victim} ({id}): {err}"
     );
     // Nothing of it stays pinned: the put undid its pins on the nodes that stored.
-    let status = c.mosaic(&["--json", "status"]);
-    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    for n in v["nodes"].as_array().unwrap() {
-        assert_eq!(n["pinned_by_you"], 0, "{v}");
-    }
+    assert_nothing_pinned(&c, "a failed put left a pin");
 }
 
 /// A tmpfs of `mib` MiB mounted at a directory, unmounted when dropped: a small disk.
@@ -500,8 +504,7 @@ fn nodes_report_the_space_their_disk_really_has_and_a_put_goes_around_a_full_one
     c.spawn(5);
     c.wait_for_nodes(6);
     let small = c.node_id(5);
-    let out = c.mosaic(&["--json", "status"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = status_json(&c);
     let node = v["nodes"]
         .as_array()
         .unwrap()
@@ -547,15 +550,8 @@ fn any_client_checks_and_repairs_a_file_by_its_bare_id_with_no_key() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let id = v["id"].as_str().unwrap().to_owned();
     assert_eq!(id.len(), 64, "{v}");
-    let before = wait_for(
-        &c,
-        &cap,
-        "file placed",
-        Duration::from_secs(30),
-        one_copy_each,
-    );
-    let holders = column_holders(&before, &ids);
-    let victim = *holders.iter().find(|&&i| i != 0).unwrap();
+    let before = placed(&c, &cap);
+    let victim = a_holder(&before, &ids);
     c.kill(victim);
     // A stranger with no keyring entry and no key: the bare id is enough.
     let check = c.mosaic_as("stranger", &["--json", "check", &id]);
