@@ -123,7 +123,11 @@ async fn run(n: usize, files: usize, reannounce: usize) {
     for chunk in nodes.chunks(16) {
         n0_future::join_all(chunk.iter().enumerate().map(|(i, r)| async move {
             let addr = SocketAddr::from(([127, 0, 0, 1], 10_000 + i as u16));
-            r.publish_addrs(&[addr]).await
+            r.publish_addrs(&mosaic_wire::dht::PeerAddr {
+                direct: vec![addr],
+                relay: None,
+            })
+            .await
         }))
         .await;
     }

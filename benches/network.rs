@@ -118,7 +118,10 @@ async fn raw_fetch(cluster: &Cluster, cap: &str) -> (u64, f64) {
     let endpoint = bind(EndpointOptions {
         secret: SecretKey::from_bytes(&[7u8; 32]),
         bind: "127.0.0.1:0".parse().expect("addr"),
-        relays: false,
+        relays: vec![],
+        relay_only: false,
+        network: String::new(),
+        nameserver: None,
         alpns: vec![],
     })
     .await

@@ -160,7 +160,8 @@ async fn connect(cluster: &Cluster) -> Arc<Client> {
             bootstrap: vec![format!("127.0.0.1:{}", cluster.dht0)],
             ..RoutingOptions::default()
         },
-        relays: false,
+        relays: vec![],
+        relay_only: false,
         connect_timeout: Duration::from_secs(5),
         stall_timeout: Duration::from_secs(10),
         address_book: None,
@@ -306,7 +307,9 @@ async fn scrub_rate(dir: &std::path::Path, mib: usize) -> (f64, f64, f64) {
         limits: Limits::new(64 << 30),
         gc_interval: Duration::from_secs(3600),
         admission: mosaic_server::Admission::Open,
-        relays: false,
+        relays: vec![],
+        relay_only: false,
+        relay_serve: None,
         announce_interval: Duration::from_secs(3600),
         health: HealthOptions::default(),
     })

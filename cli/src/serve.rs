@@ -10,7 +10,8 @@ use clap::Args;
 use iroh::EndpointId;
 use mosaic_client::{Client, ClientOptions};
 use mosaic_server::{
-    Admission, HealthOptions, Node, NodeOptions, policy::RepairPolicy, store::Limits,
+    Admission, HealthOptions, Node, NodeOptions, policy::RepairPolicy, relay::RelayServeOptions,
+    store::Limits,
 };
 use mosaic_wire::{dht::RoutingOptions, identity};
 
@@ -82,6 +83,24 @@ pub struct NodeRunArgs {
     /// `MOSAIC_GATEWAY_*` as for `mosaic gateway run`.
     #[arg(long, env = "MOSAIC_GATEWAY")]
     pub gateway: Option<SocketAddr>,
+    /// Serve a relay for the network's peers on this address: HTTPS on TCP and QUIC
+    /// address discovery on UDP, one port (e.g. 0.0.0.0:3340). Needs a public address.
+    #[arg(long, env = "MOSAIC_RELAY_SERVE")]
+    pub relay_serve: Option<SocketAddr>,
+    /// The relay's URL as peers dial it [default: https://PUBLIC_IP:PORT]
+    #[arg(long, env = "MOSAIC_RELAY_URL")]
+    pub relay_url: Option<String>,
+    /// The relay's TLS certificate chain (PEM), e.g. from Let's Encrypt [default: a
+    /// self-signed one kept in the data directory, trusted by its pin]
+    #[arg(long, env = "MOSAIC_RELAY_TLS_CERT", requires = "relay_tls_key")]
+    pub relay_tls_cert: Option<PathBuf>,
+    /// The relay certificate's private key (PEM).
+    #[arg(long, env = "MOSAIC_RELAY_TLS_KEY", requires = "relay_tls_cert")]
+    pub relay_tls_key: Option<PathBuf>,
+    /// Bytes per second each peer may send through the relay, e.g. `4MiB` [default: no
+    /// limit]
+    #[arg(long, env = "MOSAIC_RELAY_RATE")]
+    pub relay_rate: Option<bytesize::ByteSize>,
     #[command(flatten)]
     pub gateway_settings: crate::gateway::GatewayArgs,
 }
@@ -184,7 +203,10 @@ pub fn node_health(
         let endpoint = mosaic_wire::endpoint::bind(mosaic_wire::endpoint::EndpointOptions {
             secret: iroh::SecretKey::from_bytes(&seed),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            relays: false,
+            relays: vec![],
+            relay_only: false,
+            network: String::new(),
+            nameserver: None,
             alpns: vec![],
         })
         .await?;
@@ -313,7 +335,29 @@ pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
             Some(addr),
         )?),
     };
-    let relays = net.relay || file.relay.unwrap_or(false);
+    let (relays, relay_only) = crate::settings::relay_settings(&net, file)?;
+    let relay_serve = match args.relay_serve.or(n.relay_serve) {
+        None => None,
+        Some(bind) => Some(RelayServeOptions {
+            bind,
+            url: match args.relay_url.clone().or_else(|| n.relay_url.clone()) {
+                None => None,
+                Some(u) => Some(u.parse().map_err(|e| {
+                    anyhow!("--relay-url {u:?} is not a URL (https://HOST:PORT): {e}")
+                })?),
+            },
+            tls: match (
+                args.relay_tls_cert.clone().or_else(|| n.relay_tls_cert.clone()),
+                args.relay_tls_key.clone().or_else(|| n.relay_tls_key.clone()),
+            ) {
+                (Some(c), Some(k)) => Some((c, k)),
+                (None, None) => None,
+                _ => bail!("--relay-tls-cert and --relay-tls-key go together"),
+            },
+            rate: size_setting("relay_rate", args.relay_rate, &n.relay_rate)?
+                .and_then(|r| std::num::NonZeroU32::new(r.min(u64::from(u32::MAX)) as u32)),
+        }),
+    };
     let options = NodeOptions {
         data_dir: data_dir.clone(),
         listen,
@@ -326,7 +370,9 @@ pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
         limits,
         gc_interval,
         admission,
-        relays,
+        relays: relays.clone(),
+        relay_only,
+        relay_serve,
         announce_interval,
         health,
     };
@@ -348,6 +394,7 @@ pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
                     bind: SocketAddr::from(([0, 0, 0, 0], 0)),
                     routing: gateway_routing,
                     relays,
+                    relay_only,
                     connect_timeout: Duration::from_secs(5),
                     stall_timeout: Duration::from_secs(10),
                     // Long-lived: its addresses live in memory.
@@ -369,9 +416,13 @@ pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
             node.id(),
             node.addrs(),
         );
+        let relay = node.relay().map(ToString::to_string);
+        if let Some(r) = &relay {
+            eprintln!("serving a relay at {r}");
+        }
         ready(
             g,
-            serde_json::json!({"ready": "node", "id": node.id().to_string(), "addrs": node.addrs(), "dht": dht}),
+            serde_json::json!({"ready": "node", "id": node.id().to_string(), "addrs": node.addrs(), "dht": dht, "relay": relay, "home_relay": node.reach().relay.map(|r| r.to_string())}),
         );
         shutdown_signal().await;
         eprintln!("shutting down");
@@ -450,7 +501,9 @@ pub fn devnet(
                 limits: Limits::new(capacity.as_u64()),
                 gc_interval: Duration::from_secs(60),
                 admission: Admission::Open,
-                relays: false,
+                relays: vec![],
+                relay_only: false,
+                relay_serve: None,
                 announce_interval: Duration::from_secs(600),
                 health: HealthOptions::default(),
             };

@@ -19,7 +19,7 @@ use std::{
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
 use mosaic_client::{Client, ClientOptions};
-use mosaic_wire::dht::RoutingOptions;
+use mosaic_wire::{dht::RoutingOptions, relay::RelayInfo};
 use serde::Deserialize;
 
 use crate::{
@@ -36,17 +36,29 @@ pub const DEFAULT_DHT_PORT: u16 = 6881;
 /// Options shared by every command that talks to the network.
 #[derive(Debug, Clone, Args)]
 pub struct NetworkArgs {
-    /// DHT addresses (host:port) of nodes to join through, comma separated [clients'
-    /// default: 127.0.0.1:6881, a node on this machine; a node's default: none, it
-    /// starts a network]
+    /// DHT addresses of nodes to join through, comma separated: HOST:PORT (a name or
+    /// an IP), or dns:NAME for a list in NAME's TXT records [clients' default:
+    /// 127.0.0.1:6881, a node on this machine; a node's default: none, it starts a
+    /// network]
     #[arg(long, env = "MOSAIC_BOOTSTRAP", value_delimiter = ',', global = true)]
     pub bootstrap: Vec<String>,
     /// Network name: nodes and clients of different networks ignore each other.
     #[arg(long, env = "MOSAIC_NETWORK", global = true)]
     pub network: Option<String>,
-    /// Use n0's public relays for connections that cannot be made directly.
-    #[arg(long, env = "MOSAIC_RELAY", global = true)]
-    pub relay: bool,
+    /// Relays (Mosaic nodes run with --relay-serve) to reach and be reached through
+    /// when a direct path is blocked, comma separated: https://HOST:PORT, with #PIN for
+    /// a self-signed one [default: a node uses the relays it finds on the DHT; a client
+    /// uses those its peers name]
+    #[arg(long, env = "MOSAIC_RELAY", value_delimiter = ',', global = true)]
+    pub relay: Vec<String>,
+    /// Send all traffic through a relay, so peers never learn this machine's address
+    /// (see docs/operations.md for what it hides and what it does not); needs --relay.
+    #[arg(long, env = "MOSAIC_RELAY_ONLY", global = true)]
+    pub relay_only: bool,
+    /// DNS server (IP:PORT) for host names and dns: bootstrap lists [default: the
+    /// system's, from /etc/resolv.conf, with /etc/hosts first]
+    #[arg(long, env = "MOSAIC_DNS_SERVER", global = true)]
+    pub dns_server: Option<SocketAddr>,
     /// TOML configuration file.
     #[arg(long, env = "MOSAIC_CONFIG", global = true)]
     pub config: Option<PathBuf>,
@@ -106,8 +118,12 @@ pub struct ConfigFile {
     pub network: Option<String>,
     /// DHT bootstrap addresses.
     pub bootstrap: Option<Vec<String>>,
-    /// Use relays.
-    pub relay: Option<bool>,
+    /// Relays (https://HOST:PORT[#PIN]).
+    pub relay: Option<Vec<String>>,
+    /// Send all traffic through a relay.
+    pub relay_only: Option<bool>,
+    /// DNS server for host names.
+    pub dns_server: Option<SocketAddr>,
     /// The client identity (key name) to act as.
     pub key: Option<String>,
     /// The gateway `mosaic share` links to.
@@ -160,6 +176,16 @@ pub struct NodeSection {
     pub scrub_rate: Option<String>,
     /// Embedded gateway's HTTP address.
     pub gateway: Option<SocketAddr>,
+    /// Serve a relay on this address.
+    pub relay_serve: Option<SocketAddr>,
+    /// The relay's URL as peers dial it.
+    pub relay_url: Option<String>,
+    /// The relay's certificate chain (PEM).
+    pub relay_tls_cert: Option<PathBuf>,
+    /// The relay's key (PEM).
+    pub relay_tls_key: Option<PathBuf>,
+    /// Bytes per second each peer may send through the relay, e.g. "4MiB".
+    pub relay_rate: Option<String>,
 }
 
 pub(crate) fn load_config(path: Option<&Path>) -> Result<ConfigFile> {
@@ -184,8 +210,25 @@ pub(crate) fn routing_options(net: &NetworkArgs, file: &ConfigFile) -> RoutingOp
         } else {
             net.bootstrap.clone()
         },
+        nameserver: net.dns_server.or(file.dns_server),
         ..RoutingOptions::default()
     }
+}
+
+/// The relays to use (flag, else the config file), parsed; and whether relay-only mode
+/// is on.
+pub(crate) fn relay_settings(net: &NetworkArgs, file: &ConfigFile) -> Result<(Vec<RelayInfo>, bool)> {
+    let texts = if net.relay.is_empty() {
+        file.relay.clone().unwrap_or_default()
+    } else {
+        net.relay.clone()
+    };
+    let relays = texts
+        .iter()
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse::<RelayInfo>())
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((relays, net.relay_only || file.relay_only.unwrap_or(false)))
 }
 
 /// Settings for `put` and `get`.
@@ -219,11 +262,13 @@ pub(crate) async fn client_with(
         routing.bootstrap = vec![format!("127.0.0.1:{DEFAULT_DHT_PORT}")];
     }
     let secret = keys()?.identity(&g.key_name())?;
+    let (relays, relay_only) = relay_settings(net, file)?;
     Ok(Client::connect(ClientOptions {
         secret,
         bind: args.bind,
         routing,
-        relays: net.relay || file.relay.unwrap_or(false),
+        relays,
+        relay_only,
         connect_timeout: args.connect_timeout.into(),
         stall_timeout: Duration::from_secs(10),
         // Nodes' addresses between runs: a repeated get needs no address lookups.
@@ -246,12 +291,27 @@ where
     runtime()?.block_on(async {
         let client = client(g, net, args).await?;
         let result = f(client.clone()).await;
+        let routes = client.routes();
         client.close().await;
         if g.timings {
             print_timings(&client);
+            print_routes(&routes);
         }
         result
     })
+}
+
+/// `--timings`: how each connection's packets travelled at the end, one per line:
+/// `route NODE direct ADDR` or `route NODE relay URL`.
+pub(crate) fn print_routes(routes: &[(iroh::EndpointId, mosaic_wire::endpoint::Route)]) {
+    use mosaic_wire::endpoint::Route;
+    for (id, route) in routes {
+        match route {
+            Route::Direct { addr } => eprintln!("route {id} direct {addr}"),
+            Route::Relay { relay } => eprintln!("route {id} relay {relay}"),
+            Route::None => eprintln!("route {id} closed"),
+        }
+    }
 }
 
 /// `--timings`: the client's steps on stderr, one per line.

@@ -15,6 +15,7 @@ use std::{
 };
 
 use iroh::EndpointId;
+use mosaic_wire::{dht::PeerAddr, relay::RelayInfo};
 use serde::{Deserialize, Serialize};
 
 /// Entries older than this are dropped.
@@ -26,8 +27,20 @@ pub const MAX_ENTRIES: usize = 4096;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Entry {
     pub addrs: Vec<SocketAddr>,
+    /// The relay it was reached through, if it named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<RelayInfo>,
     /// Seconds since the Unix epoch.
     pub seen: u64,
+}
+
+impl Entry {
+    pub(crate) fn peer_addr(&self) -> PeerAddr {
+        PeerAddr {
+            direct: self.addrs.clone(),
+            relay: self.relay.clone(),
+        }
+    }
 }
 
 pub(crate) type Book = HashMap<EndpointId, Entry>;
@@ -47,7 +60,7 @@ pub(crate) fn load(path: &Path) -> Book {
     let raw: HashMap<String, Entry> = serde_json::from_str(&text).unwrap_or_default();
     let oldest = now().saturating_sub(MAX_AGE.as_secs());
     raw.into_iter()
-        .filter(|(_, e)| e.seen >= oldest && !e.addrs.is_empty())
+        .filter(|(_, e)| e.seen >= oldest && !e.peer_addr().is_empty())
         .filter_map(|(id, e)| Some((id.parse().ok()?, e)))
         .collect()
 }
@@ -89,6 +102,7 @@ mod tests {
             fresh,
             Entry {
                 addrs: vec![addr],
+                relay: None,
                 seen: now(),
             },
         );
@@ -96,6 +110,7 @@ mod tests {
             old,
             Entry {
                 addrs: vec![addr],
+                relay: None,
                 seen: 1,
             },
         );

@@ -19,9 +19,10 @@ use std::{
 use iroh::{Endpoint, EndpointId, SecretKey, endpoint::Connection};
 use mosaic_codec::{Cap, Decoder, Hash, MAX_MANIFEST_LEN, Manifest};
 use mosaic_wire::{
-    dht::{Routing, RoutingOptions},
-    endpoint::{self, DialError, EndpointOptions},
+    dht::{PeerAddr, Routing, RoutingOptions},
+    endpoint::{self, DialError, EndpointOptions, Route},
     proto,
+    relay::RelayInfo,
     request::{self, Stat},
 };
 use n0_future::StreamExt;
@@ -49,8 +50,10 @@ pub struct ClientOptions {
     pub bind: SocketAddr,
     /// DHT settings (client mode).
     pub routing: RoutingOptions,
-    /// Use n0's public relays.
-    pub relays: bool,
+    /// Relays to keep a home relay among (nodes serving one for the network).
+    pub relays: Vec<RelayInfo>,
+    /// Send everything through the home relay: peers never learn this client's address.
+    pub relay_only: bool,
     /// How long dialing one node may take.
     pub connect_timeout: Duration,
     /// A fetch that delivers nothing for this long is abandoned for another holder.
@@ -105,7 +108,7 @@ struct Dialer {
     endpoint: Endpoint,
     routing: Routing,
     connect_timeout: Duration,
-    addrs: Mutex<HashMap<EndpointId, Slot<Vec<SocketAddr>>>>,
+    addrs: Mutex<HashMap<EndpointId, Slot<PeerAddr>>>,
     /// Addresses proved by a handshake, for the address book.
     book: Mutex<Book>,
     timings: Arc<Timings>,
@@ -134,7 +137,7 @@ impl Dialer {
         }
     }
 
-    fn addr_cell(&self, id: EndpointId) -> Slot<Vec<SocketAddr>> {
+    fn addr_cell(&self, id: EndpointId) -> Slot<PeerAddr> {
         self.addrs
             .lock()
             .expect("not poisoned")
@@ -143,7 +146,7 @@ impl Dialer {
             .clone()
     }
 
-    fn forget_addr(&self, id: EndpointId, stale: &Slot<Vec<SocketAddr>>) {
+    fn forget_addr(&self, id: EndpointId, stale: &Slot<PeerAddr>) {
         let mut addrs = self.addrs.lock().expect("not poisoned");
         if addrs.get(&id).is_some_and(|c| Arc::ptr_eq(c, stale)) {
             addrs.remove(&id);
@@ -151,19 +154,26 @@ impl Dialer {
     }
 
     /// Looks up the addresses `id` published; none is an error.
-    async fn resolve(&self, id: EndpointId) -> Result<Vec<SocketAddr>, DialError> {
+    async fn resolve(&self, id: EndpointId) -> Result<PeerAddr, DialError> {
         let started = Instant::now();
         let found = self.routing.resolve(&id).await;
         let what = format!("dht lookup: address of {}", id.fmt_short());
         match found {
-            Ok(addrs) if addrs.is_empty() => {
+            Ok(addr) if addr.is_empty() => {
                 self.timings.record(what, started, "no address record");
                 Err(DialError::NoAddress { node: id })
             }
-            Ok(addrs) => {
-                self.timings
-                    .record(what, started, format!("{} addresses", addrs.len()));
-                Ok(addrs)
+            Ok(addr) => {
+                let relay = match &addr.relay {
+                    Some(r) => format!(", relay {}", r.url),
+                    None => String::new(),
+                };
+                self.timings.record(
+                    what,
+                    started,
+                    format!("{} addresses{relay}", addr.direct.len()),
+                );
+                Ok(addr)
             }
             Err(source) => {
                 self.timings.record(what, started, source.to_string());
@@ -175,16 +185,25 @@ impl Dialer {
     async fn connect(
         &self,
         id: EndpointId,
-        addrs: &[SocketAddr],
+        addr: &PeerAddr,
         alpn: &'static [u8],
     ) -> Result<Connection, DialError> {
         let started = Instant::now();
-        let result = endpoint::connect(&self.endpoint, id, addrs, alpn, self.connect_timeout).await;
+        let result = endpoint::connect(
+            &self.endpoint,
+            &self.routing.options().network,
+            id,
+            addr,
+            alpn,
+            self.connect_timeout,
+        )
+        .await;
         if result.is_ok() {
             self.book.lock().expect("not poisoned").insert(
                 id,
                 address_book::Entry {
-                    addrs: addrs.to_vec(),
+                    addrs: addr.direct.clone(),
+                    relay: addr.relay.clone(),
                     seen: address_book::now(),
                 },
             );
@@ -251,7 +270,10 @@ impl Client {
         let endpoint = endpoint::bind(EndpointOptions {
             secret: options.secret.clone(),
             bind: options.bind,
-            relays: options.relays,
+            relays: options.relays.clone(),
+            relay_only: options.relay_only,
+            network: options.routing.network.clone(),
+            nameserver: options.routing.nameserver,
             alpns: vec![],
         })
         .await?;
@@ -264,7 +286,7 @@ impl Client {
             .map(address_book::load)
             .unwrap_or_default();
         let started = Instant::now();
-        let routing = Routing::spawn(routing_options, None)?;
+        let routing = Routing::start(routing_options, None).await?;
         if !routing.bootstrapped().await {
             return Err(ClientError::NoNetwork {
                 bootstrap: options.routing.bootstrap.clone(),
@@ -317,7 +339,7 @@ impl Client {
                 connect_timeout: options.connect_timeout,
                 addrs: Mutex::new(
                     book.iter()
-                        .map(|(id, e)| (*id, Arc::new(OnceCell::new_with(Some(e.addrs.clone())))))
+                        .map(|(id, e)| (*id, Arc::new(OnceCell::new_with(Some(e.peer_addr())))))
                         .collect(),
                 ),
                 book: Mutex::new(book),
@@ -336,6 +358,19 @@ impl Client {
     /// This client's identity.
     pub fn id(&self) -> EndpointId {
         self.endpoint.id()
+    }
+
+    /// How each open connection's packets travel now (direct after hole punching, or
+    /// through a relay), one entry per peer.
+    pub fn routes(&self) -> Vec<(EndpointId, Route)> {
+        let conns = self.conns.lock().expect("not poisoned");
+        let mut out: Vec<(EndpointId, Route)> = conns
+            .iter()
+            .filter_map(|((id, _), slot)| Some((*id, endpoint::route(slot.get()?))))
+            .collect();
+        out.sort_by_key(|(id, _)| *id);
+        out.dedup_by_key(|(id, _)| *id);
+        out
     }
 
     /// The DHT.

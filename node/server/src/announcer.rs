@@ -7,7 +7,6 @@
 //! one hung put never delays the address record that readers need to dial us.
 
 use std::{
-    net::SocketAddr,
     path::PathBuf,
     sync::{
         Arc,
@@ -16,7 +15,8 @@ use std::{
     time::Duration,
 };
 
-use mosaic_wire::dht::{Routing, RoutingError};
+use mosaic_wire::dht::{PeerAddr, Routing, RoutingError};
+use tokio::sync::watch;
 use tracing::debug;
 
 use crate::store::Store;
@@ -36,12 +36,14 @@ pub struct AnnounceStatus {
 pub(crate) const PEERS_FILE: &str = "dht-peers";
 
 /// Re-announces every record each `interval`; retries sooner after a round that did
-/// not reach the DHT (the first node of a network has no peers until others join).
+/// not reach the DHT (the first node of a network has no peers until others join), and
+/// starts a round at once when the node's reachability changes (a new home relay).
 /// Saves the DHT's peers after each round for the next start.
 pub(crate) async fn run(
     routing: Routing,
     store: Store,
-    addrs: Vec<SocketAddr>,
+    mut reach: watch::Receiver<PeerAddr>,
+    serves_relay: bool,
     interval: Duration,
     status: Arc<AnnounceStatus>,
     peers_file: PathBuf,
@@ -52,8 +54,12 @@ pub(crate) async fn run(
     // which readers need to dial us): each step is bounded, and a timeout counts as a
     // failed round, retried soon.
     loop {
-        let mut ok = bounded(routing.publish_addrs(&addrs)).await;
+        let addr = reach.borrow_and_update().clone();
+        let mut ok = bounded(routing.publish_addrs(&addr)).await;
         ok &= bounded(routing.announce_storage_node()).await;
+        if serves_relay {
+            ok &= bounded(routing.announce_relay()).await;
+        }
         let held = store.held().unwrap_or_default();
         status.backlog.store(held.len(), Ordering::Relaxed);
         for batch in held.chunks(PARALLEL) {
@@ -73,7 +79,12 @@ pub(crate) async fn run(
                 }
             }
         }
-        tokio::time::sleep(if ok { interval } else { interval.min(RETRY) }).await;
+        let wait = if ok { interval } else { interval.min(RETRY) };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            // The sender lives as long as the node: an error only means shutdown.
+            _ = reach.changed() => {}
+        }
     }
 }
 

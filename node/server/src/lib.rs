@@ -20,6 +20,7 @@ mod handler;
 mod health;
 pub mod node;
 pub mod policy;
+pub mod relay;
 mod scrub;
 pub mod store;
 

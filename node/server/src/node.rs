@@ -8,19 +8,38 @@
 //! server mode stores other nodes' records and publishes this node's: its address, that
 //! it is a storage node, and every blob it holds. A blob stored is announced before the
 //! client is told it is stored, so a `get` right after a `put` finds it.
+//!
+//! Reachability: a node may serve a relay (`relay.rs`) and uses relays (configured, or
+//! found on the DHT when none is configured) to keep a home relay; its address record
+//! names the home relay, so peers behind NATs reach it and iroh can punch holes. The
+//! record is republished whenever the home relay changes. Every accepted connection is
+//! logged with the peer's addresses when it ends (`mosaic::peers`): the node's own
+//! record of who reached it from where.
 
-use std::{collections::HashSet, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
-use iroh::{Endpoint, EndpointId, protocol::Router};
+use iroh::{
+    Endpoint, EndpointId, Watcher,
+    endpoint::Connection,
+    protocol::{AcceptError, ProtocolHandler, Router},
+};
 use iroh_blobs::BlobsProtocol;
 use mosaic_client::{Client, ClientOptions};
 use mosaic_codec::ErrorKind;
 use mosaic_wire::{
-    dht::{Routing, RoutingError, RoutingOptions},
+    dht::{PeerAddr, Routing, RoutingError, RoutingOptions},
     endpoint::{self, EndpointError, EndpointOptions},
     identity, proto,
+    relay::RelayInfo,
 };
-use tokio::task::JoinHandle;
+use n0_future::StreamExt;
+use tokio::{sync::watch, task::JoinHandle};
 use tracing::{info, warn};
 
 use crate::{
@@ -28,6 +47,7 @@ use crate::{
     collector,
     handler::StorageProtocol,
     health::{Health, HealthOptions},
+    relay::{RelayError, RelayServeOptions, RelayService, RelayStats},
     scrub,
     store::{Limits, Store, StoreError},
 };
@@ -67,8 +87,13 @@ pub struct NodeOptions {
     pub gc_interval: Duration,
     /// Who may store and pin.
     pub admission: Admission,
-    /// Use n0's public relays.
-    pub relays: bool,
+    /// Relays to keep a home relay among; empty: those found on the DHT.
+    pub relays: Vec<RelayInfo>,
+    /// Reach and be reached through the home relay only (peers never learn the node's
+    /// address). Needs a relay.
+    pub relay_only: bool,
+    /// Serve a relay for the network.
+    pub relay_serve: Option<RelayServeOptions>,
     /// How often every record is re-announced.
     pub announce_interval: Duration,
     /// Health checks, repair and scrub.
@@ -91,6 +116,9 @@ pub enum NodeError {
     /// The DHT.
     #[error(transparent)]
     Routing(#[from] RoutingError),
+    /// The relay it serves.
+    #[error(transparent)]
+    Relay(#[from] RelayError),
 }
 
 impl NodeError {
@@ -101,6 +129,7 @@ impl NodeError {
             NodeError::Store(e) => e.kind(),
             NodeError::Endpoint(e) => e.kind(),
             NodeError::Routing(e) => e.kind(),
+            NodeError::Relay(e) => e.kind(),
         }
     }
 }
@@ -112,6 +141,9 @@ pub struct Node {
     store: Store,
     routing: Routing,
     addrs: Vec<SocketAddr>,
+    reach: watch::Receiver<PeerAddr>,
+    relay: Option<RelayService>,
+    reacher: JoinHandle<()>,
     status: Arc<AnnounceStatus>,
     announcer: JoinHandle<()>,
     collector: JoinHandle<()>,
@@ -125,10 +157,29 @@ impl Node {
     pub async fn spawn(mut options: NodeOptions) -> Result<Self, NodeError> {
         let secret = identity::load_or_create(&options.data_dir.join("identity.key"))?;
         let store = Store::load(&options.data_dir, options.limits).await?;
+        let relay = match options.relay_serve.clone() {
+            None => None,
+            Some(serve) => {
+                let ips: Vec<_> = options.public_addrs.iter().map(|a| a.ip()).collect();
+                let service = RelayService::spawn(
+                    &options.data_dir,
+                    &options.routing.network,
+                    &ips,
+                    serve,
+                )
+                .await?;
+                // A node serving a relay is its own home relay.
+                options.relays.insert(0, service.info.clone());
+                Some(service)
+            }
+        };
         let endpoint = endpoint::bind(EndpointOptions {
             secret: secret.clone(),
             bind: options.listen,
-            relays: options.relays,
+            relays: options.relays.clone(),
+            relay_only: options.relay_only,
+            network: options.routing.network.clone(),
+            nameserver: options.routing.nameserver,
             alpns: vec![],
         })
         .await?;
@@ -144,8 +195,23 @@ impl Node {
                     .collect()
             })
             .unwrap_or_default();
-        let routing = Routing::spawn(options.routing.clone(), Some(&secret))?;
-        let addrs = endpoint::direct_addrs(&endpoint, &options.public_addrs);
+        let routing = Routing::start(options.routing.clone(), Some(&secret)).await?;
+        let addrs = if options.relay_only {
+            Vec::new()
+        } else {
+            endpoint::direct_addrs(&endpoint, &options.public_addrs)
+        };
+        let (reach_tx, reach) = watch::channel(PeerAddr {
+            direct: addrs.clone(),
+            relay: endpoint::home_relay(&endpoint, &options.relays),
+        });
+        let reacher = tokio::spawn(keep_reachable(
+            endpoint.clone(),
+            routing.clone(),
+            options.relays.clone(),
+            options.announce_interval,
+            reach_tx,
+        ));
         let status = Arc::new(AnnounceStatus::default());
         // The node is a client of its peers when it repairs: same endpoint, same DHT.
         let client = Client::with_endpoint(
@@ -155,7 +221,8 @@ impl Node {
                 secret: secret.clone(),
                 bind: options.listen,
                 routing: options.routing.clone(),
-                relays: options.relays,
+                relays: options.relays.clone(),
+                relay_only: options.relay_only,
                 connect_timeout: Duration::from_secs(5),
                 stall_timeout: Duration::from_secs(20),
                 address_book: None,
@@ -175,13 +242,17 @@ impl Node {
             health.clone(),
         );
         let router = Router::builder(endpoint.clone())
-            .accept(iroh_blobs::ALPN, BlobsProtocol::new(store.blobs(), None))
-            .accept(proto::ALPN, storage)
+            .accept(
+                iroh_blobs::ALPN,
+                Logged(BlobsProtocol::new(store.blobs(), None)),
+            )
+            .accept(proto::ALPN, Logged(storage))
             .spawn();
         let announcer = tokio::spawn(announcer::run(
             routing.clone(),
             store.clone(),
-            addrs.clone(),
+            reach.clone(),
+            relay.is_some(),
             options.announce_interval,
             status.clone(),
             peers_file,
@@ -205,6 +276,9 @@ impl Node {
             store,
             routing,
             addrs,
+            reach,
+            relay,
+            reacher,
             status,
             announcer,
             collector,
@@ -225,6 +299,18 @@ impl Node {
     /// The direct addresses it publishes.
     pub fn addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+    /// Where it says it can be reached now (direct addresses, home relay).
+    pub fn reach(&self) -> PeerAddr {
+        self.reach.borrow().clone()
+    }
+    /// The relay it serves, if any.
+    pub fn relay(&self) -> Option<&RelayInfo> {
+        self.relay.as_ref().map(|r| &r.info)
+    }
+    /// What the relay it serves has done.
+    pub fn relay_stats(&self) -> Option<&RelayStats> {
+        self.relay.as_ref().map(|r| r.stats.as_ref())
     }
     /// The store.
     pub fn store(&self) -> &Store {
@@ -258,6 +344,7 @@ impl Node {
     /// Stops accepting, closes connections, flushes the store.
     pub async fn shutdown(self) {
         self.announcer.abort();
+        self.reacher.abort();
         self.collector.abort();
         self.checker.abort();
         self.scrubber.abort();
@@ -265,5 +352,101 @@ impl Node {
         if let Err(e) = self.router.shutdown().await {
             warn!("router shutdown: {e}");
         }
+        if let Some(relay) = self.relay {
+            relay.shutdown().await;
+        }
+    }
+}
+
+/// Keeps `reach` naming the endpoint's home relay. With no relay configured, looks
+/// the network's relays up on the DHT (at start, then every `interval`) and offers them
+/// to the endpoint, which picks the nearest as its home.
+async fn keep_reachable(
+    endpoint: Endpoint,
+    routing: Routing,
+    configured: Vec<RelayInfo>,
+    interval: Duration,
+    reach: watch::Sender<PeerAddr>,
+) {
+    let known = Arc::new(Mutex::new(configured.clone()));
+    if configured.is_empty() {
+        let (endpoint, routing, known) = (endpoint.clone(), routing.clone(), known.clone());
+        tokio::spawn(async move {
+            routing.bootstrapped().await;
+            loop {
+                if let Ok(found) = routing.relays().await {
+                    for (_, relay) in found {
+                        let new = known
+                            .lock()
+                            .map(|mut k| {
+                                let new = !k.contains(&relay);
+                                if new {
+                                    k.push(relay.clone());
+                                }
+                                new
+                            })
+                            .unwrap_or(false);
+                        if new {
+                            info!(relay = %relay, "using a relay found on the DHT");
+                            let config = Arc::new(relay.config(&routing.options().network));
+                            endpoint.insert_relay(relay.url.clone(), config).await;
+                        }
+                    }
+                }
+                tokio::time::sleep(interval).await;
+            }
+        });
+    }
+    let mut status = endpoint.home_relay_status().stream();
+    while status.next().await.is_some() {
+        let relays = known.lock().map(|k| k.clone()).unwrap_or_default();
+        let home = endpoint::home_relay(&endpoint, &relays);
+        reach.send_if_modified(|r| {
+            let changed = r.relay != home;
+            if changed {
+                info!(relay = ?home.as_ref().map(ToString::to_string), "home relay");
+                r.relay = home;
+            }
+            changed
+        });
+        for problem in endpoint::relay_problems(&endpoint) {
+            warn!("relay: {problem}");
+        }
+    }
+}
+
+/// A protocol whose connections are logged when they end, with every address the peer
+/// was reached at (its connection record: direct addresses, or only a relay's).
+#[derive(Debug, Clone)]
+struct Logged<P>(P);
+
+impl<P: ProtocolHandler + Clone> ProtocolHandler for Logged<P> {
+    async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
+        let watched = connection.clone();
+        tokio::spawn(async move {
+            let peer = watched.remote_id();
+            let mut seen: Vec<String> = Vec::new();
+            let mut last = endpoint::route(&watched);
+            let mut paths = watched.paths_stream();
+            while paths.next().await.is_some() {
+                for a in endpoint::remote_addrs(&watched) {
+                    if !seen.contains(&a) {
+                        seen.push(a);
+                    }
+                }
+                let now = endpoint::route(&watched);
+                if now != endpoint::Route::None {
+                    last = now;
+                }
+            }
+            info!(
+                target: "mosaic::peers",
+                %peer,
+                addrs = ?seen,
+                route = ?last,
+                "peer connection ended"
+            );
+        });
+        self.0.accept(connection).await
     }
 }

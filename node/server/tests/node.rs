@@ -35,7 +35,9 @@ async fn node(dir: &std::path::Path, capacity: u64, admission: Admission) -> Nod
         limits: mosaic_server::store::Limits::new(capacity),
         gc_interval: Duration::from_secs(60),
         admission,
-        relays: false,
+        relays: vec![],
+        relay_only: false,
+        relay_serve: None,
         announce_interval: Duration::from_secs(60),
         health: mosaic_server::HealthOptions::default(),
     })
@@ -47,7 +49,10 @@ async fn client(seed: u8) -> Endpoint {
     endpoint::bind(EndpointOptions {
         secret: SecretKey::from_bytes(&[seed; 32]),
         bind: "127.0.0.1:0".parse().unwrap(),
-        relays: false,
+        relays: vec![],
+        relay_only: false,
+        network: String::new(),
+        nameserver: None,
         alpns: vec![],
     })
     .await

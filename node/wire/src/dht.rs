@@ -5,9 +5,11 @@
 //!   "this EndpointId holds blob `hash`" (columns and manifests alike);
 //! - **storage nodes**: a signed-peer announce under `storage_key(network)` says "this
 //!   EndpointId is a storage node of `network`", so clients can find nodes to store on;
+//! - **relays**: a signed-peer announce under `relay_key(network)` says "this
+//!   EndpointId serves a relay for `network`" (its address record says where);
 //! - **addresses**: a BEP 44 mutable item under the node's key with salt
-//!   `mosaic-addr-v1` holds its direct socket addresses, so an EndpointId found above
-//!   can be dialed.
+//!   `mosaic-addr-v2` holds a [`PeerAddr`]: its direct socket addresses and the relay it
+//!   can be reached through, so an EndpointId found above can be dialed.
 //!
 //! Keys are the first 20 bytes of `BLAKE3_derive_key(context, network ‖ hash)`, so
 //! networks do not see each other's records. Signed-peer records carry a timestamp and
@@ -26,16 +28,23 @@ use std::{
 };
 
 use iroh::{EndpointId, SecretKey};
+use serde::{Deserialize, Serialize};
 use n0_future::{Stream, StreamExt};
 use n0_mainline::{DatagramHook, Dht, Id, MutableItem, ServerSettings, SigningKey};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use mosaic_codec::{ErrorKind, Hash};
 
+use crate::{
+    names::{self, NameError},
+    relay::RelayInfo,
+};
+
 const BLOB_KEY_CONTEXT: &str = "mosaic 2026-11-21 v1 dht blob providers";
 const STORAGE_KEY_CONTEXT: &str = "mosaic 2026-11-21 v1 dht storage nodes";
-/// BEP 44 salt of a node's address record.
-pub const ADDR_SALT: &[u8] = b"mosaic-addr-v1";
+const RELAY_KEY_CONTEXT: &str = "mosaic 2026-12-04 v1 dht relays";
+/// BEP 44 salt of a node's address record (v1 held direct addresses only).
+pub const ADDR_SALT: &[u8] = b"mosaic-addr-v2";
 /// Most addresses published in one record (BEP 44 values are at most 1000 bytes).
 pub const MAX_PUBLISHED_ADDRS: usize = 16;
 /// Keys a Mosaic DHT server keeps signed-peer records for (n0-mainline's default is
@@ -61,6 +70,27 @@ pub fn storage_key(network: &str) -> Id {
     derive_id(STORAGE_KEY_CONTEXT, network.as_bytes())
 }
 
+/// The DHT key under which the relays of `network` announce themselves.
+pub fn relay_key(network: &str) -> Id {
+    derive_id(RELAY_KEY_CONTEXT, network.as_bytes())
+}
+
+/// Where a participant can be reached: what its address record holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerAddr {
+    /// Direct socket addresses (none for a participant in relay-only mode).
+    pub direct: Vec<SocketAddr>,
+    /// The relay it is connected to (its home relay), if any.
+    pub relay: Option<RelayInfo>,
+}
+
+impl PeerAddr {
+    /// Nothing to dial.
+    pub fn is_empty(&self) -> bool {
+        self.direct.is_empty() && self.relay.is_none()
+    }
+}
+
 fn derive_id(context: &str, material: &[u8]) -> Id {
     let d = blake3::derive_key(context, material);
     Id::from_bytes(&d[..20]).expect("20 bytes make an Id")
@@ -73,8 +103,12 @@ pub struct RoutingOptions {
     pub network: String,
     /// UDP port to bind (on all IPv4 interfaces); `None` for any.
     pub port: Option<u16>,
-    /// DHT addresses (`host:port`) of nodes to join through. Empty: start a network.
+    /// DHT addresses of nodes to join through (`host:port`, or `dns:NAME` for a list
+    /// published in TXT records; see [`names`]). Empty: start a network.
     pub bootstrap: Vec<String>,
+    /// The DNS server for host names; `None`: the system's (`/etc/hosts`,
+    /// `/etc/resolv.conf`).
+    pub nameserver: Option<SocketAddr>,
     /// More addresses to try, e.g. peers remembered from a previous run.
     pub extra_bootstrap: Vec<String>,
     /// Answer other nodes' queries and store their records (storage nodes do).
@@ -99,6 +133,7 @@ impl Default for RoutingOptions {
             network: "mosaic".into(),
             port: None,
             bootstrap: Vec::new(),
+            nameserver: None,
             extra_bootstrap: Vec::new(),
             server: false,
             stale_after: Duration::from_secs(60 * 60),
@@ -128,6 +163,9 @@ pub enum RoutingError {
     /// An address record reached no node.
     #[error("DHT address publish failed: {0}")]
     Publish(#[from] n0_mainline::errors::PutMutableError),
+    /// A bootstrap name did not resolve.
+    #[error("bootstrap: {0}")]
+    Name(#[from] NameError),
 }
 
 impl RoutingError {
@@ -136,6 +174,7 @@ impl RoutingError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             RoutingError::Start(_) | RoutingError::ReadOnly => ErrorKind::Other,
+            RoutingError::Name(e) => e.kind(),
             _ => ErrorKind::Network,
         }
     }
@@ -152,7 +191,24 @@ pub struct Routing {
 }
 
 impl Routing {
-    /// Starts the DHT node. Must run inside a tokio runtime.
+    /// Resolves the bootstrap entries' names (see [`names`]), then starts the DHT node.
+    pub async fn start(
+        mut options: RoutingOptions,
+        secret: Option<&SecretKey>,
+    ) -> Result<Self, RoutingError> {
+        if options.bootstrap.iter().any(|b| b.parse::<SocketAddr>().is_err()) {
+            let dns = names::resolver(options.nameserver);
+            options.bootstrap = names::resolve_bootstrap(&dns, &options.bootstrap)
+                .await?
+                .iter()
+                .map(SocketAddr::to_string)
+                .collect();
+        }
+        Self::spawn(options, secret)
+    }
+
+    /// Starts the DHT node with bootstrap entries that are IP addresses already. Must
+    /// run inside a tokio runtime.
     pub fn spawn(
         options: RoutingOptions,
         secret: Option<&SecretKey>,
@@ -254,6 +310,11 @@ impl Routing {
         self.announce(storage_key(&self.options.network)).await
     }
 
+    /// Announces that this node serves a relay for the network.
+    pub async fn announce_relay(&self) -> Result<(), RoutingError> {
+        self.announce(relay_key(&self.options.network)).await
+    }
+
     /// Announces this node's key under `key` as a signed peer.
     async fn announce(&self, key: Id) -> Result<(), RoutingError> {
         self.dht
@@ -263,11 +324,19 @@ impl Routing {
             .map_err(RoutingError::from)
     }
 
-    /// Publishes this node's direct addresses.
-    pub async fn publish_addrs(&self, addrs: &[SocketAddr]) -> Result<(), RoutingError> {
-        let addrs: Vec<SocketAddr> = addrs.iter().take(MAX_PUBLISHED_ADDRS).copied().collect();
-        // A list of at most MAX_PUBLISHED_ADDRS socket addresses always encodes.
-        let value = postcard::to_stdvec(&addrs).unwrap_or_default();
+    /// Publishes where this node can be reached.
+    pub async fn publish_addrs(&self, addr: &PeerAddr) -> Result<(), RoutingError> {
+        let addr = PeerAddr {
+            direct: addr
+                .direct
+                .iter()
+                .take(MAX_PUBLISHED_ADDRS)
+                .copied()
+                .collect(),
+            relay: addr.relay.clone(),
+        };
+        // At most MAX_PUBLISHED_ADDRS socket addresses and one URL always encode.
+        let value = postcard::to_stdvec(&addr).unwrap_or_default();
         // The sequence number must grow: microseconds since the epoch.
         let seq = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -393,9 +462,21 @@ impl Routing {
         self.signed_peers(storage_key(&self.options.network)).await
     }
 
-    /// The direct addresses `id` published, if any (the record with the highest
-    /// sequence number).
-    pub async fn resolve(&self, id: &EndpointId) -> Result<Vec<SocketAddr>, RoutingError> {
+    /// Relays of the network: the nodes that announced one, with the relay each
+    /// published in its address record.
+    pub async fn relays(&self) -> Result<Vec<(EndpointId, RelayInfo)>, RoutingError> {
+        let mut out = Vec::new();
+        for id in self.signed_peers(relay_key(&self.options.network)).await? {
+            if let Some(relay) = self.resolve(&id).await?.relay {
+                out.push((id, relay));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Where `id` said it can be reached (the record with the highest sequence
+    /// number); empty if it published nothing readable.
+    pub async fn resolve(&self, id: &EndpointId) -> Result<PeerAddr, RoutingError> {
         // Not `get_mutable_most_recent`: in n0-mainline 0.7.1 it keeps the first item
         // received and ignores a later one with a higher sequence number.
         let _turn = self.lookup_permit().await?;
@@ -413,7 +494,7 @@ impl Routing {
         })
         .await;
         Ok(best
-            .and_then(|item| postcard::from_bytes::<Vec<SocketAddr>>(item.value()).ok())
+            .and_then(|item| postcard::from_bytes::<PeerAddr>(item.value()).ok())
             .unwrap_or_default())
     }
 }

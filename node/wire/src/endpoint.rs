@@ -1,25 +1,43 @@
-//! The iroh endpoint, configured for Mosaic: no relays unless asked, no public address
-//! lookup, no port mapping; peers are found through Mosaic's own DHT records.
+//! The iroh endpoint, configured for Mosaic: relays only Mosaic nodes run (none of
+//! n0's), no public address lookup, no port mapping; peers are found through Mosaic's
+//! own DHT records.
+//!
+//! Every endpoint can dial through a relay (a peer's address record may name one; it is
+//! added to the endpoint's relay map when dialed), and one configured with relays keeps
+//! a home relay among them, so NATed peers can reach it and iroh can coordinate hole
+//! punching. In relay-only mode the endpoint has no IP transport at all: every packet
+//! goes through its home relay, so peers never learn its address.
 
 use std::{net::SocketAddr, time::Duration};
 
 use iroh::{
-    Endpoint, EndpointAddr, EndpointId, RelayMode, SecretKey, TransportAddr,
+    Endpoint, EndpointAddr, EndpointId, RelayMap, RelayMode, SecretKey, TransportAddr, Watcher,
     endpoint::{ConnectError, Connection, NetReportConfig, PortmapperConfig, presets},
 };
 use mosaic_codec::ErrorKind;
+use serde::Serialize;
 
-use crate::dht::RoutingError;
+use crate::{
+    dht::{PeerAddr, RoutingError},
+    names,
+    relay::{self, RelayInfo},
+};
 
 /// How to bind an endpoint.
 #[derive(Debug, Clone)]
 pub struct EndpointOptions {
     /// Identity.
     pub secret: SecretKey,
-    /// UDP address to bind.
+    /// UDP address to bind (unused in relay-only mode).
     pub bind: SocketAddr,
-    /// Use n0's public relays (off by default: Mosaic nodes are dialed directly).
-    pub relays: bool,
+    /// Relays to keep a home relay among (Mosaic nodes serving one).
+    pub relays: Vec<RelayInfo>,
+    /// Send everything through the home relay: no direct paths, no IP transport.
+    pub relay_only: bool,
+    /// The network name (relays admit its members only).
+    pub network: String,
+    /// DNS server for relay host names; `None`: the system's.
+    pub nameserver: Option<SocketAddr>,
     /// ALPNs to accept (empty for a client that only dials).
     pub alpns: Vec<Vec<u8>>,
 }
@@ -28,6 +46,11 @@ pub struct EndpointOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EndpointError {
+    /// Relay-only mode without a relay.
+    #[error(
+        "relay-only mode needs a relay: give one with --relay https://HOST:PORT (a Mosaic node run with --relay-serve)"
+    )]
+    NoRelay,
     /// The address is not usable.
     #[error("cannot bind {addr}: {source}")]
     Bind {
@@ -39,9 +62,12 @@ pub enum EndpointError {
 }
 
 impl EndpointError {
-    /// A socket that cannot be bound is a local problem.
+    /// A socket that cannot be bound is a local problem; a missing relay a setting.
     pub fn kind(&self) -> ErrorKind {
-        ErrorKind::Other
+        match self {
+            EndpointError::NoRelay => ErrorKind::BadInput,
+            EndpointError::Bind { .. } => ErrorKind::Other,
+        }
     }
 }
 
@@ -51,21 +77,107 @@ pub async fn bind(options: EndpointOptions) -> Result<Endpoint, EndpointError> {
         addr: options.bind,
         source,
     };
-    let builder = Endpoint::builder(presets::Minimal)
+    if options.relay_only && options.relays.is_empty() {
+        return Err(EndpointError::NoRelay);
+    }
+    let map = RelayMap::from_iter(options.relays.iter().map(|r| r.config(&options.network)));
+    let mut builder = Endpoint::builder(presets::Minimal)
         .secret_key(options.secret.clone())
-        .relay_mode(if options.relays {
-            RelayMode::Default
-        } else {
-            RelayMode::Disabled
-        })
+        // A custom map, even empty, keeps the relay transport: a peer's record may
+        // name a relay to dial it through.
+        .relay_mode(RelayMode::Custom(map))
+        .ca_tls_config(relay::tls_config())
+        .dns_resolver(names::resolver(options.nameserver))
         .clear_address_lookup()
         .portmapper_config(PortmapperConfig::Disabled)
         .net_report_config(NetReportConfig::minimal())
         .clear_ip_transports()
-        .alpns(options.alpns.clone())
-        .bind_addr(options.bind)
-        .map_err(|e| err(Box::new(e)))?;
-    builder.bind().await.map_err(|e| err(Box::new(e)))
+        .alpns(options.alpns.clone());
+    if !options.relay_only {
+        builder = builder
+            .bind_addr(options.bind)
+            .map_err(|e| err(Box::new(e)))?;
+    }
+    let endpoint = builder.bind().await.map_err(|e| err(Box::new(e)))?;
+    if !options.relays.is_empty() {
+        // Wait (briefly) for a home relay, so the address this endpoint publishes
+        // names it; a relay that does not answer is reported by `home_relay`.
+        let _ = tokio::time::timeout(HOME_RELAY_WAIT, endpoint.online()).await;
+    }
+    Ok(endpoint)
+}
+
+/// How long binding waits for the endpoint to connect to a home relay.
+pub const HOME_RELAY_WAIT: Duration = Duration::from_secs(10);
+
+/// The relay among `relays` this endpoint is connected to, if any.
+pub fn home_relay(endpoint: &Endpoint, relays: &[RelayInfo]) -> Option<RelayInfo> {
+    let home = endpoint.home_relay_status().get();
+    let connected = home.iter().find(|s| s.is_connected())?;
+    relays.iter().find(|r| &r.url == connected.url()).cloned()
+}
+
+/// Why the endpoint's relays are not connected, for the operator (e.g. the relay
+/// denied this network's token).
+pub fn relay_problems(endpoint: &Endpoint) -> Vec<String> {
+    endpoint
+        .home_relay_status()
+        .get()
+        .iter()
+        .filter(|s| !s.is_connected())
+        .map(|s| match (s.auth_denied_reason(), s.last_error()) {
+            (Some(reason), _) => format!("{}: access denied ({reason})", s.url()),
+            (None, Some(e)) => format!("{}: {e}", s.url()),
+            (None, None) => format!("{}: not connected yet", s.url()),
+        })
+        .collect()
+}
+
+/// How a connection's packets travel now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "path", rename_all = "snake_case")]
+pub enum Route {
+    /// Straight to the peer (after hole punching, if NATs were in the way).
+    Direct {
+        /// The peer's address as this side sees it.
+        addr: SocketAddr,
+    },
+    /// Through a relay.
+    Relay {
+        /// The relay.
+        relay: String,
+    },
+    /// No path is selected (the connection is closing).
+    None,
+}
+
+/// The path a connection uses now.
+pub fn route(conn: &Connection) -> Route {
+    let paths = conn.paths();
+    let Some(p) = paths.iter().find(|p| p.is_selected()) else {
+        return Route::None;
+    };
+    match p.remote_addr() {
+        TransportAddr::Ip(addr) => Route::Direct { addr: *addr },
+        TransportAddr::Relay(url) => Route::Relay {
+            relay: url.to_string(),
+        },
+        other => Route::Relay {
+            relay: format!("{other:?}"),
+        },
+    }
+}
+
+/// Every remote address a connection has a path to (relays as their URL).
+pub fn remote_addrs(conn: &Connection) -> Vec<String> {
+    conn.paths()
+        .iter()
+        .map(|p| match p.remote_addr() {
+            TransportAddr::Ip(a) => a.to_string(),
+            TransportAddr::Relay(url) => url.to_string(),
+            other => format!("{other:?}"),
+        })
+        .collect()
 }
 
 /// Dialing a peer failed.
@@ -117,19 +229,30 @@ impl DialError {
     }
 }
 
-/// Connects to `id` at `addrs` (known already: no lookup) on `alpn`, waiting at most
-/// `limit` for the handshake.
+/// Connects to `id` at `addr` (known already: no lookup) on `alpn`, waiting at most
+/// `limit` for the handshake. A relay the peer named is added to the endpoint's relay
+/// map first (with this network's token), so iroh can dial through it.
 pub async fn connect(
     endpoint: &Endpoint,
+    network: &str,
     id: EndpointId,
-    addrs: &[SocketAddr],
+    addr: &PeerAddr,
     alpn: &[u8],
     limit: Duration,
 ) -> Result<Connection, DialError> {
-    if addrs.is_empty() {
+    if addr.is_empty() {
         return Err(DialError::NoAddress { node: id });
     }
-    tokio::time::timeout(limit, endpoint.connect(endpoint_addr(id, addrs), alpn))
+    let mut target = endpoint_addr(id, &addr.direct);
+    if let Some(r) = &addr.relay {
+        if relay::first_use(endpoint.id(), &r.url) {
+            endpoint
+                .insert_relay(r.url.clone(), std::sync::Arc::new(r.config(network)))
+                .await;
+        }
+        target = target.with_relay_url(r.url.clone());
+    }
+    tokio::time::timeout(limit, endpoint.connect(target, alpn))
         .await
         .map_err(|_| DialError::Timeout { node: id, limit })?
         .map_err(|source| DialError::Connect { node: id, source })

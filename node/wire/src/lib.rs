@@ -5,7 +5,9 @@
 //!   and iroh-blobs' verified gets, each handshake written once;
 //! - [`endpoint`]: the iroh endpoint configured for Mosaic, and dialing a peer;
 //! - [`dht`]: content routing and address records on the Mainline DHT;
-//! - [`identity`]: secret key files (a participant's identity).
+//! - [`identity`]: secret key files (a participant's identity);
+//! - [`relay`]: relays run by Mosaic nodes: their addresses, TLS pins, access token;
+//! - [`names`]: host names and DNS bootstrap lists (a pure-Rust resolver).
 //!
 //! Layer rule (enforced by this crate's dependency list): below it only the codec
 //! (for hashes); no storage, no HTTP, no file pipelines. Both the client and the storage
@@ -16,5 +18,7 @@
 pub mod dht;
 pub mod endpoint;
 pub mod identity;
+pub mod names;
 pub mod proto;
+pub mod relay;
 pub mod request;

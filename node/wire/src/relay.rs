@@ -1,0 +1,282 @@
+//! Relays run by Mosaic nodes: how a participant names one, trusts its TLS certificate,
+//! and proves it belongs to the network.
+//!
+//! A relay (an iroh relay server inside a storage node, `mosaic-server`'s `relay.rs`)
+//! forwards end-to-end encrypted QUIC packets between peers that cannot reach each other
+//! directly, and coordinates their hole punching. Its address is a [`RelayInfo`]: an
+//! `https://host:port` URL, optionally with the BLAKE3 hash of its TLS certificate
+//! (`#` then 64 hex digits). A pinned certificate is trusted because of the pin (a
+//! node's own self-signed certificate, published in its signed DHT address record);
+//! an unpinned one must chain to the web PKI (e.g. Let's Encrypt). QUIC address
+//! discovery runs on the same port number over UDP.
+//!
+//! Only the network's peers may use a relay: each presents [`auth_token`], derived from
+//! the network name, and the relay admits no other. That keeps other networks and
+//! iroh users off a node's bandwidth; it is not a secret from someone who knows the
+//! network's name (see `docs/operations.md`).
+//!
+//! Pins are process-wide ([`trust`]): an endpoint's TLS configuration is fixed when it
+//! binds, while pins keep arriving with the address records of peers found later. A pin
+//! is trusted for its relay's host only, so a record naming a relay at one host cannot
+//! vouch for a certificate presented by another.
+
+use std::{
+    collections::HashSet,
+    fmt,
+    str::FromStr,
+    sync::{Arc, LazyLock, Mutex, RwLock},
+};
+
+use iroh::{EndpointId, RelayConfig, RelayUrl, tls::CaTlsConfig};
+use iroh_relay::RelayQuicConfig;
+use rustls::{
+    DigitallySignedStruct, SignatureScheme,
+    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    crypto::CryptoProvider,
+    pki_types::{CertificateDer, ServerName, UnixTime},
+};
+use serde::{Deserialize, Serialize};
+
+const TOKEN_CONTEXT: &str = "mosaic 2026-12-04 v1 relay access token";
+
+/// A relay: where it listens, and the certificate it must present (if pinned).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RelayInfo {
+    /// `https://host:port` (or `http://` for a relay without TLS).
+    pub url: RelayUrl,
+    /// BLAKE3 hash of the relay's TLS certificate (DER); `None`: web PKI.
+    pub pin: Option<[u8; 32]>,
+}
+
+/// A relay address that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "invalid relay {input:?}: {why} (expected https://HOST:PORT, optionally followed by # and the 64 hex digits of its certificate pin)"
+)]
+pub struct RelayParseError {
+    input: String,
+    why: String,
+}
+
+impl FromStr for RelayInfo {
+    type Err = RelayParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |why: String| RelayParseError {
+            input: s.to_owned(),
+            why,
+        };
+        let (url, pin) = match s.split_once('#') {
+            Some((u, p)) => (u, Some(p)),
+            None => (s, None),
+        };
+        let url: RelayUrl = url.parse().map_err(|e| err(format!("{e}")))?;
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(err(format!("scheme {:?} is not https or http", url.scheme())));
+        }
+        if url.host_str().is_none() {
+            return Err(err("no host".into()));
+        }
+        let pin = match pin {
+            None => None,
+            Some(p) => {
+                let mut out = [0u8; 32];
+                if p.len() != 64 {
+                    return Err(err(format!("the pin has {} characters, not 64", p.len())));
+                }
+                for (i, b) in out.iter_mut().enumerate() {
+                    *b = u8::from_str_radix(&p[2 * i..2 * i + 2], 16)
+                        .map_err(|_| err("the pin is not hexadecimal".into()))?;
+                }
+                Some(out)
+            }
+        };
+        Ok(Self { url, pin })
+    }
+}
+
+impl fmt::Display for RelayInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // RelayUrl writes a trailing dot after a domain name; the plain URL reads better.
+        write!(f, "{}", self.url.as_str().trim_end_matches('/'))?;
+        if let Some(pin) = &self.pin {
+            f.write_str("#")?;
+            for b in pin {
+                write!(f, "{b:02x}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RelayInfo {
+    /// The relay's port (its QUIC address discovery listens on the same number, UDP).
+    pub fn port(&self) -> u16 {
+        self.url
+            .port_or_known_default()
+            .unwrap_or(if self.url.scheme() == "https" { 443 } else { 80 })
+    }
+
+    /// The relay's host, as TLS names it (no trailing dot, lower case).
+    pub fn host(&self) -> String {
+        host_key(self.url.host_str().unwrap_or_default())
+    }
+
+    /// iroh's configuration for dialing this relay as a member of `network`; trusts
+    /// its pin first.
+    pub fn config(&self, network: &str) -> RelayConfig {
+        if let Some(pin) = self.pin {
+            trust(self.host(), pin);
+        }
+        // QUIC address discovery needs TLS: only an https relay offers it.
+        let quic = (self.url.scheme() == "https").then(|| RelayQuicConfig::new(self.port()));
+        RelayConfig::new(self.url.clone(), quic).with_auth_token(auth_token(network))
+    }
+}
+
+/// The token a relay of `network` admits: members present it, nobody else knows to.
+pub fn auth_token(network: &str) -> String {
+    let key = blake3::derive_key(TOKEN_CONTEXT, network.as_bytes());
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The pin of a certificate: BLAKE3 of its DER encoding.
+pub fn cert_pin(der: &[u8]) -> [u8; 32] {
+    *blake3::hash(der).as_bytes()
+}
+
+fn host_key(host: &str) -> String {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.')
+        .to_ascii_lowercase()
+}
+
+static PINS: LazyLock<RwLock<HashSet<(String, [u8; 32])>>> = LazyLock::new(Default::default);
+
+/// Trusts the certificate with `pin` when `host` presents it, for every endpoint of
+/// this process.
+pub fn trust(host: String, pin: [u8; 32]) {
+    if let Ok(mut pins) = PINS.write() {
+        pins.insert((host, pin));
+    }
+}
+
+fn trusted(server: &ServerName<'_>, pin: [u8; 32]) -> bool {
+    let host = match server {
+        ServerName::DnsName(d) => host_key(d.as_ref()),
+        ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
+        _ => return false,
+    };
+    PINS.read().is_ok_and(|p| p.contains(&(host, pin)))
+}
+
+static IN_USE: LazyLock<Mutex<HashSet<(EndpointId, RelayUrl)>>> = LazyLock::new(Default::default);
+
+/// Whether endpoint `id` has not dialed through `url` before (then it has now): adding
+/// a relay to an endpoint's map makes it re-evaluate its relays, so it is done once.
+pub fn first_use(id: EndpointId, url: &RelayUrl) -> bool {
+    IN_USE
+        .lock()
+        .map(|mut m| m.insert((id, url.clone())))
+        .unwrap_or(true)
+}
+
+/// TLS trust for relays: a pinned certificate, else the web PKI.
+pub fn tls_config() -> CaTlsConfig {
+    CaTlsConfig::custom_server_cert_verifier(Arc::new(|provider: Arc<CryptoProvider>| {
+        let web = CaTlsConfig::default().server_cert_verifier(provider.clone())?;
+        Ok(Arc::new(PinnedOrWebPki { web, provider }) as Arc<dyn ServerCertVerifier>)
+    }))
+}
+
+/// Accepts a certificate whose pin was trusted, else asks the web PKI; handshake
+/// signatures are checked either way (they prove the server holds the certificate's
+/// key).
+#[derive(Debug)]
+struct PinnedOrWebPki {
+    web: Arc<dyn ServerCertVerifier>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedOrWebPki {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if trusted(server_name, cert_pin(end_entity)) {
+            return Ok(ServerCertVerified::assertion());
+        }
+        self.web
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_text_round_trips_and_errors_say_why() {
+        let pin = "ab".repeat(32);
+        let r: RelayInfo = format!("https://10.0.0.1:3340#{pin}").parse().unwrap();
+        assert_eq!(r.port(), 3340);
+        assert_eq!(r.pin, Some([0xab; 32]));
+        assert_eq!(r.to_string(), format!("https://10.0.0.1:3340#{pin}"));
+        let plain: RelayInfo = "https://relay.example.org".parse().unwrap();
+        assert_eq!((plain.port(), plain.pin), (443, None));
+        for (bad, says) in [
+            ("ftp://x:1", "scheme"),
+            ("https://x:1#abc", "64"),
+            (&format!("https://x:1#{}", "zz".repeat(32)), "hexadecimal"),
+            ("not a url", "invalid relay"),
+        ] {
+            let e = bad.parse::<RelayInfo>().unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn tokens_separate_networks() {
+        assert_ne!(auth_token("a"), auth_token("b"));
+        assert_eq!(auth_token("a").len(), 64);
+    }
+}
