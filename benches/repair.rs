@@ -310,6 +310,7 @@ async fn scrub_rate(dir: &std::path::Path, mib: usize) -> (f64, f64, f64) {
         relays: vec![],
         relay_only: false,
         relay_serve: None,
+        dht_client: false,
         announce_interval: Duration::from_secs(3600),
         health: HealthOptions::default(),
     })

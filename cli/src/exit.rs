@@ -8,8 +8,11 @@ use mosaic_codec::{
     CapError, DecodeError, EncodeError, ErrorKind, HashParseError, ManifestError, MetadataError,
     ParamsError,
 };
-use mosaic_server::{NodeError, store::StoreError};
-use mosaic_wire::{dht::RoutingError, identity::IdentityError};
+use mosaic_server::{NodeError, relay::RelayError, store::StoreError};
+use mosaic_wire::{
+    dht::RoutingError, endpoint::EndpointError, identity::IdentityError, names::NameError,
+    relay::RelayParseError,
+};
 
 /// Why `mosaic` exited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +120,10 @@ fn kind_of(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
         RoutingError,
         NodeError,
         StoreError,
+        EndpointError,
+        NameError,
+        RelayParseError,
+        RelayError,
     );
     None
 }

@@ -83,6 +83,11 @@ pub struct NodeRunArgs {
     /// `MOSAIC_GATEWAY_*` as for `mosaic gateway run`.
     #[arg(long, env = "MOSAIC_GATEWAY")]
     pub gateway: Option<SocketAddr>,
+    /// Take part in the DHT as a client only: for a node behind a NAT, which other
+    /// nodes cannot query (it still announces what it holds, and is reached through
+    /// its relay).
+    #[arg(long, env = "MOSAIC_DHT_CLIENT")]
+    pub dht_client: bool,
     /// Serve a relay for the network's peers on this address: HTTPS on TCP and QUIC
     /// address discovery on UDP, one port (e.g. 0.0.0.0:3340). Needs a public address.
     #[arg(long, env = "MOSAIC_RELAY_SERVE")]
@@ -373,6 +378,7 @@ pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
         relays: relays.clone(),
         relay_only,
         relay_serve,
+        dht_client: args.dht_client || n.dht_client.unwrap_or(false),
         announce_interval,
         health,
     };
@@ -504,6 +510,7 @@ pub fn devnet(
                 relays: vec![],
                 relay_only: false,
                 relay_serve: None,
+                dht_client: false,
                 announce_interval: Duration::from_secs(600),
                 health: HealthOptions::default(),
             };

@@ -176,6 +176,8 @@ pub struct NodeSection {
     pub scrub_rate: Option<String>,
     /// Embedded gateway's HTTP address.
     pub gateway: Option<SocketAddr>,
+    /// DHT client only (behind NAT).
+    pub dht_client: Option<bool>,
     /// Serve a relay on this address.
     pub relay_serve: Option<SocketAddr>,
     /// The relay's URL as peers dial it.

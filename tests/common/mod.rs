@@ -1,7 +1,7 @@
 //! What the black-box tests share: a cluster of real `mosaic node run` processes on
 //! loopback with their own Mainline DHT (node 0 starts it, the others bootstrap from
-//! it), and the real `mosaic` CLI as the client. No internet: relays off, nothing but
-//! 127.0.0.1.
+//! it), and the real `mosaic` CLI as the client. No internet: no relay but those a
+//! test starts, nothing but 127.0.0.1.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -44,6 +44,12 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` nodes; `extra` are added to every node's arguments.
     pub fn start(n: usize, extra: &[&str]) -> Self {
+        Self::start_with(n, extra, &[])
+    }
+
+    /// Starts `n` nodes; `extra` are added to every node's arguments, and each
+    /// `(i, args)` of `only` to node `i`'s.
+    pub fn start_with(n: usize, extra: &[&str], only: &[(usize, &[&str])]) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -92,6 +98,9 @@ impl Cluster {
                     args.push(format!("127.0.0.1:{dht0}"));
                 }
                 args.extend(extra.iter().map(|s| s.to_string()));
+                for (_, more) in only.iter().filter(|(j, _)| *j == i) {
+                    args.extend(more.iter().map(|s| s.to_string()));
+                }
                 cluster.nodes.push(NodeProc {
                     dir,
                     dht,

@@ -94,6 +94,9 @@ pub struct NodeOptions {
     pub relay_only: bool,
     /// Serve a relay for the network.
     pub relay_serve: Option<RelayServeOptions>,
+    /// Take part in the DHT as a client only (a node behind NAT, which others cannot
+    /// query); otherwise it serves the DHT, as a storage node should.
+    pub dht_client: bool,
     /// How often every record is re-announced.
     pub announce_interval: Duration,
     /// Health checks, repair and scrub.
@@ -183,7 +186,7 @@ impl Node {
             alpns: vec![],
         })
         .await?;
-        options.routing.server = true;
+        options.routing.server = !options.dht_client;
         // Peers remembered from the last run: a node that bootstrapped others (and so
         // has no --bootstrap itself) can rejoin them after a restart.
         let peers_file = options.data_dir.join(PEERS_FILE);

@@ -38,6 +38,7 @@ async fn node(dir: &std::path::Path, capacity: u64, admission: Admission) -> Nod
         relays: vec![],
         relay_only: false,
         relay_serve: None,
+        dht_client: false,
         announce_interval: Duration::from_secs(60),
         health: mosaic_server::HealthOptions::default(),
     })

@@ -198,11 +198,15 @@ impl Routing {
     ) -> Result<Self, RoutingError> {
         if options.bootstrap.iter().any(|b| b.parse::<SocketAddr>().is_err()) {
             let dns = names::resolver(options.nameserver);
-            options.bootstrap = names::resolve_bootstrap(&dns, &options.bootstrap)
-                .await?
-                .iter()
-                .map(SocketAddr::to_string)
-                .collect();
+            options.bootstrap = match names::resolve_bootstrap(&dns, &options.bootstrap).await {
+                Ok(addrs) => addrs.iter().map(SocketAddr::to_string).collect(),
+                // Peers remembered from the last run may still be there.
+                Err(e) if !options.extra_bootstrap.is_empty() => {
+                    tracing::warn!("{e}; joining through remembered peers");
+                    Vec::new()
+                }
+                Err(e) => return Err(e.into()),
+            };
         }
         Self::spawn(options, secret)
     }

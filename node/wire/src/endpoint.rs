@@ -51,6 +51,12 @@ pub enum EndpointError {
         "relay-only mode needs a relay: give one with --relay https://HOST:PORT (a Mosaic node run with --relay-serve)"
     )]
     NoRelay,
+    /// Relay-only mode, and no relay took this endpoint.
+    #[error("relay-only mode cannot reach its relay: {problems}")]
+    RelayUnreachable {
+        /// What each relay said.
+        problems: String,
+    },
     /// The address is not usable.
     #[error("cannot bind {addr}: {source}")]
     Bind {
@@ -67,6 +73,7 @@ impl EndpointError {
         match self {
             EndpointError::NoRelay => ErrorKind::BadInput,
             EndpointError::Bind { .. } => ErrorKind::Other,
+            EndpointError::RelayUnreachable { .. } => ErrorKind::Network,
         }
     }
 }
@@ -90,7 +97,7 @@ pub async fn bind(options: EndpointOptions) -> Result<Endpoint, EndpointError> {
         .dns_resolver(names::resolver(options.nameserver))
         .clear_address_lookup()
         .portmapper_config(PortmapperConfig::Disabled)
-        .net_report_config(NetReportConfig::minimal())
+        .net_report_config(net_report(options.relay_only))
         .clear_ip_transports()
         .alpns(options.alpns.clone());
     if !options.relay_only {
@@ -101,10 +108,27 @@ pub async fn bind(options: EndpointOptions) -> Result<Endpoint, EndpointError> {
     let endpoint = builder.bind().await.map_err(|e| err(Box::new(e)))?;
     if !options.relays.is_empty() {
         // Wait (briefly) for a home relay, so the address this endpoint publishes
-        // names it; a relay that does not answer is reported by `home_relay`.
-        let _ = tokio::time::timeout(HOME_RELAY_WAIT, endpoint.online()).await;
+        // names it; a relay that does not answer is reported by `relay_problems`.
+        let online = tokio::time::timeout(HOME_RELAY_WAIT, endpoint.online()).await;
+        if online.is_err() && options.relay_only {
+            // Nothing can go anywhere: say why now rather than as timeouts later.
+            let problems = relay_problems(&endpoint);
+            endpoint.close().await;
+            return Err(EndpointError::RelayUnreachable {
+                problems: problems.join("; "),
+            });
+        }
     }
     Ok(endpoint)
+}
+
+/// Probes of this endpoint's relays (only Mosaic's): QUIC address discovery always;
+/// HTTPS latency probes in relay-only mode, where there is no UDP socket for QUIC and
+/// the home relay is chosen by HTTPS latency alone. No captive-portal check.
+fn net_report(relay_only: bool) -> NetReportConfig {
+    let mut config = NetReportConfig::minimal();
+    config.https_probes = relay_only;
+    config
 }
 
 /// How long binding waits for the endpoint to connect to a home relay.

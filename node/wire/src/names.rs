@@ -84,14 +84,20 @@ pub async fn resolve(dns: &DnsResolver, entry: &str) -> Result<Vec<SocketAddr>, 
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
-    let ips: Vec<IpAddr> = dns
-        .lookup_ipv4_ipv6(host, LOOKUP_TIMEOUT)
-        .await
-        .map_err(|e| NameError::Lookup {
-            name: host.to_owned(),
-            why: e.to_string(),
-        })?
-        .collect();
+    // IPv4 first, IPv6 only if there is none: asking for both would wait for the
+    // slower answer (a hosts-file name has no AAAA, and a server that never answers
+    // costs the whole timeout). The DHT is IPv4 anyway.
+    let ips: Vec<IpAddr> = match dns.lookup_ipv4(host, LOOKUP_TIMEOUT).await {
+        Ok(v4) => v4.collect(),
+        Err(v4_err) => dns
+            .lookup_ipv6(host, LOOKUP_TIMEOUT)
+            .await
+            .map_err(|_| NameError::Lookup {
+                name: host.to_owned(),
+                why: v4_err.to_string(),
+            })?
+            .collect(),
+    };
     if ips.is_empty() {
         return Err(NameError::Lookup {
             name: host.to_owned(),

@@ -58,6 +58,13 @@ pub struct RelayParseError {
     why: String,
 }
 
+impl RelayParseError {
+    /// Always the user's input.
+    pub fn kind(&self) -> mosaic_codec::ErrorKind {
+        mosaic_codec::ErrorKind::BadInput
+    }
+}
+
 impl FromStr for RelayInfo {
     type Err = RelayParseError;
 

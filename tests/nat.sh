@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# NAT traversal in network namespaces: Mosaic nodes and clients in two homes, each
+# behind its own masquerading router, reach each other through a Mosaic node's relay
+# and punch holes where the NATs allow; a relay-only client is seen by the nodes only
+# through the relay. Needs root (ip netns, iptables); CI runs as root.
+#
+#   relay   10.77.0.2   storage node serving the relay (https + QAD on :3340), DHT origin
+#   pub     10.77.0.3   two storage nodes
+#   rta     10.77.0.10  home A's router (NAT) ─ ha 192.168.10.2: clients A
+#   rtb     10.77.0.20  home B's router (NAT) ─ hb 192.168.20.2: storage node B, client B
+#
+# The "internet" is a bridge in its own namespace; nothing leaves the namespaces this
+# script creates. Every host resolves relay.mosaic.test through its namespace's
+# /etc/hosts (ip netns exec mounts /etc/netns/NAME/hosts there): names, not addresses,
+# are what the nodes and clients are given.
+#
+# Reports which connections went direct after hole punching and which stayed relayed;
+# asserts the bytes read back equal the original, that home B's node holds a column,
+# and that no node's connection records contain the relay-only client's address.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "tests/nat.sh needs root (network namespaces and iptables)" >&2
+  exit 1
+fi
+BIN=${MOSAIC_BIN:-$PWD/target/debug/mosaic}
+[ -x "$BIN" ] || cargo build --locked --bin mosaic
+P=mz$$
+WORK=$(mktemp -d /tmp/mosaic-nat.XXXXXX)
+PIDS=()
+NSES=()
+
+cleanup() {
+  local rc=$?
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  for n in "${NSES[@]}"; do ip netns del "$n" 2>/dev/null || true; rm -rf "/etc/netns/$n"; done
+  if [ $rc -ne 0 ]; then
+    echo "--- logs (failure) ---"
+    for f in "$WORK"/*.log; do echo "== $f"; tail -n 40 "$f"; done
+  fi
+  rm -rf "$WORK"
+  exit $rc
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+ns() {
+  ip netns add "$P-$1"
+  NSES+=("$P-$1")
+  ip -n "$P-$1" link set lo up
+  mkdir -p "/etc/netns/$P-$1"
+  printf '127.0.0.1 localhost\n10.77.0.2 relay.mosaic.test\n' >"/etc/netns/$P-$1/hosts"
+}
+# wire NS_A IF_A NS_B IF_B: a veth pair between two namespaces.
+wire() {
+  ip link add "$P-a" type veth peer name "$P-b"
+  ip link set "$P-a" netns "$P-$1"
+  ip link set "$P-b" netns "$P-$3"
+  ip -n "$P-$1" link set "$P-a" name "$2"
+  ip -n "$P-$3" link set "$P-b" name "$4"
+  ip -n "$P-$1" link set "$2" up
+  ip -n "$P-$3" link set "$4" up
+}
+run_in() { local n=$1; shift; ip netns exec "$P-$n" "$@"; }
+
+echo "== building the namespaces"
+ns inet
+ip -n "$P-inet" link add br0 type bridge
+ip -n "$P-inet" link set br0 up
+attach() { # attach NS IF ADDR: a host on the internet bridge
+  wire "$1" "$2" inet "$1"
+  ip -n "$P-inet" link set "$1" master br0
+  ip -n "$P-$1" addr add "$3/24" dev "$2"
+}
+ns relay; attach relay eth0 10.77.0.2
+ns pub; attach pub eth0 10.77.0.3
+home() { # home ROUTER HOST WAN_IP LAN_NET
+  ns "$1"; attach "$1" wan "$3"
+  ns "$2"; wire "$1" lan "$2" eth0
+  ip -n "$P-$1" addr add "$4.1/24" dev lan
+  ip -n "$P-$2" addr add "$4.2/24" dev eth0
+  ip -n "$P-$2" route add default via "$4.1"
+  run_in "$1" sysctl -qw net.ipv4.ip_forward=1
+  # A home router: masquerade outgoing traffic, let in only what answers it.
+  run_in "$1" iptables -t nat -A POSTROUTING -o wan -j MASQUERADE
+  run_in "$1" iptables -A FORWARD -i wan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+  run_in "$1" iptables -A FORWARD -i wan -j DROP
+}
+home rta ha 10.77.0.10 192.168.10
+home rtb hb 10.77.0.20 192.168.20
+# udp_probe FROM_NS TO_NS TO_IP: whether a datagram sent from FROM_NS reaches TO_NS.
+udp_probe() {
+  run_in "$2" timeout 3 python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("0.0.0.0",9999)); s.settimeout(2.5); s.recvfrom(10); print("got")' >"$WORK/probe" 2>/dev/null &
+  local listener=$!
+  sleep 0.3
+  run_in "$1" python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); [s.sendto(b"x",(sys.argv[1],9999)) for _ in range(3)]' "$3" 2>/dev/null || true
+  wait "$listener" || true
+  grep -q got "$WORK/probe"
+}
+udp_probe ha relay 10.77.0.2 || fail "home A cannot reach the internet"
+if udp_probe relay hb 192.168.20.2; then fail "home B is reachable from outside"; fi
+if udp_probe relay hb 10.77.0.20; then fail "home B's router lets strangers in"; fi
+echo "homes reach the internet; nothing reaches into them unasked"
+
+export RUST_LOG="warn,mosaic_server=info,mosaic::peers=info"
+export MOSAIC_NETWORK=nat-test
+# start NAME NS ARGS...: a node; waits for its ready line.
+start_node() {
+  local name=$1 n=$2; shift 2
+  run_in "$n" "$BIN" node run --json --data-dir "$WORK/$name" --open \
+    --announce-interval 20s "$@" >"$WORK/$name.out" 2>"$WORK/$name.log" &
+  PIDS+=($!)
+  for _ in $(seq 100); do
+    grep -q '"ready"' "$WORK/$name.out" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  fail "node $name did not start"
+}
+json() { python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())[sys.argv[2]] or '')" "$@"; }
+
+echo "== public nodes: one serves the relay"
+start_node relay relay --listen 10.77.0.2:4919 --dht-listen 10.77.0.2:6881 \
+  --relay-serve 10.77.0.2:3340
+RELAY=$(json "$WORK/relay.out" relay)
+echo "relay: $RELAY"
+[ -n "$RELAY" ] || fail "the relay node serves no relay"
+BOOT=relay.mosaic.test:6881
+start_node pub1 pub --listen 10.77.0.3:4919 --dht-listen 10.77.0.3:6881 --bootstrap "$BOOT"
+start_node pub2 pub --listen 10.77.0.3:4920 --dht-listen 10.77.0.3:6882 --bootstrap "$BOOT"
+
+echo "== home B's node: behind NAT, DHT client, finds the relay on the DHT"
+start_node homeb hb --listen 0.0.0.0:4919 --dht-listen 0.0.0.0:6881 --dht-client \
+  --bootstrap "$BOOT"
+NODE_B=$(json "$WORK/homeb.out" id)
+for _ in $(seq 150); do
+  grep -q "home relay.*https" "$WORK/homeb.log" && break
+  sleep 0.2
+done
+grep -q "home relay.*https" "$WORK/homeb.log" || fail "home B's node found no relay on the DHT"
+echo "home B's node $NODE_B uses the relay"
+sleep 3 # its address record, naming the relay, is republished at once; let it land
+
+client() { # client NAME NS ARGS...: the CLI as one user (own keys and data)
+  local name=$1 n=$2; shift 2
+  mkdir -p "$WORK/$name"
+  run_in "$n" env XDG_CONFIG_HOME="$WORK/$name/config" XDG_DATA_HOME="$WORK/$name/data" \
+    MOSAIC_BOOTSTRAP="$BOOT" "$BIN" "$@"
+}
+routes() { grep '^route ' "$1" | sed "s/^/  /" || true; }
+
+echo "== client A (home A) stores a file on the 4 nodes, home B's included"
+head -c $((3 << 20)) /dev/urandom >"$WORK/file"
+client a ha put "$WORK/file" -k 2 -m 2 --json --timings >"$WORK/put.out" 2>"$WORK/put.log" \
+  || { cat "$WORK/put.log"; fail "put from home A failed"; }
+CAP=$(json "$WORK/put.out" cap)
+grep -q "$NODE_B" "$WORK/put.out" || fail "home B's node got no column: $(cat "$WORK/put.out")"
+echo "put from home A: connections at the end"
+routes "$WORK/put.log"
+grep "route $NODE_B" "$WORK/put.log" >/dev/null || fail "no connection record for home B's node"
+
+echo "== client B (home B) reads it back"
+client b hb get "$CAP" -o "$WORK/back" --timings 2>"$WORK/get.log" \
+  || { cat "$WORK/get.log"; fail "get from home B failed"; }
+cmp "$WORK/file" "$WORK/back" || fail "home B read different bytes"
+echo "get from home B: byte-identical; connections at the end"
+routes "$WORK/get.log"
+
+echo "== client A2 (home A), relay-only, reads it"
+A2=$(client a2 ha id | tail -n1)
+client a2 ha get "$CAP" -o "$WORK/back2" --relay-only --relay "$RELAY" --timings \
+  2>"$WORK/get2.log" || { cat "$WORK/get2.log"; fail "relay-only get failed"; }
+cmp "$WORK/file" "$WORK/back2" || fail "the relay-only client read different bytes"
+echo "relay-only get: byte-identical; connections at the end"
+routes "$WORK/get2.log"
+if grep '^route ' "$WORK/get2.log" | grep -q ' direct '; then
+  fail "a relay-only connection went direct"
+fi
+sleep 2 # nodes log a connection record when it ends
+echo "nodes' records of the relay-only client $A2:"
+grep -h "mosaic::peers" "$WORK"/*.log | grep "$A2" | sed 's/^/  /' || true
+records=$(grep -h "mosaic::peers" "$WORK"/*.log | grep "$A2" || true)
+[ -n "$records" ] || fail "no node recorded a connection from the relay-only client"
+if echo "$records" | grep -Eq '10\.77\.0\.10|192\.168\.10\.'; then
+  fail "a node learned the relay-only client's address"
+fi
+echo "$records" | grep -q "10.77.0.2:3340" || fail "records do not show the relay"
+
+direct=$(grep -h '^route ' "$WORK/put.log" "$WORK/get.log" | grep -c ' direct ' || true)
+relayed=$(grep -h '^route ' "$WORK/put.log" "$WORK/get.log" | grep -c ' relay ' || true)
+echo "== summary: $direct connections direct, $relayed relayed (put from A, get from B);"
+echo "   relay-only client: every connection relayed, no node saw its address"
+echo "NAT test passed"
