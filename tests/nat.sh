@@ -34,6 +34,7 @@ NSES=()
 cleanup() {
   local rc=$?
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  pkill -f -- "--data-dir $WORK/" 2>/dev/null || true
   wait 2>/dev/null || true
   for n in "${NSES[@]}"; do ip netns del "$n" 2>/dev/null || true; rm -rf "/etc/netns/$n"; done
   if [ $rc -ne 0 ]; then
@@ -88,6 +89,10 @@ home() { # home ROUTER HOST WAN_IP LAN_NET
   run_in "$1" iptables -t nat -A POSTROUTING -o wan -j MASQUERADE
   run_in "$1" iptables -A FORWARD -i wan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
   run_in "$1" iptables -A FORWARD -i wan -j DROP
+  # Unsolicited packets to the router itself are dropped too, as home routers do (a
+  # packet delivered locally would leave a conntrack entry whose ports clash with the
+  # mapping of a later outgoing flow, and masquerading would pick another port).
+  run_in "$1" iptables -A INPUT -i wan -m conntrack --ctstate NEW -j DROP
 }
 home rta ha 10.77.0.10 192.168.10
 home rtb hb 10.77.0.20 192.168.20
@@ -110,7 +115,9 @@ export MOSAIC_NETWORK=nat-test
 # start NAME NS ARGS...: a node; waits for its ready line.
 start_node() {
   local name=$1 n=$2; shift 2
-  run_in "$n" "$BIN" node run --json --data-dir "$WORK/$name" --open \
+  # Not through a shell function: $! must be the node's own PID (ip netns exec
+  # execs the command), so that killing it stops the node.
+  ip netns exec "$P-$n" "$BIN" node run --json --data-dir "$WORK/$name" --open \
     --announce-interval 20s "$@" >"$WORK/$name.out" 2>"$WORK/$name.log" &
   PIDS+=($!)
   for _ in $(seq 100); do
@@ -122,8 +129,10 @@ start_node() {
 json() { python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())[sys.argv[2]] or '')" "$@"; }
 
 echo "== public nodes: one serves the relay"
+# Each peer may push 4 MiB/s through the relay: a relayed transfer is slow, so an
+# upgrade to a direct path shows.
 start_node relay relay --listen 10.77.0.2:4919 --dht-listen 10.77.0.2:6881 \
-  --relay-serve 10.77.0.2:3340
+  --relay-serve 10.77.0.2:3340 --relay-rate 4MiB
 RELAY=$(json "$WORK/relay.out" relay)
 echo "relay: $RELAY"
 [ -n "$RELAY" ] || fail "the relay node serves no relay"
@@ -147,12 +156,12 @@ client() { # client NAME NS ARGS...: the CLI as one user (own keys and data)
   local name=$1 n=$2; shift 2
   mkdir -p "$WORK/$name"
   run_in "$n" env XDG_CONFIG_HOME="$WORK/$name/config" XDG_DATA_HOME="$WORK/$name/data" \
-    MOSAIC_BOOTSTRAP="$BOOT" "$BIN" "$@"
+    MOSAIC_BOOTSTRAP="$BOOT" MOSAIC_CONNECT_TIMEOUT=2s "$BIN" "$@"
 }
 routes() { grep '^route ' "$1" | sed "s/^/  /" || true; }
 
 echo "== client A (home A) stores a file on the 4 nodes, home B's included"
-head -c $((3 << 20)) /dev/urandom >"$WORK/file"
+head -c $((16 << 20)) /dev/urandom >"$WORK/file"
 client a ha put "$WORK/file" -k 2 -m 2 --json --timings >"$WORK/put.out" 2>"$WORK/put.log" \
   || { cat "$WORK/put.log"; fail "put from home A failed"; }
 CAP=$(json "$WORK/put.out" cap)
@@ -188,8 +197,27 @@ if echo "$records" | grep -Eq '10\.77\.0\.10|192\.168\.10\.'; then
 fi
 echo "$records" | grep -q "10.77.0.2:3340" || fail "records do not show the relay"
 
-direct=$(grep -h '^route ' "$WORK/put.log" "$WORK/get.log" | grep -c ' direct ' || true)
-relayed=$(grep -h '^route ' "$WORK/put.log" "$WORK/get.log" | grep -c ' relay ' || true)
-echo "== summary: $direct connections direct, $relayed relayed (put from A, get from B);"
+echo "== hole punching: the public storage nodes stop; client A (home A) reads the file"
+echo "   from the relay's node and home B's node, first through the relay (4 MiB/s), then"
+echo "   direct if hole punching gets through both NATs"
+kill "${PIDS[1]}" "${PIDS[2]}"; wait "${PIDS[1]}" "${PIDS[2]}" 2>/dev/null || true
+RUST_LOG=${NAT_CLIENT_LOG:-warn} client a ha get "$CAP" -o "$WORK/back1" --timings 2>"$WORK/geta.log" \
+  || { cat "$WORK/geta.log"; fail "get from home A failed"; }
+cmp "$WORK/file" "$WORK/back1" || fail "home A read different bytes"
+routes "$WORK/geta.log"
+punched=$(grep -c "^route $NODE_B direct 10.77.0.20:" "$WORK/geta.log" || true)
+ [ -z "${NAT_CLIENT_LOG:-}" ] || cp "$WORK/geta.log" /tmp/geta.log
+
+route_to_b() { grep "^route $NODE_B " "$1" | cut -d' ' -f3- || echo none; }
+echo "== summary: connections to home B's node, as each client saw them at the end"
+echo "   put from home A:                      $(route_to_b "$WORK/put.log")"
+echo "   get from home B (same LAN):           $(route_to_b "$WORK/get.log")"
+echo "   relay-only get from home A:           $(route_to_b "$WORK/get2.log")"
+echo "   get from home A, public nodes gone:   $(route_to_b "$WORK/geta.log")"
+if [ "$punched" -gt 0 ]; then
+  echo "   home A to home B: hole punched, direct to home B's router (10.77.0.20)"
+else
+  echo "   home A to home B: stayed relayed (no hole punched)"
+fi
 echo "   relay-only client: every connection relayed, no node saw its address"
 echo "NAT test passed"
