@@ -111,8 +111,8 @@ impl Drop for Dns {
 #[test]
 fn bootstrap_by_host_name_and_by_a_dns_txt_list() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let c = Cluster::start(4, &[]);
-    c.wait_for_nodes(4);
+    let c = Cluster::start(5, &["--open"]);
+    c.wait_for_nodes(5);
     let port = c.nodes[0].dht;
     let dns = Dns::start(
         vec!["dht.mosaic.test".into()],
@@ -138,7 +138,10 @@ fn bootstrap_by_host_name_and_by_a_dns_txt_list() {
     assert!(out.status.success(), "put by name: {}", stderr(&out));
     let cap = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let asked = dns.queries.load(Ordering::Relaxed);
-    assert!(asked > 0, "the name was not looked up through the DNS server");
+    assert!(
+        asked > 0,
+        "the name was not looked up through the DNS server"
+    );
 
     // A TXT bootstrap list.
     let back = c.tmp.path().join("named.back");
@@ -194,8 +197,8 @@ fn a_relay_only_client_reads_through_a_nodes_relay_and_strangers_are_turned_away
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let relay_port = free_udp_port();
     let serve = format!("127.0.0.1:{relay_port}");
-    let c = Cluster::start_with(4, &[], &[(0, &["--relay-serve", &serve])]);
-    c.wait_for_nodes(4);
+    let c = Cluster::start_with(5, &["--open"], &[(0, &["--relay-serve", &serve])]);
+    c.wait_for_nodes(5);
     let relay = relay_of(&c, 0);
     assert!(
         relay.starts_with(&format!("https://127.0.0.1:{relay_port}#")),
@@ -247,7 +250,11 @@ fn a_relay_only_client_reads_through_a_nodes_relay_and_strangers_are_turned_away
         "2s",
     ]);
     assert!(!out.status.success(), "a relay with a wrong pin was used");
-    assert!(stderr(&out).contains("cannot reach its relay"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot reach its relay"),
+        "{}",
+        stderr(&out)
+    );
 
     // A member of another network presents the wrong token: the relay refuses it.
     let out = c.mosaic(&[

@@ -28,6 +28,11 @@ pub fn free_udp_port() -> u16 {
 
 impl Cluster {
     pub fn start(dir: &Path, n: usize) -> Self {
+        Self::start_with(dir, n, &[])
+    }
+
+    /// Starts `n` nodes, adding each `(i, args)` of `only` to node `i`'s arguments.
+    pub fn start_with(dir: &Path, n: usize, only: &[(usize, Vec<String>)]) -> Self {
         let dht0 = free_udp_port();
         let network = format!("bench-{}", std::process::id());
         let mut nodes = Vec::new();
@@ -61,6 +66,9 @@ impl Cluster {
             if i > 0 {
                 args.push("--bootstrap".into());
                 args.push(format!("127.0.0.1:{dht0}"));
+            }
+            for (_, more) in only.iter().filter(|(j, _)| *j == i) {
+                args.extend(more.iter().cloned());
             }
             let child = Command::new(env!("CARGO_BIN_EXE_mosaic"))
                 .args(&args)

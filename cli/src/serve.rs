@@ -352,8 +352,12 @@ pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
                 })?),
             },
             tls: match (
-                args.relay_tls_cert.clone().or_else(|| n.relay_tls_cert.clone()),
-                args.relay_tls_key.clone().or_else(|| n.relay_tls_key.clone()),
+                args.relay_tls_cert
+                    .clone()
+                    .or_else(|| n.relay_tls_cert.clone()),
+                args.relay_tls_key
+                    .clone()
+                    .or_else(|| n.relay_tls_key.clone()),
             ) {
                 (Some(c), Some(k)) => Some((c, k)),
                 (None, None) => None,

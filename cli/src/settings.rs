@@ -219,7 +219,10 @@ pub(crate) fn routing_options(net: &NetworkArgs, file: &ConfigFile) -> RoutingOp
 
 /// The relays to use (flag, else the config file), parsed; and whether relay-only mode
 /// is on.
-pub(crate) fn relay_settings(net: &NetworkArgs, file: &ConfigFile) -> Result<(Vec<RelayInfo>, bool)> {
+pub(crate) fn relay_settings(
+    net: &NetworkArgs,
+    file: &ConfigFile,
+) -> Result<(Vec<RelayInfo>, bool)> {
     let texts = if net.relay.is_empty() {
         file.relay.clone().unwrap_or_default()
     } else {

@@ -164,13 +164,9 @@ impl Node {
             None => None,
             Some(serve) => {
                 let ips: Vec<_> = options.public_addrs.iter().map(|a| a.ip()).collect();
-                let service = RelayService::spawn(
-                    &options.data_dir,
-                    &options.routing.network,
-                    &ips,
-                    serve,
-                )
-                .await?;
+                let service =
+                    RelayService::spawn(&options.data_dir, &options.routing.network, &ips, serve)
+                        .await?;
                 // A node serving a relay is its own home relay.
                 options.relays.insert(0, service.info.clone());
                 Some(service)
@@ -372,9 +368,12 @@ async fn keep_reachable(
     reach: watch::Sender<PeerAddr>,
 ) {
     let known = Arc::new(Mutex::new(configured.clone()));
-    if configured.is_empty() {
-        let (endpoint, routing, known) = (endpoint.clone(), routing.clone(), known.clone());
-        tokio::spawn(async move {
+    // Both halves run in this task, so aborting it (node shutdown) stops both.
+    let discover = async {
+        if !configured.is_empty() {
+            return std::future::pending().await;
+        }
+        {
             routing.bootstrapped().await;
             loop {
                 if let Ok(found) = routing.relays().await {
@@ -398,24 +397,27 @@ async fn keep_reachable(
                 }
                 tokio::time::sleep(interval).await;
             }
-        });
-    }
-    let mut status = endpoint.home_relay_status().stream();
-    while status.next().await.is_some() {
-        let relays = known.lock().map(|k| k.clone()).unwrap_or_default();
-        let home = endpoint::home_relay(&endpoint, &relays);
-        reach.send_if_modified(|r| {
-            let changed = r.relay != home;
-            if changed {
-                info!(relay = ?home.as_ref().map(ToString::to_string), "home relay");
-                r.relay = home;
-            }
-            changed
-        });
-        for problem in endpoint::relay_problems(&endpoint) {
-            warn!("relay: {problem}");
         }
-    }
+    };
+    let follow = async {
+        let mut status = endpoint.home_relay_status().stream();
+        while status.next().await.is_some() {
+            let relays = known.lock().map(|k| k.clone()).unwrap_or_default();
+            let home = endpoint::home_relay(&endpoint, &relays);
+            reach.send_if_modified(|r| {
+                let changed = r.relay != home;
+                if changed {
+                    info!(relay = ?home.as_ref().map(ToString::to_string), "home relay");
+                    r.relay = home;
+                }
+                changed
+            });
+            for problem in endpoint::relay_problems(&endpoint) {
+                warn!("relay: {problem}");
+            }
+        }
+    };
+    tokio::join!(discover, follow);
 }
 
 /// A protocol whose connections are logged when they end, with every address the peer
@@ -451,5 +453,10 @@ impl<P: ProtocolHandler + Clone> ProtocolHandler for Logged<P> {
             );
         });
         self.0.accept(connection).await
+    }
+
+    async fn shutdown(&self) {
+        // iroh-blobs' handler closes the blob store here.
+        self.0.shutdown().await
     }
 }

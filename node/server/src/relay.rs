@@ -168,12 +168,10 @@ impl RelayService {
         let mut config = ServerConfig::default();
         config.relay = Some(relay);
         config.quic = Some(quic);
-        let server = Server::spawn(config)
-            .await
-            .map_err(|e| RelayError::Spawn {
-                bind: options.bind,
-                source: Box::new(e),
-            })?;
+        let server = Server::spawn(config).await.map_err(|e| RelayError::Spawn {
+            bind: options.bind,
+            source: Box::new(e),
+        })?;
         let info = RelayInfo { url, pin };
         info!(relay = %info, "serving a relay for network {network:?}");
         Ok(Self {

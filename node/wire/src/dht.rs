@@ -28,9 +28,9 @@ use std::{
 };
 
 use iroh::{EndpointId, SecretKey};
-use serde::{Deserialize, Serialize};
 use n0_future::{Stream, StreamExt};
 use n0_mainline::{DatagramHook, Dht, Id, MutableItem, ServerSettings, SigningKey};
+use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use mosaic_codec::{ErrorKind, Hash};
@@ -196,7 +196,11 @@ impl Routing {
         mut options: RoutingOptions,
         secret: Option<&SecretKey>,
     ) -> Result<Self, RoutingError> {
-        if options.bootstrap.iter().any(|b| b.parse::<SocketAddr>().is_err()) {
+        if options
+            .bootstrap
+            .iter()
+            .any(|b| b.parse::<SocketAddr>().is_err())
+        {
             let dns = names::resolver(options.nameserver);
             options.bootstrap = match names::resolve_bootstrap(&dns, &options.bootstrap).await {
                 Ok(addrs) => addrs.iter().map(SocketAddr::to_string).collect(),
@@ -516,11 +520,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_address_record_round_trips_and_fits_bep44() {
+        let relay: RelayInfo = format!("https://relay.example.org:3340#{}", "ab".repeat(32))
+            .parse()
+            .unwrap();
+        let addr = PeerAddr {
+            direct: (0..MAX_PUBLISHED_ADDRS as u16)
+                .map(|i| SocketAddr::from(([0xfd00, 0, 0, 0, 0, 0, 0, i], 4919)))
+                .collect(),
+            relay: Some(relay),
+        };
+        let bytes = postcard::to_stdvec(&addr).unwrap();
+        assert!(bytes.len() <= 1000, "{} bytes", bytes.len());
+        assert_eq!(postcard::from_bytes::<PeerAddr>(&bytes).unwrap(), addr);
+        assert!(PeerAddr::default().is_empty());
+    }
+
+    #[test]
     fn keys_separate_networks_and_hashes() {
         let h = Hash::of(b"x");
         assert_ne!(blob_key("a", &h), blob_key("b", &h));
         assert_ne!(blob_key("a", &h), blob_key("a", &Hash::of(b"y")));
         assert_ne!(storage_key("a"), storage_key("b"));
+        assert_ne!(relay_key("a"), storage_key("a"));
         assert_eq!(blob_key("a", &h), blob_key("a", &h));
     }
 }

@@ -104,7 +104,10 @@ pub async fn resolve(dns: &DnsResolver, entry: &str) -> Result<Vec<SocketAddr>, 
             why: "no address".into(),
         });
     }
-    Ok(ips.into_iter().map(|ip| SocketAddr::new(ip, port)).collect())
+    Ok(ips
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect())
 }
 
 /// The `host:port` entries published in the TXT records of `name`.

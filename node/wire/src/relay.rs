@@ -79,7 +79,10 @@ impl FromStr for RelayInfo {
         };
         let url: RelayUrl = url.parse().map_err(|e| err(format!("{e}")))?;
         if !matches!(url.scheme(), "https" | "http") {
-            return Err(err(format!("scheme {:?} is not https or http", url.scheme())));
+            return Err(err(format!(
+                "scheme {:?} is not https or http",
+                url.scheme()
+            )));
         }
         if url.host_str().is_none() {
             return Err(err("no host".into()));
@@ -121,7 +124,11 @@ impl RelayInfo {
     pub fn port(&self) -> u16 {
         self.url
             .port_or_known_default()
-            .unwrap_or(if self.url.scheme() == "https" { 443 } else { 80 })
+            .unwrap_or(if self.url.scheme() == "https" {
+                443
+            } else {
+                80
+            })
     }
 
     /// The relay's host, as TLS names it (no trailing dot, lower case).
@@ -279,6 +286,22 @@ mod tests {
             let e = bad.parse::<RelayInfo>().unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_pin_is_trusted_for_its_host_only() {
+        let pin = [7u8; 32];
+        let info: RelayInfo = format!("https://Relay.Example.org:3340#{}", "07".repeat(32))
+            .parse()
+            .unwrap();
+        let _ = info.config("net");
+        let name = |s: &str| ServerName::try_from(s.to_owned()).unwrap();
+        assert!(trusted(&name("relay.example.org"), pin));
+        assert!(!trusted(&name("other.example.org"), pin));
+        assert!(!trusted(&name("relay.example.org"), [8u8; 32]));
+        trust("10.0.0.9".into(), pin);
+        assert!(trusted(&name("10.0.0.9"), pin));
+        assert!(!trusted(&name("10.0.0.8"), pin));
     }
 
     #[test]
