@@ -179,8 +179,20 @@ routes "$WORK/get.log"
 
 echo "== client A2 (home A), relay-only, reads it"
 A2=$(client a2 ha id | tail -n1)
+# Home A's router counts what leaves home A during the relay-only get: the capture.
+run_in rta iptables -N MZCOUNT
+run_in rta iptables -I FORWARD -i lan -j MZCOUNT
+run_in rta iptables -A MZCOUNT -d 10.77.0.2 -p tcp --dport 3340 -j RETURN
+run_in rta iptables -A MZCOUNT -j RETURN
 client a2 ha get "$CAP" -o "$WORK/back2" --relay-only --relay "$RELAY" --timings \
   2>"$WORK/get2.log" || { cat "$WORK/get2.log"; fail "relay-only get failed"; }
+counts=$(run_in rta iptables -L MZCOUNT -v -x -n | awk 'NR>2 {print $1}')
+to_relay=$(echo "$counts" | sed -n 1p)
+elsewhere=$(echo "$counts" | sed -n 2p)
+echo "packets leaving home A during the relay-only get: $to_relay to the relay (TCP 3340), $elsewhere elsewhere"
+[ "$to_relay" -gt 0 ] || fail "the relay-only client sent nothing to the relay"
+[ "$elsewhere" -eq 0 ] || fail "the relay-only client sent $elsewhere packets elsewhere than its relay (DHT or direct paths)"
+run_in rta iptables -D FORWARD -i lan -j MZCOUNT
 cmp "$WORK/file" "$WORK/back2" || fail "the relay-only client read different bytes"
 echo "relay-only get: byte-identical; connections at the end"
 routes "$WORK/get2.log"

@@ -201,8 +201,8 @@ fn a_relay_only_client_reads_through_a_nodes_relay_and_strangers_are_turned_away
     c.wait_for_nodes(5);
     let relay = relay_of(&c, 0);
     assert!(
-        relay.starts_with(&format!("https://127.0.0.1:{relay_port}#")),
-        "a self-signed relay is named with its pin: {relay}"
+        relay.starts_with(&format!("{}@https://127.0.0.1:{relay_port}#", c.node_id(0))),
+        "a self-signed relay is named with its node and its pin: {relay}"
     );
     let (file, data) = write_file(c.tmp.path(), "relayed.bin", 2_000_000);
     let cap = c.put(&file, &[]);
@@ -229,6 +229,29 @@ fn a_relay_only_client_reads_through_a_nodes_relay_and_strangers_are_turned_away
             "relay-only connections go through the relay: {r}"
         );
     }
+
+    // Relay-only mode sends no datagram of its own: no DHT node, lookups through the
+    // relay's node.
+    assert!(
+        err.contains("lookups") && err.contains("through the relay's node"),
+        "{err}"
+    );
+    assert!(!err.contains("dht join"), "{err}");
+
+    // A relay named without its node: relay-only mode has nobody to make its lookups.
+    let bare = relay.split('@').nth(1).unwrap().to_owned();
+    let out = c.mosaic(&[
+        "get",
+        &cap,
+        "-o",
+        back.to_str().unwrap(),
+        "--relay-only",
+        "--relay",
+        &bare,
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("NODE_ID@"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(7));
 
     // Relay-only without a relay is refused before anything is sent.
     let out = c.mosaic(&["get", &cap, "-o", back.to_str().unwrap(), "--relay-only"]);

@@ -32,6 +32,7 @@ use tracing::debug;
 use crate::{
     ClientError, PeerError,
     address_book::{self, Book},
+    lookups::{Lookups, Proxy},
     timings::Timings,
 };
 
@@ -88,7 +89,7 @@ impl StorageNode {
 #[derive(Debug)]
 pub struct Client {
     endpoint: Endpoint,
-    routing: Routing,
+    routing: Arc<Lookups>,
     options: ClientOptions,
     conns: Mutex<HashMap<ConnKey, Slot<Connection>>>,
     dialer: Arc<Dialer>,
@@ -106,7 +107,7 @@ type ConnKey = (EndpointId, &'static [u8]);
 #[derive(Debug)]
 struct Dialer {
     endpoint: Endpoint,
-    routing: Routing,
+    routing: Arc<Lookups>,
     connect_timeout: Duration,
     addrs: Mutex<HashMap<EndpointId, Slot<PeerAddr>>>,
     /// Addresses proved by a handshake, for the address book.
@@ -267,6 +268,12 @@ pub(crate) struct Holders {
 impl Client {
     /// Binds an endpoint and joins the DHT.
     pub async fn connect(options: ClientOptions) -> Result<Arc<Self>, ClientError> {
+        if options.relay_only
+            && !options.relays.is_empty()
+            && options.relays.iter().all(|r| r.node.is_none())
+        {
+            return Err(ClientError::NoLookupNode);
+        }
         let endpoint = endpoint::bind(EndpointOptions {
             secret: options.secret.clone(),
             bind: options.bind,
@@ -286,6 +293,30 @@ impl Client {
             .map(address_book::load)
             .unwrap_or_default();
         let started = Instant::now();
+        if options.relay_only {
+            // No DHT node: its datagrams would carry this machine's address. The node
+            // serving the relay looks things up instead (`lookups.rs`).
+            let proxy = options.relays.iter().find_map(|r| {
+                Proxy::through(
+                    endpoint.clone(),
+                    r,
+                    routing_options.clone(),
+                    options.connect_timeout,
+                )
+            });
+            let Some(proxy) = proxy else {
+                endpoint.close().await;
+                return Err(ClientError::NoLookupNode);
+            };
+            timings.record("lookups", started, "through the relay's node");
+            return Ok(Self::assemble(
+                endpoint,
+                Lookups::Via(proxy),
+                options,
+                book,
+                timings,
+            ));
+        }
         let routing = Routing::start(routing_options, None).await?;
         if !routing.bootstrapped().await {
             return Err(ClientError::NoNetwork {
@@ -298,7 +329,13 @@ impl Client {
             started,
             format!("{table} nodes in the routing table"),
         );
-        Ok(Self::assemble(endpoint, routing, options, book, timings))
+        Ok(Self::assemble(
+            endpoint,
+            Lookups::Dht(routing),
+            options,
+            book,
+            timings,
+        ))
     }
 
     /// A client over an endpoint and a DHT node that already run: a storage node's own,
@@ -311,7 +348,7 @@ impl Client {
     ) -> Arc<Self> {
         Self::assemble(
             endpoint,
-            routing,
+            Lookups::Dht(routing),
             ClientOptions {
                 address_book: None,
                 ..options
@@ -323,11 +360,12 @@ impl Client {
 
     fn assemble(
         endpoint: Endpoint,
-        routing: Routing,
+        routing: Lookups,
         options: ClientOptions,
         book: Book,
         timings: Arc<Timings>,
     ) -> Arc<Self> {
+        let routing = Arc::new(routing);
         Arc::new(Self {
             endpoint: endpoint.clone(),
             routing: routing.clone(),
@@ -373,8 +411,8 @@ impl Client {
         out
     }
 
-    /// The DHT.
-    pub fn routing(&self) -> &Routing {
+    /// Where lookups go: the client's DHT node, or the relay's node (relay-only).
+    pub fn routing(&self) -> &Lookups {
         &self.routing
     }
 

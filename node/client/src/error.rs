@@ -35,6 +35,11 @@ pub enum ClientError {
         /// The bootstrap addresses tried.
         bootstrap: Vec<String>,
     },
+    /// Relay-only mode with no relay naming the node that serves it.
+    #[error(
+        "relay-only mode makes its lookups through the node serving the relay: give --relay as NODE_ID@https://HOST:PORT#PIN, as that node prints it"
+    )]
+    NoLookupNode,
     /// Too few storage nodes for the columns.
     #[error(
         "found {found} storage nodes, {reachable} reachable, but {needed} are needed (one per column, k + m): start more nodes, or lower -k/-m"
@@ -193,6 +198,7 @@ impl ClientError {
             | ClientError::StoredHashMismatch { .. }
             | ClientError::ReadStopped => ErrorKind::Network,
             ClientError::NoRoom { .. } => ErrorKind::Space,
+            ClientError::NoLookupNode => ErrorKind::BadInput,
             ClientError::Input { .. } | ClientError::Output(_) => ErrorKind::Other,
         }
     }

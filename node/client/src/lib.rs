@@ -22,6 +22,7 @@ mod client;
 pub mod dir;
 mod error;
 mod get;
+pub mod lookups;
 mod pins;
 mod put;
 mod repair;

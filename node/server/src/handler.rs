@@ -168,6 +168,9 @@ impl StorageProtocol {
                 ),
             ),
             Request::Status { hashes } => self.status(peer, &proto::hashes(&hashes)),
+            // Anyone may ask, as anyone may query the DHT node itself: a client in
+            // relay-only mode asks the node serving its relay.
+            Request::Lookup(what) => self.lookup(what).await,
             // Anyone may ask for a repair: it needs no key, and the node decides what,
             // if anything, to do (one check of a file at a time).
             Request::Repair { file } => {
@@ -204,6 +207,34 @@ impl StorageProtocol {
                     Err(e) => store_refusal(e),
                 }
             }
+        }
+    }
+
+    /// A DHT lookup for the caller.
+    async fn lookup(&self, what: proto::Lookup) -> Response {
+        let ids = |found: Result<Vec<EndpointId>, _>| {
+            found.map(|ids: Vec<EndpointId>| {
+                proto::Found::Ids(
+                    ids.iter()
+                        .take(proto::MAX_FOUND)
+                        .map(|id| *id.as_bytes())
+                        .collect(),
+                )
+            })
+        };
+        let found = match what {
+            proto::Lookup::Providers(hash) => {
+                ids(self.routing.providers(&Hash::from_bytes(hash)).await)
+            }
+            proto::Lookup::StorageNodes => ids(self.routing.storage_nodes().await),
+            proto::Lookup::Address(id) => match EndpointId::from_bytes(&id) {
+                Ok(id) => self.routing.resolve(&id).await.map(proto::Found::Address),
+                Err(_) => return refused(Refusal::BadRequest, "not a node id"),
+            },
+        };
+        match found {
+            Ok(found) => Response::Found(found),
+            Err(e) => refused(Refusal::Internal, format!("DHT lookup failed: {e}")),
         }
     }
 

@@ -164,9 +164,14 @@ impl Node {
             None => None,
             Some(serve) => {
                 let ips: Vec<_> = options.public_addrs.iter().map(|a| a.ip()).collect();
-                let service =
-                    RelayService::spawn(&options.data_dir, &options.routing.network, &ips, serve)
-                        .await?;
+                let service = RelayService::spawn(
+                    secret.public(),
+                    &options.data_dir,
+                    &options.routing.network,
+                    &ips,
+                    serve,
+                )
+                .await?;
                 // A node serving a relay is its own home relay.
                 options.relays.insert(0, service.info.clone());
                 Some(service)

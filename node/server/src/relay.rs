@@ -108,6 +108,7 @@ pub struct RelayService {
 impl RelayService {
     /// Starts the relay for `network`.
     pub async fn spawn(
+        node: iroh::EndpointId,
         data_dir: &Path,
         network: &str,
         public_ips: &[IpAddr],
@@ -172,7 +173,11 @@ impl RelayService {
             bind: options.bind,
             source: Box::new(e),
         })?;
-        let info = RelayInfo { url, pin };
+        let info = RelayInfo {
+            url,
+            pin,
+            node: Some(node),
+        };
         info!(relay = %info, "serving a relay for network {network:?}");
         Ok(Self {
             server,

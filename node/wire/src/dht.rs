@@ -166,6 +166,16 @@ pub enum RoutingError {
     /// A bootstrap name did not resolve.
     #[error("bootstrap: {0}")]
     Name(#[from] NameError),
+    /// The node making lookups for this client (relay-only mode) did not answer.
+    #[error(
+        "lookup through node {node} failed: {why} (in relay-only mode, lookups are made by the node serving the relay)"
+    )]
+    Proxy {
+        /// The node asked.
+        node: EndpointId,
+        /// What went wrong.
+        why: String,
+    },
 }
 
 impl RoutingError {

@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use mosaic_codec::{ErrorKind, Hash};
 
+use crate::dht::PeerAddr;
+
 /// The ALPN of the storage protocol.
 pub const ALPN: &[u8] = b"/mosaic/storage/1";
 /// Largest frame, in bytes.
@@ -78,7 +80,24 @@ pub enum Request {
         /// The file's id.
         file: [u8; 32],
     },
+    /// A DHT lookup made by the node for the caller: how a client in relay-only mode
+    /// finds things without sending a datagram from its own address. Anyone may ask.
+    Lookup(Lookup),
 }
+
+/// What a [`Request::Lookup`] asks the node to look up in the network's DHT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Lookup {
+    /// The nodes that announced holding this blob.
+    Providers([u8; 32]),
+    /// The network's storage nodes.
+    StorageNodes,
+    /// Where this node said it can be reached.
+    Address([u8; 32]),
+}
+
+/// Most ids in one [`Response::Found`].
+pub const MAX_FOUND: usize = 256;
 
 /// A node's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +132,8 @@ pub enum Response {
     Status(NodeStatus),
     /// The answer to [`Request::Repair`].
     Repaired(RepairReport),
+    /// The answer to [`Request::Lookup`].
+    Found(Found),
     /// The request was refused; nothing changed.
     Refused {
         /// Why.
@@ -120,6 +141,15 @@ pub enum Response {
         /// For humans.
         message: String,
     },
+}
+
+/// What a node's DHT lookup found (see [`Lookup`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Found {
+    /// Node ids, freshest announce first, at most [`MAX_FOUND`].
+    Ids(Vec<[u8; 32]>),
+    /// An address record (empty if none was found).
+    Address(PeerAddr),
 }
 
 /// Why a node refused a request.

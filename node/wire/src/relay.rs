@@ -5,7 +5,8 @@
 //! forwards end-to-end encrypted QUIC packets between peers that cannot reach each other
 //! directly, and coordinates their hole punching. Its address is a [`RelayInfo`]: an
 //! `https://host:port` URL, optionally with the BLAKE3 hash of its TLS certificate
-//! (`#` then 64 hex digits). A pinned certificate is trusted because of the pin (a
+//! (`#` then 64 hex digits) and the id of the node serving it (`ID@` in front), which a
+//! client in relay-only mode asks to make its DHT lookups. A pinned certificate is trusted because of the pin (a
 //! node's own self-signed certificate, published in its signed DHT address record);
 //! an unpinned one must chain to the web PKI (e.g. Let's Encrypt). QUIC address
 //! discovery runs on the same port number over UDP.
@@ -46,12 +47,14 @@ pub struct RelayInfo {
     pub url: RelayUrl,
     /// BLAKE3 hash of the relay's TLS certificate (DER); `None`: web PKI.
     pub pin: Option<[u8; 32]>,
+    /// The node serving it, if known.
+    pub node: Option<EndpointId>,
 }
 
 /// A relay address that does not parse.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "invalid relay {input:?}: {why} (expected https://HOST:PORT, optionally followed by # and the 64 hex digits of its certificate pin)"
+    "invalid relay {input:?}: {why} (expected [NODE_ID@]https://HOST:PORT[#PIN], as a node serving a relay prints it)"
 )]
 pub struct RelayParseError {
     input: String,
@@ -73,7 +76,16 @@ impl FromStr for RelayInfo {
             input: s.to_owned(),
             why,
         };
-        let (url, pin) = match s.split_once('#') {
+        let (node, rest) = match s.split_once('@') {
+            Some((id, rest)) if !id.contains('/') => {
+                let id = id
+                    .parse::<EndpointId>()
+                    .map_err(|_| err(format!("{id:?} is not a node id")))?;
+                (Some(id), rest)
+            }
+            _ => (None, s),
+        };
+        let (url, pin) = match rest.split_once('#') {
             Some((u, p)) => (u, Some(p)),
             None => (s, None),
         };
@@ -101,13 +113,16 @@ impl FromStr for RelayInfo {
                 Some(out)
             }
         };
-        Ok(Self { url, pin })
+        Ok(Self { url, pin, node })
     }
 }
 
 impl fmt::Display for RelayInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // RelayUrl writes a trailing dot after a domain name; the plain URL reads better.
+        if let Some(node) = &self.node {
+            write!(f, "{node}@")?;
+        }
+        // RelayUrl writes a trailing slash; the plain URL reads better.
         write!(f, "{}", self.url.as_str().trim_end_matches('/'))?;
         if let Some(pin) = &self.pin {
             f.write_str("#")?;
@@ -276,12 +291,20 @@ mod tests {
         assert_eq!(r.pin, Some([0xab; 32]));
         assert_eq!(r.to_string(), format!("https://10.0.0.1:3340#{pin}"));
         let plain: RelayInfo = "https://relay.example.org".parse().unwrap();
-        assert_eq!((plain.port(), plain.pin), (443, None));
+        assert_eq!((plain.port(), plain.pin, plain.node), (443, None, None));
+        let id = iroh::SecretKey::from_bytes(&[3; 32]).public();
+        let with_node: RelayInfo = format!("{id}@https://10.0.0.1:3340#{pin}").parse().unwrap();
+        assert_eq!(with_node.node, Some(id));
+        assert_eq!(
+            with_node.to_string(),
+            format!("{id}@https://10.0.0.1:3340#{pin}")
+        );
         for (bad, says) in [
             ("ftp://x:1", "scheme"),
             ("https://x:1#abc", "64"),
             (&format!("https://x:1#{}", "zz".repeat(32)), "hexadecimal"),
             ("not a url", "invalid relay"),
+            ("xyz@https://x:1", "not a node id"),
         ] {
             let e = bad.parse::<RelayInfo>().unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");

@@ -81,6 +81,7 @@ fn name(request: &Request) -> &'static str {
         Request::Adopt { .. } => "Adopt",
         Request::Repair { .. } => "Repair",
         Request::Status { .. } => "Status",
+        Request::Lookup(_) => "Lookup",
     }
 }
 
@@ -92,6 +93,7 @@ fn answer_name(response: &Response) -> &'static str {
         Response::Stat { .. } => "Stat",
         Response::Status(_) => "Status",
         Response::Repaired(_) => "Repaired",
+        Response::Found(_) => "Found",
         Response::Refused { .. } => "Refused",
     }
 }
@@ -222,6 +224,15 @@ pub async fn adopt(
         size,
     };
     send_blob(conn, request, rx).await
+}
+
+/// Asks a node to look something up in the DHT for the caller ([`Request::Lookup`]).
+pub async fn lookup(conn: &Connection, what: proto::Lookup) -> Result<proto::Found, RequestError> {
+    let request = Request::Lookup(what);
+    match exchange(conn, &request).await? {
+        Response::Found(found) => Ok(found),
+        other => Err(unexpected(&request, &other)),
+    }
 }
 
 /// Asks a holder of file `file` to check it and repair it now ([`Request::Repair`]).

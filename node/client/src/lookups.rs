@@ -1,0 +1,184 @@
+//! Where a client's lookups go: its own DHT node, or, in relay-only mode, the node
+//! serving its relay.
+//!
+//! A DHT lookup is a burst of UDP datagrams from the client's own address to DHT nodes,
+//! which are storage nodes: in relay-only mode that would tell them the address the mode
+//! hides. So a relay-only client runs no DHT node at all and sends each lookup as a
+//! storage-protocol request ([`proto::Lookup`]) to the node serving its relay, over the
+//! relayed connection. That node learns what the client looks up (as DHT nodes would
+//! have) but, like every other peer, sees only the relay's address.
+
+use std::{pin::Pin, time::Duration};
+
+use iroh::{Endpoint, EndpointId, endpoint::Connection};
+use mosaic_codec::Hash;
+use mosaic_wire::{
+    dht::{PeerAddr, Routing, RoutingError, RoutingOptions},
+    endpoint, proto,
+    relay::RelayInfo,
+    request,
+};
+use n0_future::Stream;
+use tokio::sync::Mutex;
+
+/// A stream of node ids, as lookups return them.
+pub type IdStream = Pin<Box<dyn Stream<Item = EndpointId> + Send>>;
+
+/// The client's lookups.
+#[derive(Debug)]
+pub enum Lookups {
+    /// Its own DHT node (client mode).
+    Dht(Routing),
+    /// Made by another node (relay-only mode).
+    Via(Proxy),
+}
+
+/// Lookups made by a node for this client.
+#[derive(Debug)]
+pub struct Proxy {
+    endpoint: Endpoint,
+    node: EndpointId,
+    addr: PeerAddr,
+    options: RoutingOptions,
+    timeout: Duration,
+    conn: Mutex<Option<Connection>>,
+}
+
+impl Proxy {
+    /// Lookups made by the node serving `relay` (which must name it).
+    pub fn through(
+        endpoint: Endpoint,
+        relay: &RelayInfo,
+        options: RoutingOptions,
+        timeout: Duration,
+    ) -> Option<Self> {
+        Some(Self {
+            endpoint,
+            node: relay.node?,
+            addr: PeerAddr {
+                direct: Vec::new(),
+                relay: Some(relay.clone()),
+            },
+            options,
+            timeout,
+            conn: Mutex::new(None),
+        })
+    }
+
+    fn failed(&self, why: impl ToString) -> RoutingError {
+        RoutingError::Proxy {
+            node: self.node,
+            why: why.to_string(),
+        }
+    }
+
+    /// One lookup; a broken connection is redialed once.
+    async fn ask(&self, what: proto::Lookup) -> Result<proto::Found, RoutingError> {
+        let mut last = None;
+        for _ in 0..2 {
+            let conn = {
+                let mut slot = self.conn.lock().await;
+                match slot.as_ref() {
+                    Some(c) if c.close_reason().is_none() => c.clone(),
+                    _ => {
+                        let c = endpoint::connect(
+                            &self.endpoint,
+                            &self.options.network,
+                            self.node,
+                            &self.addr,
+                            proto::ALPN,
+                            self.timeout,
+                        )
+                        .await
+                        .map_err(|e| self.failed(e))?;
+                        *slot = Some(c.clone());
+                        c
+                    }
+                }
+            };
+            let answer = tokio::time::timeout(
+                self.options.lookup_timeout,
+                request::lookup(&conn, what.clone()),
+            )
+            .await;
+            match answer {
+                Ok(Ok(found)) => return Ok(found),
+                Ok(Err(e)) => last = Some(e.to_string()),
+                Err(_) => {
+                    last = Some(format!(
+                        "no answer within {:?}",
+                        self.options.lookup_timeout
+                    ))
+                }
+            }
+            *self.conn.lock().await = None;
+        }
+        Err(self.failed(last.unwrap_or_default()))
+    }
+
+    async fn ids(&self, what: proto::Lookup) -> Result<Vec<EndpointId>, RoutingError> {
+        match self.ask(what).await? {
+            proto::Found::Ids(ids) => Ok(ids
+                .iter()
+                .filter_map(|b| EndpointId::from_bytes(b).ok())
+                .collect()),
+            proto::Found::Address(_) => Err(self.failed("answered an address, not ids")),
+        }
+    }
+}
+
+impl Lookups {
+    /// The routing settings (network name, timeouts).
+    pub fn options(&self) -> &RoutingOptions {
+        match self {
+            Lookups::Dht(r) => r.options(),
+            Lookups::Via(p) => &p.options,
+        }
+    }
+
+    /// Nodes that announced holding `hash`.
+    pub async fn providers(&self, hash: &Hash) -> Result<Vec<EndpointId>, RoutingError> {
+        match self {
+            Lookups::Dht(r) => r.providers(hash).await,
+            Lookups::Via(p) => p.ids(proto::Lookup::Providers(*hash.as_bytes())).await,
+        }
+    }
+
+    /// Nodes that announced holding `hash`, as they are found.
+    pub async fn providers_stream(&self, hash: &Hash) -> Result<IdStream, RoutingError> {
+        match self {
+            Lookups::Dht(r) => Ok(Box::pin(r.providers_stream(hash).await?)),
+            Lookups::Via(p) => {
+                let ids = p.ids(proto::Lookup::Providers(*hash.as_bytes())).await?;
+                Ok(Box::pin(n0_future::stream::iter(ids)))
+            }
+        }
+    }
+
+    /// The network's storage nodes.
+    pub async fn storage_nodes(&self) -> Result<Vec<EndpointId>, RoutingError> {
+        match self {
+            Lookups::Dht(r) => r.storage_nodes().await,
+            Lookups::Via(p) => p.ids(proto::Lookup::StorageNodes).await,
+        }
+    }
+
+    /// Where `id` said it can be reached.
+    pub async fn resolve(&self, id: &EndpointId) -> Result<PeerAddr, RoutingError> {
+        match self {
+            Lookups::Dht(r) => r.resolve(id).await,
+            Lookups::Via(p) => match p.ask(proto::Lookup::Address(*id.as_bytes())).await? {
+                proto::Found::Address(addr) => Ok(addr),
+                proto::Found::Ids(_) => Err(p.failed("answered ids, not an address")),
+            },
+        }
+    }
+
+    /// Nodes in this client's DHT routing table (none when another node looks up).
+    pub async fn routing_table_size(&self) -> Result<usize, RoutingError> {
+        match self {
+            Lookups::Dht(r) => r.routing_table_size().await,
+            Lookups::Via(_) => Ok(0),
+        }
+    }
+}
