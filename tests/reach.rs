@@ -3,6 +3,8 @@
 //! node serving a relay, a relay-only client, and a relay that turns away a stranger.
 //! NATs need namespaces and root: `tests/nat.sh` covers them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::{

@@ -181,7 +181,10 @@ fn host_key(host: &str) -> String {
         .to_ascii_lowercase()
 }
 
-static PINS: LazyLock<RwLock<HashSet<(String, [u8; 32])>>> = LazyLock::new(Default::default);
+/// A host and the pin of the certificate it may present.
+type HostPin = (String, [u8; 32]);
+
+static PINS: LazyLock<RwLock<HashSet<HostPin>>> = LazyLock::new(Default::default);
 
 /// Trusts the certificate with `pin` when `host` presents it, for every endpoint of
 /// this process.
