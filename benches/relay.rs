@@ -56,7 +56,12 @@ fn main() {
     cluster.wait_for_nodes();
     // The relay's pin: the BLAKE3 hash of the certificate node 0 made for itself.
     let cert = fs::read(tmp.path().join("node0").join("relay-cert.der")).expect("relay cert");
-    let relay = format!("https://127.0.0.1:{port}#{}", blake3::hash(&cert).to_hex());
+    // Named with its node, which makes a relay-only client's lookups.
+    let relay = format!(
+        "{}@https://127.0.0.1:{port}#{}",
+        cluster.nodes[0].1,
+        blake3::hash(&cert).to_hex()
+    );
 
     let file = tmp.path().join("bench.bin");
     {

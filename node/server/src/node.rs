@@ -362,6 +362,9 @@ impl Node {
     }
 }
 
+/// How soon a node with no relay looks for one again.
+const RELAY_RETRY: Duration = Duration::from_secs(5);
+
 /// Keeps `reach` naming the endpoint's home relay. With no relay configured, looks
 /// the network's relays up on the DHT (at start, then every `interval`) and offers them
 /// to the endpoint, which picks the nearest as its home.
@@ -400,7 +403,16 @@ async fn keep_reachable(
                         }
                     }
                 }
-                tokio::time::sleep(interval).await;
+                // Until a relay is found, look again soon: a node that starts before
+                // the network's relays are announced would otherwise wait a whole
+                // announce interval, unreachable from behind NATs.
+                let none_yet = known.lock().map(|k| k.is_empty()).unwrap_or(true);
+                tokio::time::sleep(if none_yet {
+                    interval.min(RELAY_RETRY)
+                } else {
+                    interval
+                })
+                .await;
             }
         }
     };
