@@ -106,6 +106,11 @@ impl FromStr for RelayInfo {
                 if p.len() != 64 {
                     return Err(err(format!("the pin has {} characters, not 64", p.len())));
                 }
+                // Checked before slicing by byte offsets: any other text is refused, never
+                // split inside a character.
+                if !p.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(err("the pin is not hexadecimal".into()));
+                }
                 for (i, b) in out.iter_mut().enumerate() {
                     *b = u8::from_str_radix(&p[2 * i..2 * i + 2], 16)
                         .map_err(|_| err("the pin is not hexadecimal".into()))?;
@@ -306,6 +311,7 @@ mod tests {
             ("ftp://x:1", "scheme"),
             ("https://x:1#abc", "64"),
             (&format!("https://x:1#{}", "zz".repeat(32)), "hexadecimal"),
+            (&format!("https://x:1#{}", "é".repeat(32)), "hexadecimal"),
             ("not a url", "invalid relay"),
             ("xyz@https://x:1", "not a node id"),
         ] {
