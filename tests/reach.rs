@@ -210,16 +210,13 @@ fn a_relay_only_client_reads_through_a_nodes_relay_and_strangers_are_turned_away
     let cap = c.put(&file, &[]);
 
     let back = c.tmp.path().join("relayed.back");
-    let out = c.mosaic(&[
-        "get",
-        &cap,
-        "-o",
-        back.to_str().unwrap(),
-        "--relay-only",
-        "--relay",
-        &relay,
-        "--timings",
-    ]);
+    // A relay-only get of the file, with `more` arguments.
+    let relay_only_get = |more: &[&str]| {
+        let mut args = vec!["get", &cap, "-o", back.to_str().unwrap(), "--relay-only"];
+        args.extend_from_slice(more);
+        c.mosaic(&args)
+    };
+    let out = relay_only_get(&["--relay", &relay, "--timings"]);
     let err = stderr(&out);
     assert!(out.status.success(), "relay-only get: {err}\n{}", c.logs());
     assert_eq!(std::fs::read(&back).unwrap(), data);
@@ -242,38 +239,20 @@ fn a_relay_only_client_reads_through_a_nodes_relay_and_strangers_are_turned_away
 
     // A relay named without its node: relay-only mode has nobody to make its lookups.
     let bare = relay.split('@').nth(1).unwrap().to_owned();
-    let out = c.mosaic(&[
-        "get",
-        &cap,
-        "-o",
-        back.to_str().unwrap(),
-        "--relay-only",
-        "--relay",
-        &bare,
-    ]);
+    let out = relay_only_get(&["--relay", &bare]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("NODE_ID@"), "{}", stderr(&out));
     assert_eq!(out.status.code(), Some(7));
 
     // Relay-only without a relay is refused before anything is sent.
-    let out = c.mosaic(&["get", &cap, "-o", back.to_str().unwrap(), "--relay-only"]);
+    let out = relay_only_get(&[]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("needs a relay"), "{}", stderr(&out));
     assert_eq!(out.status.code(), Some(7));
 
     // A wrong pin: the relay's certificate is not trusted, nothing is read.
     let wrong = format!("{}#{}", relay.split('#').next().unwrap(), "00".repeat(32));
-    let out = c.mosaic(&[
-        "get",
-        &cap,
-        "-o",
-        back.to_str().unwrap(),
-        "--relay-only",
-        "--relay",
-        &wrong,
-        "--connect-timeout",
-        "2s",
-    ]);
+    let out = relay_only_get(&["--relay", &wrong, "--connect-timeout", "2s"]);
     assert!(!out.status.success(), "a relay with a wrong pin was used");
     assert!(
         stderr(&out).contains("cannot reach its relay"),
@@ -282,12 +261,7 @@ fn a_relay_only_client_reads_through_a_nodes_relay_and_strangers_are_turned_away
     );
 
     // A member of another network presents the wrong token: the relay refuses it.
-    let out = c.mosaic(&[
-        "get",
-        &cap,
-        "-o",
-        back.to_str().unwrap(),
-        "--relay-only",
+    let out = relay_only_get(&[
         "--relay",
         &relay,
         "--network",
