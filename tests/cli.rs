@@ -227,8 +227,24 @@ fn the_keyring_records_shares_removes_and_moves_to_another_machine() {
         ],
     );
     assert_eq!(share["cap"], cap.as_str());
+    // The key is in the fragment (never sent by browsers); the path names no secret.
     assert_eq!(
         share["url"],
+        format!("https://gw.example/s/#{cap}/report.pdf").as_str()
+    );
+    let old_style = j(
+        &c,
+        "alice",
+        &[
+            "share",
+            "report.pdf",
+            "--gateway-url",
+            "https://gw.example/",
+            "--gateway-decrypts",
+        ],
+    );
+    assert_eq!(
+        old_style["url"],
         format!("https://gw.example/f/{cap}/report.pdf").as_str()
     );
     // Get by name.

@@ -359,13 +359,19 @@ pub fn resolve(arg: &str) -> Result<(Cap, Option<Record>)> {
     Ok((record.cap.parse()?, Some(record)))
 }
 
-fn gateway_link(base: &str, cap: &Cap, record: Option<&Record>) -> String {
+/// The link for `cap`. A private file's link is the share page with the readcap in the
+/// fragment (`/s/#CAP/NAME`): browsers never send a fragment, so the gateway, proxies
+/// and `Referer` never see the key, and the page decrypts. `gateway_decrypts` gives the
+/// older `/f/CAP/NAME`, where the gateway decrypts (and sees the key).
+fn gateway_link(base: &str, cap: &Cap, record: Option<&Record>, gateway_decrypts: bool) -> String {
     let base = base.trim_end_matches('/');
     let name = record.map(|r| r.name.as_str()).unwrap_or("");
     let encoded = percent_encode(name);
     match cap {
-        Cap::Read(c) if name.is_empty() => format!("{base}/f/{c}"),
-        Cap::Read(c) => format!("{base}/f/{c}/{encoded}"),
+        Cap::Read(c) if gateway_decrypts && name.is_empty() => format!("{base}/f/{c}"),
+        Cap::Read(c) if gateway_decrypts => format!("{base}/f/{c}/{encoded}"),
+        Cap::Read(c) if name.is_empty() => format!("{base}/s/#{c}"),
+        Cap::Read(c) => format!("{base}/s/#{c}/{encoded}"),
         Cap::Public(p) if record.is_some_and(|r| r.kind == "directory") => format!("{base}/p/{p}/"),
         Cap::Public(p) => format!("{base}/p/{p}"),
     }
@@ -383,16 +389,22 @@ fn percent_encode(s: &str) -> String {
 }
 
 /// `mosaic share NAME`: the cap and a gateway URL.
-pub fn share(g: &Global, arg: &str, gateway_url: &str) -> Result<()> {
+pub fn share(g: &Global, arg: &str, gateway_url: &str, gateway_decrypts: bool) -> Result<()> {
     let (cap, record) = resolve(arg)?;
-    let url = gateway_link(gateway_url, &cap, record.as_ref());
+    let url = gateway_link(gateway_url, &cap, record.as_ref(), gateway_decrypts);
     g.emit(json!({"cap": cap.to_string(), "url": url}), || {
         println!("{cap}");
         println!("{url}");
         if matches!(cap, Cap::Read(_)) {
-            eprintln!(
-                "note: the readcap and the URL hold the file's key: anyone with them can read it"
-            );
+            if gateway_decrypts {
+                eprintln!(
+                    "note: the readcap and the URL hold the file's key: anyone with them can read it, and the gateway (its logs, proxies in front of it) sees it"
+                );
+            } else {
+                eprintln!(
+                    "note: the readcap and the link hold the file's key (after '#', which browsers never send): anyone with the link can read the file; the gateway cannot"
+                );
+            }
         }
         Ok(())
     })

@@ -116,7 +116,8 @@ enum Command {
     },
     /// List your uploads (the keyring).
     Ls,
-    /// Print a file's readcap (or id) and a gateway URL for it.
+    /// Print a file's readcap (or id) and a link to it: for a private file, the gateway's
+    /// share page with the key in the fragment (`GATEWAY/s/#CAP/NAME`).
     Share {
         /// A keyring name, readcap or id.
         file: String,
@@ -124,6 +125,11 @@ enum Command {
         /// http://127.0.0.1:8080]
         #[arg(long, env = "MOSAIC_GATEWAY_URL")]
         gateway_url: Option<String>,
+        /// For a private file, print the older `/f/CAP` link, where the gateway decrypts
+        /// (it then sees the key), instead of the share page's `/s/#CAP` link, where the
+        /// browser verifies and decrypts.
+        #[arg(long)]
+        gateway_decrypts: bool,
         #[command(flatten)]
         network: NetworkArgs,
     },
@@ -537,12 +543,15 @@ fn run(cli: Cli) -> Result<()> {
         Command::Status { network, client } => pins::status(&g, network, client),
         Command::Ls => account::ls(&g),
         Command::Share {
-            file, gateway_url, ..
+            file,
+            gateway_url,
+            gateway_decrypts,
+            ..
         } => {
             let url = gateway_url
                 .or_else(|| g.file.gateway_url.clone())
                 .unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
-            account::share(&g, &file, &url)
+            account::share(&g, &file, &url, gateway_decrypts)
         }
         Command::Rm {
             name,

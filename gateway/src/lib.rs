@@ -53,7 +53,7 @@ pub use cache::DiskCache;
 use deny::Denylist;
 use error::AppError;
 pub use metrics::Metrics;
-use routes::{blob, file, site};
+use routes::{blob, file, share, site};
 
 /// How to run a gateway.
 #[derive(Debug, Clone)]
@@ -145,6 +145,10 @@ fn router(state: AppStateRef) -> Router {
         .route("/p/{id}/", get(site::public_root_slash))
         .route("/p/{id}/{*path}", get(site::public_path))
         .route("/blob/{hash}", get(blob::raw_blob))
+        .route("/s", get(share::page_redirect))
+        .route("/s/", get(share::page))
+        .route("/s/file/{*rest}", get(share::worker_file))
+        .route("/s/{asset}", get(share::asset))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
@@ -153,7 +157,34 @@ fn router(state: AppStateRef) -> Router {
 /// Counts every response by status and times how long its head took.
 async fn observe(State(state): State<AppStateRef>, request: Request, next: Next) -> Response {
     let start = Instant::now();
+    let method = request.method().clone();
+    // `/f/` paths carry readcaps: never logged.
+    let uri = match request.uri().path().strip_prefix("/f/") {
+        Some(_) => "/f/(readcap withheld)".to_owned(),
+        None => request.uri().to_string(),
+    };
+    let referer = request
+        .headers()
+        .get(header::REFERER)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .map(|r| {
+            if r.contains("/f/") {
+                "(withheld)".into()
+            } else {
+                r
+            }
+        });
     let response = next.run(request).await;
+    // The access log (target `mosaic::access`, debug level), without readcaps.
+    tracing::debug!(
+        target: "mosaic::access",
+        %method,
+        %uri,
+        referer = referer.as_deref().unwrap_or("-"),
+        status = response.status().as_u16(),
+        ms = start.elapsed().as_millis() as u64,
+        "request"
+    );
     state
         .metrics
         .response(response.status().as_u16(), start.elapsed().as_secs_f64());
@@ -162,7 +193,7 @@ async fn observe(State(state): State<AppStateRef>, request: Request, next: Next)
 
 async fn not_found() -> AppError {
     AppError::NoSuchPath(
-        "no such route: use /f/{readcap}, /p/{id}[/path], /blob/{hash}, /health or /metrics".into(),
+        "no such route: use /s/#{readcap} (share links), /f/{readcap}, /p/{id}[/path], /blob/{hash}, /health or /metrics".into(),
     )
 }
 

@@ -108,6 +108,66 @@ impl RemoteBlob {
         })
     }
 
+    /// Bytes `range` with their proof, as iroh-blobs sends them: the blob's size
+    /// (`u64` little-endian), then the bao encoding of the 1 KiB chunks covering the
+    /// range (16 KiB chunk groups, parents as 64-byte hash pairs, pre-order). Each item
+    /// is forwarded after it verified here, so a client that checks again against the
+    /// hash needs to trust neither this process nor the holder. A failure ends the stream
+    /// with an error (the answer is then truncated, which the client detects).
+    pub fn stream_encoded(
+        self,
+        range: Range<u64>,
+    ) -> impl Stream<Item = Result<Bytes, FetchError>> + Send {
+        let (tx, rx) = mpsc::channel::<Result<Bytes, FetchError>>(8);
+        let task = tokio::spawn(async move {
+            if let Err(e) = self.send_encoded(range, &tx).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        let guard = AbortOnDrop(task);
+        n0_future::stream::unfold((rx, guard), |(mut rx, guard)| async move {
+            rx.recv().await.map(|item| (item, (rx, guard)))
+        })
+    }
+
+    async fn send_encoded(
+        &self,
+        range: Range<u64>,
+        tx: &mpsc::Sender<Result<Bytes, FetchError>>,
+    ) -> Result<(), FetchError> {
+        let get = GetRequest::blob_ranges(self.hash, ChunkRanges::bytes(range));
+        let (mut content, size) = request::get_blob(&self.conn, get, self.stall).await?;
+        if size != self.size {
+            return Err(FetchError::WrongSize {
+                size,
+                expected: self.size,
+            });
+        }
+        if tx
+            .send(Ok(Bytes::copy_from_slice(&size.to_le_bytes())))
+            .await
+            .is_err()
+        {
+            return Ok(());
+        }
+        while let Some((more, item)) = request::next_item(content, self.stall).await? {
+            content = more;
+            let bytes = match item {
+                BaoContentItem::Parent(parent) => {
+                    let mut pair = Vec::with_capacity(64);
+                    pair.extend_from_slice(parent.pair.0.as_bytes());
+                    pair.extend_from_slice(parent.pair.1.as_bytes());
+                    Bytes::from(pair)
+                }
+                BaoContentItem::Leaf(leaf) => leaf.data,
+            };
+            if tx.send(Ok(bytes)).await.is_err() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
     async fn send_range(
         &self,
         range: Range<u64>,

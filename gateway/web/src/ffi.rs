@@ -1,0 +1,219 @@
+//! The module's exports. One input buffer (the page writes into it at
+//! `mosaic_input(len)`), one output buffer (`mosaic_output_ptr/len`, valid until the
+//! next call). Functions return `>= 0` on success; on `-1` the output holds
+//! `kind\nmessage` (kinds: `cap`, `key`, `corrupt`, `usage`).
+//!
+//! Files are handles (`u32`, from 1) into a table owned by this module: the page
+//! never holds a pointer into Rust state except the transient buffers above and a
+//! shard slot between `mosaic_shard_slot` and `mosaic_present`.
+//!
+//! `unsafe` here is only the attributes that export symbols and the import of the
+//! page's randomness; no raw pointer is dereferenced by Rust.
+#![allow(unsafe_code)]
+
+use std::cell::RefCell;
+
+use crate::file::{self, File, WebError};
+
+#[derive(Default)]
+struct State {
+    input: Vec<u8>,
+    output: Vec<u8>,
+    files: Vec<Option<File>>,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State::default());
+}
+
+fn fail(state: &mut State, e: &WebError) -> i32 {
+    state.output.clear();
+    state
+        .output
+        .extend_from_slice(format!("{}\n{e}", e.kind()).as_bytes());
+    -1
+}
+
+fn with_file(handle: u32, f: impl FnOnce(&mut File, &mut Vec<u8>) -> Result<i32, WebError>) -> i32 {
+    STATE.with_borrow_mut(|state| {
+        let State { files, output, .. } = &mut *state;
+        let file = handle
+            .checked_sub(1)
+            .and_then(|i| files.get_mut(i as usize))
+            .and_then(Option::as_mut);
+        let result = match file {
+            Some(file) => f(file, output),
+            None => Err(WebError::Usage(format!("no open file {handle}"))),
+        };
+        result.unwrap_or_else(|e| fail(state, &e))
+    })
+}
+
+/// A segment index from the page (a JavaScript number: exact below 2^53).
+fn segment(index: f64) -> u64 {
+    if index.is_finite() && index >= 0.0 {
+        index as u64
+    } else {
+        u64::MAX
+    }
+}
+
+/// The input buffer, resized to `len` bytes: the page writes its arguments here.
+#[unsafe(no_mangle)]
+pub extern "C" fn mosaic_input(len: usize) -> *mut u8 {
+    STATE.with_borrow_mut(|s| {
+        s.input.clear();
+        s.input.resize(len, 0);
+        s.input.as_mut_ptr()
+    })
+}
+
+/// Where the last result is.
+#[unsafe(no_mangle)]
+pub extern "C" fn mosaic_output_ptr() -> *const u8 {
+    STATE.with_borrow(|s| s.output.as_ptr())
+}
+
+/// How long the last result is.
+#[unsafe(no_mangle)]
+pub extern "C" fn mosaic_output_len() -> usize {
+    STATE.with_borrow(|s| s.output.len())
+}
+
+/// Parses the cap in the input's first `len` bytes: 1 private, 0 public; output: the
+/// id in hex.
+#[unsafe(no_mangle)]
+pub extern "C" fn mosaic_parse_cap(len: usize) -> i32 {
+    STATE.with_borrow_mut(|state| {
+        let text = String::from_utf8_lossy(&state.input[..len.min(state.input.len())]).into_owned();
+        match file::parse_cap(&text) {
+            Ok((id, private)) => {
+                state.output = id.to_hex().into_bytes();
+                i32::from(private)
+            }
+            Err(e) => fail(state, &e),
+        }
+    })
+}
+
+/// Opens a file: the input holds the cap (`cap_len` bytes) then the gateway's answer
+/// for the whole manifest. Returns a handle (≥ 1); output: the file's info as JSON.
+#[unsafe(no_mangle)]
+pub extern "C" fn mosaic_open(cap_len: usize, answer_len: usize) -> i32 {
+    STATE.with_borrow_mut(|state| {
+        let input = std::mem::take(&mut state.input);
+        let opened = match input
+            .get(..cap_len)
+            .zip(input.get(cap_len..cap_len + answer_len))
+        {
+            Some((cap, answer)) => File::open(&String::from_utf8_lossy(cap), answer),
+            None => Err(WebError::Usage(
+                "the input is shorter than the lengths given".into(),
+            )),
+        };
+        state.input = input;
+        match opened {
+            Ok(file) => {
+                state.output = file.info_json().into_bytes();
+                let slot = state.files.iter().position(Option::is_none);
+                let index = match slot {
+                    Some(i) => {
+                        state.files[i] = Some(file);
+                        i
+                    }
+                    None => {
+                        state.files.push(Some(file));
+                        state.files.len() - 1
+                    }
+                };
+                (index + 1) as i32
+            }
+            Err(e) => fail(state, &e),
+        }
+    })
+}
+
+/// Forgets a file (its key is zeroed as the decoder drops).
+#[unsafe(no_mangle)]
+pub extern "C" fn mosaic_close(handle: u32) {
+    STATE.with_borrow_mut(|s| {
+        if let Some(slot) = handle
+            .checked_sub(1)
+            .and_then(|i| s.files.get_mut(i as usize))
+        {
+            *slot = None;
+        }
+    })
+}
+
+/// Verifies the gateway's answer in the input's first `len` bytes for column
+/// `column`'s span of segment `segment`; output: the shard.
+#[unsafe(no_mangle)]
+pub extern "C" fn mosaic_verify(handle: u32, column: u32, segment_index: f64, len: usize) -> i32 {
+    let input = STATE.with_borrow_mut(|s| std::mem::take(&mut s.input));
+    let result = with_file(handle, |file, output| {
+        output.clear();
+        let answer = input.get(..len).unwrap_or(&[]);
+        file.verify_shard(column as usize, segment(segment_index), answer, output)?;
+        Ok(0)
+    });
+    STATE.with_borrow_mut(|s| s.input = input);
+    result
+}
+
+/// Starts segment `segment` of a file: no shard present.
+#[unsafe(no_mangle)]
+pub extern "C" fn mosaic_begin(handle: u32, segment_index: f64) -> i32 {
+    with_file(handle, |file, _| {
+        file.begin(segment(segment_index)).map(|()| 0)
+    })
+}
+
+/// The current segment's slot for column `column`'s shard (null if there is no such
+/// column): the page copies a verified shard there, then calls `mosaic_present`.
+#[unsafe(no_mangle)]
+pub extern "C" fn mosaic_shard_slot(handle: u32, column: u32) -> *mut u8 {
+    let mut ptr = std::ptr::null_mut();
+    with_file(handle, |file, _| {
+        ptr = file.shard_slot(column as usize)?.as_mut_ptr();
+        Ok(0)
+    });
+    ptr
+}
+
+/// Marks column `column`'s shard of the current segment as given.
+#[unsafe(no_mangle)]
+pub extern "C" fn mosaic_present(handle: u32, column: u32) -> i32 {
+    with_file(handle, |file, _| {
+        file.mark_present(column as usize).map(|()| 0)
+    })
+}
+
+/// Opens the current segment from the shards given; output: its plaintext.
+#[unsafe(no_mangle)]
+pub extern "C" fn mosaic_open_segment(handle: u32, segment_index: f64) -> i32 {
+    with_file(handle, |file, output| {
+        let plain = file.open_segment(segment(segment_index))?;
+        output.clear();
+        output.extend_from_slice(plain);
+        Ok(0)
+    })
+}
+
+#[link(wasm_import_module = "env")]
+unsafe extern "C" {
+    /// The page's `crypto.getRandomValues` over `len` bytes at `ptr`.
+    fn mosaic_random(ptr: *mut u8, len: usize);
+}
+
+/// getrandom's custom backend (built with `--cfg getrandom_backend="custom"`): the
+/// page's CSPRNG.
+#[unsafe(no_mangle)]
+unsafe extern "Rust" fn __getrandom_v03_custom(
+    dest: *mut u8,
+    len: usize,
+) -> Result<(), getrandom::Error> {
+    // SAFETY: getrandom passes a writable buffer of `len` bytes; the import fills it.
+    unsafe { mosaic_random(dest, len) };
+    Ok(())
+}

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Share links in a real browser: headless Chromium opens private files through the
+# gateway's share page (/s/#CAP/NAME), where a service worker running Mosaic's codec
+# as WebAssembly verifies and decrypts. Checks (tests/share_browser.py does the
+# browser side):
+#   - a private video plays and seeks to the middle;
+#   - a private file downloaded through the page equals the original byte for byte;
+#   - through a proxy that flips a byte in one column's answers, the page detects it
+#     and still reads the file from the other columns; when it flips every column's,
+#     the page reports the failure;
+#   - a wrong key and a truncated cap give the page's errors;
+#   - no key material appears in any request the browser made (page and worker, as
+#     recorded over the DevTools protocol) nor in the gateway's access log.
+#
+# Needs chromium, ffmpeg, python3 with websocket-client and blake3 (.ci/run installs
+# them) and a built `mosaic` (MOSAIC_BIN, default target/debug/mosaic). Loopback only:
+# a devnet of 5 nodes (QUIC 4919-4923, DHT 6881-6885), a gateway and the proxy on
+# free ports. Bounded: every wait has a limit; the whole takes about a minute.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+MOSAIC="${MOSAIC_BIN:-$PWD/target/debug/mosaic}"
+for tool in chromium ffmpeg curl; do
+  command -v "$tool" >/dev/null || { echo "share test: $tool is missing (apt-get install $tool)"; exit 1; }
+done
+[ -x "$MOSAIC" ] || { echo "share test: $MOSAIC not built (cargo build)"; exit 1; }
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+export HOME="$work" XDG_CONFIG_HOME="$work/config" XDG_DATA_HOME="$work/data"
+export MOSAIC_BIND=127.0.0.1:0
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+"$MOSAIC" devnet --data-dir "$work/devnet" >"$work/devnet.log" 2>&1 &
+pids+=($!)
+
+ffmpeg -hide_banner -loglevel error -y -f lavfi \
+  -i testsrc=duration=20:size=320x240:rate=25 \
+  -c:v libvpx-vp9 -b:v 1M -deadline realtime -cpu-used 8 "$work/video.webm"
+head -c $((3 * 1024 * 1024 + 12345)) /dev/urandom >"$work/data.bin"
+
+for _ in $(seq 1 60); do
+  if [ "$("$MOSAIC" nodes 2>/dev/null | wc -l)" -ge 5 ]; then break; fi
+  sleep 1
+done
+# Small segments for the video, so a seek lands many segments in.
+video_cap="$("$MOSAIC" put "$work/video.webm" --segment-size 65536 | tail -n 1)"
+file_cap="$("$MOSAIC" put "$work/data.bin" | tail -n 1)"
+
+port="$(free_port)"
+RUST_LOG=info,mosaic::access=debug "$MOSAIC" gateway run --listen "127.0.0.1:$port" \
+  --cache-dir "$work/cache" >"$work/gateway.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 60); do
+  curl -fs "http://127.0.0.1:$port/health" >/dev/null && break
+  sleep 0.5
+done
+gw="http://127.0.0.1:$port"
+video_link="$("$MOSAIC" share video.webm --gateway-url "$gw" | tail -n 1)"
+file_link="$("$MOSAIC" share data.bin --gateway-url "$gw" | tail -n 1)"
+case "$video_link" in "$gw/s/#$video_cap/video.webm") ;; *) echo "share test FAILED: mosaic share printed $video_link"; exit 1 ;; esac
+
+# A gateway that tampers: on one port it flips a byte in every answer for the first
+# column it is asked for; on the other, in every column's answers.
+one_port="$(free_port)"; all_port="$(free_port)"
+python3 - "$port" "$one_port" "$all_port" >"$work/proxy.log" 2>&1 <<'PY' &
+import http.client, http.server, sys, threading
+upstream, ports = int(sys.argv[1]), [int(p) for p in sys.argv[2:]]
+chosen = {}
+class Proxy(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        c = http.client.HTTPConnection("127.0.0.1", upstream, timeout=60)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+        c.request("GET", self.path, headers=headers)
+        r = c.getresponse()
+        body = bytearray(r.read())
+        column = self.path.startswith("/blob/") and "format=bao" in self.path and "start=" in self.path
+        mode = "one" if self.server.server_port == ports[0] else "all"
+        if column and r.status == 200 and len(body) > 200:
+            h = self.path.split("/")[2].split("?")[0]
+            if mode == "all" or chosen.setdefault("hash", h) == h:
+                body[len(body) // 2] ^= 0x01
+                print("flipped a byte of", self.path, flush=True)
+        self.send_response(r.status)
+        for k, v in r.getheaders():
+            if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+for p in ports:
+    s = http.server.ThreadingHTTPServer(("127.0.0.1", p), Proxy)
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+threading.Event().wait()
+PY
+pids+=($!)
+
+# A readcap with the right id and another key (valid checksum): a wrong key.
+wrong_cap="$(python3 - "$file_cap" <<'PY'
+import base64, os, sys, blake3
+cap = sys.argv[1]
+raw = base64.b32decode(cap[3:].upper() + "=" * (-len(cap[3:]) % 8))
+file_id, key = raw[:32], os.urandom(32)
+payload = file_id + key + blake3.blake3(b"mr1" + file_id + key).digest()[:4]
+print("mr1" + base64.b32encode(payload).decode().rstrip("=").lower())
+PY
+)"
+
+cdp_port="$(free_port)"
+chromium --headless=new --no-sandbox --disable-gpu --no-first-run --mute-audio \
+  --user-data-dir="$work/chromium" --autoplay-policy=no-user-gesture-required \
+  --remote-debugging-address=127.0.0.1 --remote-debugging-port="$cdp_port" about:blank \
+  >"$work/chromium.log" 2>&1 &
+pids+=($!)
+mkdir -p "$work/downloads"
+spec="$(python3 - <<PY
+import json
+print(json.dumps({
+  "video": "$video_link",
+  "file": ["$file_link", "$work/data.bin"],
+  "tampered": ["${file_link/$port/$one_port}", "$work/data.bin"],
+  "all_tampered": "${file_link/$port/$all_port}",
+  "wrong_key": "$gw/s/#$wrong_cap/data.bin",
+  "truncated": "$gw/s/#${file_cap:0:100}/data.bin",
+  "downloads": "$work/downloads",
+  "requests_out": "$work/requests.json",
+}))
+PY
+)"
+if [ -n "${SHARE_KEEP:-}" ]; then
+  printf '%s\n' "$spec" >"$SHARE_KEEP"; echo "cdp $cdp_port" >>"$SHARE_KEEP"; sleep 900
+fi
+status=0
+timeout 400 python3 tests/share_browser.py "$cdp_port" "$spec" || status=1
+echo "proxy: $(grep -c flipped "$work/proxy.log" || true) answers tampered"
+
+# No key material in any request the browser made, nor in the gateway's log.
+python3 - "$work/requests.json" "$work/gateway.log" "$video_cap" "$file_cap" <<'PY' || status=1
+import base64, json, sys
+requests_path, log_path, caps = sys.argv[1], sys.argv[2], sys.argv[3:]
+forms = []
+for cap in caps:
+    raw = base64.b32decode(cap[3:].upper() + "=" * (-len(cap[3:]) % 8))
+    key = raw[32:64]
+    forms += [cap, cap.upper(), cap[56:100], key.hex(), base64.b64encode(key).decode(),
+              base64.urlsafe_b64encode(key).decode().rstrip("="), base64.b32encode(key).decode().rstrip("=").lower()]
+requests = json.load(open(requests_path))
+log = open(log_path, encoding="utf-8", errors="replace").read()
+text = json.dumps(requests)
+leaks = [f for f in forms if f in text or f.lower() in text.lower()]
+log_leaks = [f for f in forms if f in log]
+blob_lines = log.count("/blob/")
+print(f"{len(requests)} browser request records, {blob_lines} /blob/ lines in the gateway's access log")
+assert blob_lines > 0, "the gateway's access log recorded no /blob/ request: the check would be vacuous"
+assert any("/blob/" in r[1] for r in requests), "no /blob/ request recorded from the browser"
+assert not leaks, f"key material in the browser's requests: {leaks}"
+assert not log_leaks, f"key material in the gateway's log: {log_leaks}"
+print("ok   no key material in the browser's requests or the gateway's log")
+PY
+
+if [ "$status" -ne 0 ]; then
+  echo "share test FAILED"
+  echo "--- gateway log ---"; tail -n 30 "$work/gateway.log"
+  echo "--- chromium log ---"; tail -n 20 "$work/chromium.log"
+  exit 1
+fi
+echo "share test passed"

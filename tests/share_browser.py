@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""Drives headless Chromium over the DevTools protocol through Mosaic's share page.
+
+Called by tests/share.sh, which runs the network, the gateway and a tampering proxy.
+Every check prints one line; the exit status is 1 if any failed. It records every
+request the page and its service worker made, so the caller can prove no key material
+left the browser.
+
+    share_browser.py CDP_PORT SPEC_JSON
+
+SPEC_JSON: {"video": LINK, "file": [LINK, PATH], "tampered": [LINK, PATH],
+            "wrong_key": LINK, "truncated": LINK, "downloads": DIR,
+            "requests_out": PATH, "bench": bool}
+"""
+
+import hashlib
+import json
+import os
+import sys
+import time
+import urllib.request
+
+import websocket  # websocket-client, from PyPI
+
+port, spec = sys.argv[1], json.loads(sys.argv[2])
+failures = []
+
+
+def check(ok, what):
+    print(("ok   " if ok else "FAIL ") + what, flush=True)
+    if not ok:
+        failures.append(what)
+
+
+deadline = time.time() + 30
+while True:
+    try:
+        version = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/version"))
+        break
+    except Exception:
+        if time.time() > deadline:
+            print("FAIL chromium did not start")
+            sys.exit(1)
+        time.sleep(0.3)
+
+ws = websocket.create_connection(version["webSocketDebuggerUrl"], timeout=60)
+next_id = [0]
+events = []  # every event, in order
+requests = []  # (target type, url, headers, post data)
+sessions = {}  # session id -> target type
+
+
+def send(method, session=None, **params):
+    next_id[0] += 1
+    msg = {"id": next_id[0], "method": method, "params": params}
+    if session:
+        msg["sessionId"] = session
+    ws.send(json.dumps(msg))
+    return next_id[0]
+
+
+def on_event(msg):
+    method, params, session = msg.get("method"), msg.get("params", {}), msg.get("sessionId")
+    if method == "Target.attachedToTarget":
+        sid, kind = params["sessionId"], params["targetInfo"]["type"]
+        sessions[sid] = kind
+        send("Network.enable", sid)
+        if kind == "page":
+            send("Page.enable", sid)
+        send("Runtime.enable", sid)
+        send("Runtime.runIfWaitingForDebugger", sid)
+    elif method == "Target.targetCreated" and params["targetInfo"]["type"] == "service_worker":
+        send("Target.attachToTarget", targetId=params["targetInfo"]["targetId"], flatten=True)
+    elif method == "Runtime.exceptionThrown":
+        d = params["exceptionDetails"]
+        print(f"  ({sessions.get(session)}) exception: {d.get('exception', {}).get('description') or d.get('text')}", flush=True)
+    elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "warning"):
+        args = " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", []))
+        print(f"  ({sessions.get(session)}) console.{params['type']}: {args}", flush=True)
+    elif method == "Network.requestWillBeSent":
+        r = params["request"]
+        requests.append((sessions.get(session, "?"), r["url"], r.get("headers", {}), r.get("postData", "")))
+    elif method == "Network.requestWillBeSentExtraInfo":
+        requests.append((sessions.get(session, "?"), "(extra info)", params.get("headers", {}), ""))
+    events.append(msg)
+
+
+def call(method, session=None, **params):
+    i = send(method, session, **params)
+    while True:
+        msg = json.loads(ws.recv())
+        if msg.get("id") == i:
+            if "error" in msg:
+                raise RuntimeError(f"{method}: {msg['error']}")
+            return msg.get("result", {})
+        if "method" in msg:
+            on_event(msg)
+
+
+def pump(seconds):
+    ws.settimeout(seconds)
+    try:
+        while True:
+            on_event(json.loads(ws.recv()))
+    except websocket.WebSocketTimeoutException:
+        pass
+    finally:
+        ws.settimeout(60)
+
+
+# The page and every service worker are attached explicitly (Target.setAutoAttach at
+# the browser level stops <video> requests from reaching the worker in Chromium 156).
+# A worker is attached as it is created; requests it makes before Network.enable lands
+# (its module fetch, at most) are still in the gateway's access log, checked too.
+call("Target.setDiscoverTargets", discover=True)
+call("Browser.setDownloadBehavior", behavior="allow", downloadPath=spec["downloads"], eventsEnabled=True)
+target = call("Target.createTarget", url="about:blank")["targetId"]
+call("Target.attachToTarget", targetId=target, flatten=True)
+page = None
+for _ in range(50):
+    pump(0.1)
+    page = next((s for s, k in sessions.items() if k == "page"), None)
+    if page:
+        break
+if not page:
+    print("FAIL no page session")
+    sys.exit(1)
+
+
+def evaluate(expression):
+    r = call("Runtime.evaluate", page, expression=expression, awaitPromise=True, returnByValue=True)
+    return r.get("result", {}).get("value")
+
+
+def open_link(link, want=("ready", "error"), limit=60):
+    call("Page.navigate", page, url="about:blank")
+    pump(0.2)
+    call("Page.navigate", page, url=link)
+    end = time.time() + limit
+    state = None
+    while time.time() < end:
+        pump(0.3)
+        state = evaluate("document.body ? (document.body.dataset.state || 'loading') : 'loading'")
+        if state in want:
+            break
+    status = evaluate("(document.getElementById('status')||{}).textContent || ''")
+    kind = evaluate("document.body ? (document.body.dataset.kind || '') : ''")
+    return state, kind, status
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download(name, original, limit=120):
+    target_path = os.path.join(spec["downloads"], name)
+    if os.path.exists(target_path):
+        os.remove(target_path)
+    evaluate("document.getElementById('download').click(), true")
+    end = time.time() + limit
+    while time.time() < end:
+        pump(0.5)
+        done = [e for e in events if e.get("method") == "Browser.downloadProgress"
+                and e["params"].get("state") in ("completed", "canceled")]
+        if done and done[-1]["params"]["state"] == "canceled":
+            return "download canceled"
+        if done and os.path.exists(target_path):
+            events.clear()
+            return sha256(target_path) == sha256(original) and os.path.getsize(target_path) == os.path.getsize(original)
+    return "download did not finish"
+
+
+PLAY = """
+new Promise((resolve) => {
+  const v = document.getElementById('media');
+  if (!v) { resolve('no video element'); return; }
+  v.muted = true;
+  let target = null;
+  const t0 = performance.now();
+  let firstFrame = null;
+  const start = () => { target = v.duration / 2; v.currentTime = target; };
+  v.addEventListener('loadeddata', () => { if (firstFrame === null) firstFrame = performance.now() - t0; });
+  if (v.readyState >= 1) start(); else v.addEventListener('loadedmetadata', start, { once: true });
+  v.addEventListener('seeked', () => { v.play().catch((e) => resolve('play failed: ' + e)); });
+  v.addEventListener('timeupdate', () => {
+    if (target !== null && v.currentTime >= target + 0.5 && !v.paused) {
+      v.pause();
+      resolve(`reached currentTime=${v.currentTime.toFixed(2)} target=${target.toFixed(2)} readyState=${v.readyState}`);
+    }
+  });
+  v.addEventListener('error', () => resolve('media error ' + (v.error && v.error.code)));
+  setTimeout(() => resolve('timeout at currentTime=' + v.currentTime + ' readyState=' + v.readyState + ' networkState=' + v.networkState), 45000);
+})
+"""
+
+# 1. A private video through its fragment link plays and seeks to the middle.
+state, kind, status = open_link(spec["video"])
+check(state == "ready", f"video link opens in the page ({state}: {status})")
+if state == "ready":
+    probe = evaluate("""(async () => {
+      const src = document.getElementById('media').src;
+      const ctl = new AbortController(); setTimeout(() => ctl.abort(), 20000);
+      try { const r = await fetch(src, {headers: {Range: 'bytes=100-199'}, signal: ctl.signal});
+            const b = await r.arrayBuffer(); return r.status + ' ' + r.headers.get('content-range') + ' ' + b.byteLength; }
+      catch (e) { return 'failed: ' + e; } })()""")
+    check(probe.startswith("206 bytes 100-199/") and probe.endswith(" 100"),
+          f"the worker answers a Range request with 206 and exactly the bytes asked ({probe})")
+    result = evaluate(PLAY) or "no result"
+    ok = result.startswith("reached")
+    if ok:
+        fields = dict(p.split("=") for p in result.split()[1:])
+        ok = float(fields["target"]) > 5 and float(fields["currentTime"]) >= float(fields["target"]) \
+            and int(fields["readyState"]) >= 2
+    check(ok, f"private video plays from the middle ({result})")
+
+# 2. A private file downloaded through the page equals the original.
+link, original = spec["file"]
+state, kind, status = open_link(link)
+check(state == "ready", f"file link opens ({state}: {status})")
+if state == "ready":
+    same = download(os.path.basename(original), original)
+    check(same is True, f"downloaded through the page, byte for byte equal to the original ({same})")
+
+# 3. Through a gateway that flips a byte in a column: detected, recovered from the others.
+link, original = spec["tampered"]
+state, kind, status = open_link(link)
+check(state == "ready", f"file link through the tampering gateway opens ({state}: {status})")
+if state == "ready":
+    same = download(os.path.basename(original), original)
+    faults = evaluate("Number(document.body.dataset.faults || 0)")
+    first = evaluate("(document.querySelector('#faults li')||{}).textContent || ''")
+    check(same is True, f"tampered columns: the download is still byte for byte equal ({same})")
+    check(faults and faults >= 1 and "hash" in first, f"the page detected the flipped byte ({faults} rejections: {first})")
+
+# 4. A wrong key and a truncated cap: the page's errors.
+state, kind, status = open_link(spec["wrong_key"])
+check(state == "error" and kind == "key" and "does not open" in status,
+      f"a wrong key gives the page's error ({state}/{kind}: {status})")
+state, kind, status = open_link(spec["truncated"])
+check(state == "error" and kind == "cap" and "long" in status,
+      f"a truncated cap gives the page's error ({state}/{kind}: {status})")
+
+if spec.get("all_tampered"):
+    link = spec["all_tampered"]
+    state, kind, status = open_link(link)
+    if state == "ready":
+        evaluate("fetch(document.getElementById('download').href).then(r => r.status).catch(e => 'failed')")
+        pump(3)
+        state = evaluate("document.body.dataset.state")
+        kind = evaluate("document.body.dataset.kind || ''")
+        status = evaluate("document.getElementById('status').textContent")
+    check(state == "error" and kind == "corrupt", f"every column tampered: the page reports the failure ({state}/{kind}: {status})")
+
+pump(1)
+with open(spec["requests_out"], "w") as f:
+    json.dump(requests, f)
+kinds = sorted({k for k, *_ in requests})
+check("service_worker" in kinds and "page" in kinds,
+      f"requests recorded from the page and its service worker ({len(requests)} records from {kinds})")
+sys.exit(1 if failures else 0)
