@@ -47,7 +47,7 @@ impl Gateway {
             .env("MOSAIC_CONNECT_TIMEOUT", "2s")
             .env("XDG_CONFIG_HOME", c.tmp.path().join("gateway"))
             .env("HOME", c.tmp.path())
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,mosaic::access=debug")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -524,4 +524,129 @@ fn a_storage_node_can_embed_a_gateway() {
         dir.join("gateway-cache").is_dir(),
         "the embedded gateway keeps its cache in the node's data directory"
     );
+}
+
+/// The share page's path, end to end outside the browser: the gateway's trustless
+/// answers (`/blob/{hash}?format=bao`) verified and decoded by `mosaic-web`, the very
+/// code the page runs as WebAssembly; a column missing and a flipped byte handled as
+/// the page handles them; the page's files served with their policy.
+#[test]
+fn trustless_ranges_rebuild_a_private_file_with_the_page_codec() {
+    use mosaic_web::file::File;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    // 2.5 segments: a short last segment, spans not aligned to 16 KiB groups.
+    let len = (2 << 20) + (1 << 19) + 123;
+    let (path, data) = write_file(c.tmp.path(), "clip.webm", len);
+    let cap = c.put(&path, &[]);
+    let id = cap.parse::<Cap>().unwrap().id();
+    let g = Gateway::start(&c, &[]);
+
+    let r = g.get(&format!("/blob/{}?format=bao", id.to_hex()));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), "application/vnd.mosaic.bao");
+    assert_eq!(
+        r.header("cache-control"),
+        "public, max-age=31536000, immutable"
+    );
+    let mut file = File::open(&cap, &r.body).expect("the manifest verifies and the key opens it");
+    let info: serde_json::Value = serde_json::from_str(&file.info_json()).unwrap();
+    assert_eq!(info["length"], len as u64);
+    assert_eq!(info["name"], "clip.webm");
+    let (k, stride, segments) = (
+        info["k"].as_u64().unwrap() as usize,
+        info["stride"].as_u64().unwrap(),
+        info["segments"].as_u64().unwrap(),
+    );
+    let columns: Vec<String> = info["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    let mut out = Vec::new();
+    for i in 0..segments {
+        let start = i * stride;
+        let end = if i + 1 == segments {
+            start + info["last_shard"].as_u64().unwrap()
+        } else {
+            start + stride
+        };
+        file.begin(i).unwrap();
+        // Column 0 is "missing": columns 1..=k, so parity rebuilds it.
+        for c in 1..=k {
+            let r = g.get(&format!(
+                "/blob/{}?format=bao&start={start}&end={end}",
+                columns[c]
+            ));
+            assert_eq!(r.status, 200, "{}", r.text());
+            let mut shard = Vec::new();
+            file.verify_shard(c, i, &r.body, &mut shard)
+                .expect("the answer verifies");
+            assert_eq!(shard.len() as u64, end - start);
+            if c == 1 && i == 0 {
+                // A flipped byte anywhere in the answer is caught.
+                let mut bad = r.body.clone();
+                let at = bad.len() / 2;
+                bad[at] ^= 1;
+                let mut scratch = Vec::new();
+                let e = file
+                    .verify_shard(c, i, &bad, &mut scratch)
+                    .expect_err("a flipped byte fails");
+                assert_eq!(e.kind(), "corrupt", "{e}");
+                // The answer of another column fails against this column's hash.
+                let e = file
+                    .verify_shard(c + 1, i, &r.body, &mut scratch)
+                    .expect_err("another column's answer fails");
+                assert_eq!(e.kind(), "corrupt", "{e}");
+            }
+            file.put_shard(c, &shard).unwrap();
+        }
+        out.extend_from_slice(file.open_segment(i).expect("the segment opens"));
+    }
+    assert!(out == data, "the file rebuilt from trustless ranges equals the original");
+
+    // What the trustless route refuses, and why.
+    let col = &columns[0];
+    let r = g.get(&format!("/blob/{col}?format=bao&start=5&end=5"));
+    assert_eq!(r.status, 416, "{}", r.text());
+    let r = g.get(&format!("/blob/{col}?format=bao&start=0&end=999999999999"));
+    assert_eq!(r.status, 416, "{}", r.text());
+    let r = g.get(&format!("/blob/{col}?format=car"));
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("format=bao"), "{}", r.text());
+    // A wrong key is the page's "key" error, not garbage.
+    let other = ReadCap {
+        id,
+        key: FileKey::random(),
+    }
+    .to_string();
+    let manifest = g.get(&format!("/blob/{}?format=bao", id.to_hex()));
+    let e = File::open(&other, &manifest.body).expect_err("a wrong key");
+    assert_eq!(e.kind(), "key", "{e}");
+    let e = File::open(&cap[..100], &manifest.body).expect_err("a truncated cap");
+    assert_eq!(e.kind(), "cap", "{e}");
+
+    // The share page: its files, compiled in, with a policy that keeps keys in.
+    let r = g.get("/s/");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("share.js"));
+    assert_eq!(r.header("referrer-policy"), "no-referrer");
+    assert!(r.header("content-security-policy").contains("'wasm-unsafe-eval'"));
+    let r = g.get("/s/mosaic.wasm");
+    assert_eq!(r.header("content-type"), "application/wasm");
+    assert_eq!(&r.body[..4], b"\0asm");
+    let etag = r.header("etag").to_owned();
+    let r = g.request("GET", "/s/mosaic.wasm", &[("If-None-Match", &etag)]);
+    assert_eq!(r.status, 304);
+    let r = g.get("/s/file/0123/clip.webm");
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains("service worker"), "{}", r.text());
+    // The access log names no readcap even for /f/.
+    let r = g.get(&format!("/f/{cap}"));
+    assert_eq!(r.status, 200);
+    thread::sleep(Duration::from_millis(200));
+    let log = g.log.lock().unwrap().clone();
+    assert!(log.contains("(readcap withheld)"), "the access log is on: {log}");
+    assert!(!log.contains(&cap), "a readcap reached the log");
 }

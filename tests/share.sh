@@ -136,6 +136,26 @@ print(json.dumps({
 }))
 PY
 )"
+if [ -n "${SHARE_BENCH:-}" ]; then
+  # benches/share.sh: in-page decode rate and time to first frame (nothing asserted).
+  mib="${SHARE_BENCH:-64}"
+  head -c $((mib << 20)) /dev/urandom >"$work/big.bin"
+  cp "$work/video.webm" "$work/video2.webm"   # another upload: another key, another file
+  "$MOSAIC" put "$work/big.bin" >/dev/null
+  "$MOSAIC" put "$work/video2.webm" --segment-size 65536 >/dev/null
+  big_link="$("$MOSAIC" share big.bin --gateway-url "$gw" 2>/dev/null | tail -n 1)"
+  f_video="$("$MOSAIC" share video2.webm --gateway-url "$gw" --gateway-decrypts 2>/dev/null | tail -n 1)"
+  f_big="$("$MOSAIC" share big.bin --gateway-url "$gw" --gateway-decrypts 2>/dev/null | tail -n 1)"
+  bench_spec="$(python3 -c 'import json,sys; print(json.dumps({"downloads": sys.argv[1], "bench": {"share_video": sys.argv[2], "plain_page": sys.argv[3], "f_video": sys.argv[4], "share_file": sys.argv[5]}}))' \
+    "$work/downloads" "$video_link" "$gw/health" "$f_video" "$big_link")"
+  timeout 300 python3 tests/share_browser.py "$cdp_port" "$bench_spec"
+  curl -s -o /dev/null -w "/f/ through the gateway (it decrypts): %{speed_download} B/s, first byte %{time_starttransfer} s\n" "$f_big"
+  start=$(date +%s.%N)
+  "$MOSAIC" get big.bin -o "$work/big.out" >/dev/null
+  python3 -c "import sys; print(f'mosaic get (native, no gateway): {int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2])) / 1048576:.1f} MiB/s')" \
+    "$((mib << 20))" "$start" "$(date +%s.%N)"
+  exit 0
+fi
 if [ -n "${SHARE_KEEP:-}" ]; then
   printf '%s\n' "$spec" >"$SHARE_KEEP"; echo "cdp $cdp_port" >>"$SHARE_KEEP"; sleep 900
 fi

@@ -148,6 +148,47 @@ def open_link(link, want=("ready", "error"), limit=60):
     return state, kind, status
 
 
+if "bench" in spec:
+    bench = spec["bench"]
+    # Time to first video frame: the share link (page, worker, module, manifest,
+    # verified and decrypted segments) beside /f/ (the gateway decrypts).
+    state, kind, status = open_link(bench["share_video"])
+    assert state == "ready", status
+    for _ in range(100):
+        pump(0.2)
+        first = evaluate("document.body.dataset.firstFrameMs || ''")
+        if first:
+            break
+    created = evaluate("document.body.dataset.mediaCreatedMs")
+    print(f"share link: first frame {first} ms after navigation, {int(first) - int(created)} ms after the <video> was created")
+    call("Page.navigate", page, url=bench["plain_page"])
+    pump(1)
+    f_ms = evaluate("""new Promise((resolve) => {
+      const v = document.createElement('video'); v.muted = true; const t0 = performance.now();
+      v.addEventListener('loadeddata', () => resolve(Math.round(performance.now() - t0)), { once: true });
+      v.addEventListener('error', () => resolve('error ' + (v.error && v.error.message)));
+      v.src = '%s'; document.body.append(v); })""" % bench["f_video"])
+    print(f"/f/ link: first frame {f_ms} ms after the <video> was created")
+    # Decode rate in the page: read a whole file through the worker.
+    state, kind, status = open_link(bench["share_file"])
+    assert state == "ready", status
+    result = evaluate("""(async () => {
+      const t0 = performance.now();
+      const r = await fetch(document.getElementById('download').href.replace('?download=1', ''));
+      const reader = r.body.getReader(); let n = 0;
+      for (;;) { const { done, value } = await reader.read(); if (done) break; n += value.length; }
+      const ms = performance.now() - t0;
+      const stats = await new Promise((res) => { const ch = new MessageChannel(); ch.port1.onmessage = (e) => res(e.data);
+        navigator.serviceWorker.controller.postMessage({ type: 'stats', token: document.body.dataset.token }, [ch.port2]); });
+      return { bytes: n, ms, stats: stats.stats };
+    })()""")
+    mib = result["bytes"] / 1048576
+    print(f"in the page: {mib:.0f} MiB read in {result['ms']:.0f} ms = {mib / result['ms'] * 1000:.1f} MiB/s end to end; "
+          f"the codec's wasm calls (verify + open) {result['stats']['wasmMs']:.0f} ms = "
+          f"{mib / result['stats']['wasmMs'] * 1000:.1f} MiB/s of plaintext; {result['stats']['requests']} column requests")
+    sys.exit(0)
+
+
 def sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -83,6 +83,11 @@ async function main() {
     const el = document.createElement(kind === "image" ? "img" : kind);
     el.id = "media";
     if (kind === "image") el.alt = name; else { el.controls = true; el.preload = "metadata"; }
+    // Timings for benchmarks (ms since navigation): element created, first frame.
+    document.body.dataset.mediaCreatedMs = String(Math.round(performance.now()));
+    el.addEventListener("loadeddata", () => {
+      document.body.dataset.firstFrameMs = String(Math.round(performance.now()));
+    }, { once: true });
     el.src = src;
     $("view").append(el);
   }
