@@ -24,6 +24,7 @@ forbid mosaic-wire redb mosaic-client mosaic-server axum
 forbid mosaic-client redb reflink-copy mosaic-server axum
 forbid mosaic-server mosaic-gateway axum
 forbid mosaic-gateway redb reflink-copy mosaic-server
+forbid mosaic-web tokio iroh iroh-blobs n0-mainline redb mosaic-wire mosaic-client mosaic-server
 
 # And the positive: each layer does use the one below it.
 grep -qx mosaic-codec <<<"$(deps mosaic-wire)" || { echo "mosaic-wire lost mosaic-codec?"; fail=1; }

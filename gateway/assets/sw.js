@@ -9,12 +9,15 @@
 // missing or fails, and opening each segment (XChaCha20-Poly1305), all in mosaic.wasm:
 // Mosaic's codec compiled from the same Rust crate as the native one.
 //
-// Memory is bounded: a response holds at most the segment being sent and the next one.
+// Memory is bounded: a response holds at most READ_AHEAD segments (4 MiB at the
+// default segment size), whatever the file size.
 "use strict";
 
 const SCOPE = new URL("./", self.location).pathname; // "/s/"
 const FILE_PREFIX = SCOPE + "file/";
 const FETCH_TIMEOUT_MS = 30000;
+// Segments in flight per response: enough to hide a round trip to the gateway.
+const READ_AHEAD = 4;
 
 let wasm = null;
 const wasmReady = (async () => {
@@ -223,12 +226,31 @@ async function serve(request, url) {
   const status = range ? 206 : 200;
   if (request.method === "HEAD" || end === start) return new Response(null, { status, headers });
 
+  // Segments are fetched and opened up to READ_AHEAD at a time (their wasm work is
+  // synchronous, so they never interleave); the response holds at most that many.
+  let seg = Math.floor(start / S);
+  const lastSeg = Math.floor((end - 1) / S);
+  const pending = new Map();
+  const want = (from) => {
+    for (let i = from; i < from + READ_AHEAD && i <= lastSeg; i++) {
+      if (!pending.has(i)) {
+        const p = segment(token, file, i);
+        p.catch(() => {}); // awaited below; a cancelled response may never await it
+        pending.set(i, p);
+      }
+    }
+  };
+  const take = (i) => {
+    want(i);
+    const p = pending.get(i);
+    pending.delete(i);
+    return p;
+  };
   // The first segment is in hand before the head is sent, so a file that cannot be
   // read gets an error status rather than a truncated body.
-  let seg = Math.floor(start / S);
   let first;
   try {
-    first = await segment(token, file, seg);
+    first = await take(seg);
   } catch (e) {
     tell({ type: "error", token, kind: e.kind || "network", message: e.message });
     return textResponse(502, e.message);
@@ -241,7 +263,7 @@ async function serve(request, url) {
     async pull(controller) {
       let plain;
       try {
-        plain = first || (await segment(token, file, seg));
+        plain = first || (await take(seg));
       } catch (e) {
         if (!cancelled) {
           tell({ type: "error", token, kind: e.kind || "network", message: e.message });

@@ -4,7 +4,7 @@
 //!
 //! - [`verify`]: checks the gateway's trustless answers (`/blob/{hash}?format=bao`)
 //!   against BLAKE3 hashes, chunk group by chunk group.
-//! - [`file`]: a file opened from its cap and verified manifest; shards in, verified
+//! - [`file`](mod@file): a file opened from its cap and verified manifest; shards in, verified
 //!   and opened segments out (Reed–Solomon rebuild when a column is missing or bad).
 //! - `ffi` (wasm32 only): plain `extern "C"` exports over one input and one output
 //!   buffer; no JavaScript glue, one import (`env.mosaic_random`, the page's

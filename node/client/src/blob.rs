@@ -1,7 +1,10 @@
 //! Raw blobs by hash (`/blob/{hash}` on the gateway, and copies when pinning): find a
 //! holder, prove the blob's size, stream any byte range verified.
 
-use std::{ops::Range, time::Duration};
+use std::{
+    ops::Range,
+    time::{Duration, Instant},
+};
 
 use bao_tree::io::BaoContentItem;
 use bytes::Bytes;
@@ -24,9 +27,46 @@ pub struct RemoteBlob {
     stall: Duration,
 }
 
+/// How long a blob's holder is remembered: as long as a file's holder list.
+const BLOB_HOLDER_TTL: Duration = Duration::from_secs(60);
+/// Blobs whose holder is remembered at most (the oldest are dropped first).
+const BLOB_HOLDERS_MAX: usize = 4096;
+
 impl Client {
-    /// Finds a node holding blob `hash` and learns its size.
+    /// Finds a node holding blob `hash` and learns its size. A holder that served the
+    /// blob within the last minute is asked again first, without a lookup (its size,
+    /// proven then, is a function of the hash).
     pub async fn open_blob(&self, hash: &Hash) -> Result<RemoteBlob, BlobError> {
+        let stall = self.options().stall_timeout;
+        let blob_hash = iroh_blobs::Hash::from_bytes(*hash.as_bytes());
+        let known = {
+            let mut cache = self.blob_holders.lock().expect("not poisoned");
+            cache.retain(|_, (at, _, _)| at.elapsed() < BLOB_HOLDER_TTL);
+            cache.get(hash).map(|&(_, holder, size)| (holder, size))
+        };
+        if let Some((holder, size)) = known {
+            match self.dial(holder, iroh_blobs::ALPN).await {
+                Ok(conn) => return Ok(RemoteBlob::new(conn, blob_hash, size, stall)),
+                Err(_) => {
+                    self.blob_holders.lock().expect("not poisoned").remove(hash);
+                }
+            }
+        }
+        let blob = self.find_blob(hash).await?;
+        let mut cache = self.blob_holders.lock().expect("not poisoned");
+        if cache.len() >= BLOB_HOLDERS_MAX
+            && let Some(oldest) = cache
+                .iter()
+                .min_by_key(|(_, (at, _, _))| *at)
+                .map(|(h, _)| *h)
+        {
+            cache.remove(&oldest);
+        }
+        cache.insert(*hash, (Instant::now(), blob.holder(), blob.size));
+        Ok(blob)
+    }
+
+    async fn find_blob(&self, hash: &Hash) -> Result<RemoteBlob, BlobError> {
         let holders = self.routing().providers(hash).await?;
         if holders.is_empty() {
             return Err(BlobError::NotFound);
@@ -91,6 +131,11 @@ impl RemoteBlob {
     /// Its size in bytes.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// The node serving it.
+    pub fn holder(&self) -> iroh::EndpointId {
+        self.conn.remote_id()
     }
 
     /// Its bytes in `range`, verified as they arrive. A verification or network failure

@@ -94,6 +94,9 @@ pub struct Client {
     conns: Mutex<HashMap<ConnKey, Slot<Connection>>>,
     dialer: Arc<Dialer>,
     holders: Mutex<HashMap<Hash, (Instant, watch::Receiver<Holders>)>>,
+    /// Blobs opened lately: a holder that served each and its proven size, so a
+    /// gateway answering many ranges of one column looks it up once.
+    pub(crate) blob_holders: Mutex<HashMap<Hash, (Instant, EndpointId, u64)>>,
     timings: Arc<Timings>,
 }
 
@@ -384,6 +387,7 @@ impl Client {
                 timings: timings.clone(),
             }),
             holders: Mutex::new(HashMap::new()),
+            blob_holders: Mutex::new(HashMap::new()),
             timings,
         })
     }
