@@ -69,7 +69,7 @@ async function trustless(hash, start, end) {
   const range = start === undefined ? "" : `&start=${start}&end=${end}`;
   const r = await fetch(`/blob/${hash}?format=bao${range}`, {
     signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
-    cache: "default",
+    cache: "no-store",
     referrerPolicy: "no-referrer",
   });
   if (!r.ok) throw await gatewayError(r);
