@@ -12,30 +12,12 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 MOSAIC="${MOSAIC_BIN:-$PWD/target/debug/mosaic}"
-for tool in chromium ffmpeg curl; do
-  command -v "$tool" >/dev/null || { echo "browser test: $tool is missing (apt-get install $tool)"; exit 1; }
-done
-[ -x "$MOSAIC" ] || { echo "browser test: $MOSAIC not built (cargo build)"; exit 1; }
+. tests/browser_env.sh
+start_devnet
 
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-export HOME="$work" XDG_CONFIG_HOME="$work/config" XDG_DATA_HOME="$work/data"
-export MOSAIC_BIND=127.0.0.1:0
-
-"$MOSAIC" devnet --data-dir "$work/devnet" >"$work/devnet.log" 2>&1 &
-pids+=($!)
-
-# The page and a 20 s video (made now, so no binary fixture is kept in the tree).
+# The page and a 20 s video.
 mkdir -p "$work/site"
-ffmpeg -hide_banner -loglevel error -y -f lavfi \
-  -i testsrc=duration=20:size=320x240:rate=25 \
-  -c:v libvpx-vp9 -b:v 1M -deadline realtime -cpu-used 8 "$work/site/video.webm"
+make_video "$work/site/video.webm"
 cat >"$work/site/index.html" <<'HTML'
 <!doctype html>
 <meta charset="utf-8">
@@ -63,29 +45,17 @@ cat >"$work/site/index.html" <<'HTML'
 HTML
 
 # Wait for the devnet, upload the site with small segments (the video spans many).
-for _ in $(seq 1 60); do
-  if [ "$("$MOSAIC" nodes 2>/dev/null | wc -l)" -ge 5 ]; then break; fi
-  sleep 1
-done
+wait_devnet
 id="$("$MOSAIC" put -r "$work/site" --public --segment-size 65536)"
 echo "site: $id"
 
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-"$MOSAIC" gateway run --listen "127.0.0.1:$port" --cache-dir "$work/cache" >"$work/gateway.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 60); do
-  curl -fs "http://127.0.0.1:$port/health" >/dev/null && break
-  sleep 0.5
-done
+port="$(free_port)"
+start_gateway "$port"
 
 # Chromium under the DevTools protocol: open the page, then poll the result the page
 # writes (real time, real network: virtual-time flags would stop before playback).
-cdp_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-chromium --headless=new --no-sandbox --disable-gpu --no-first-run --mute-audio \
-  --user-data-dir="$work/chromium" --autoplay-policy=no-user-gesture-required \
-  --remote-debugging-address=127.0.0.1 --remote-debugging-port="$cdp_port" about:blank \
-  >"$work/chromium.log" 2>&1 &
-pids+=($!)
+cdp_port="$(free_port)"
+start_chromium "$cdp_port"
 result="$(python3 - "$cdp_port" "http://127.0.0.1:$port/p/$id/" <<'PY'
 import json, sys, time, urllib.request
 import websocket  # websocket-client, from PyPI

@@ -20,47 +20,18 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 MOSAIC="${MOSAIC_BIN:-$PWD/target/debug/mosaic}"
-for tool in chromium ffmpeg curl; do
-  command -v "$tool" >/dev/null || { echo "share test: $tool is missing (apt-get install $tool)"; exit 1; }
-done
-[ -x "$MOSAIC" ] || { echo "share test: $MOSAIC not built (cargo build)"; exit 1; }
-
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-export HOME="$work" XDG_CONFIG_HOME="$work/config" XDG_DATA_HOME="$work/data"
-export MOSAIC_BIND=127.0.0.1:0
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-"$MOSAIC" devnet --data-dir "$work/devnet" >"$work/devnet.log" 2>&1 &
-pids+=($!)
-
-ffmpeg -hide_banner -loglevel error -y -f lavfi \
-  -i testsrc=duration=20:size=320x240:rate=25 \
-  -c:v libvpx-vp9 -b:v 1M -deadline realtime -cpu-used 8 "$work/video.webm"
+. tests/browser_env.sh
+start_devnet
+make_video "$work/video.webm"
 head -c $((3 * 1024 * 1024 + 12345)) /dev/urandom >"$work/data.bin"
 
-for _ in $(seq 1 60); do
-  if [ "$("$MOSAIC" nodes 2>/dev/null | wc -l)" -ge 5 ]; then break; fi
-  sleep 1
-done
+wait_devnet
 # Small segments for the video, so a seek lands many segments in.
 video_cap="$("$MOSAIC" put "$work/video.webm" --segment-size 65536 | tail -n 1)"
 file_cap="$("$MOSAIC" put "$work/data.bin" | tail -n 1)"
 
 port="$(free_port)"
-RUST_LOG=info,mosaic::access=debug "$MOSAIC" gateway run --listen "127.0.0.1:$port" \
-  --cache-dir "$work/cache" >"$work/gateway.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 60); do
-  curl -fs "http://127.0.0.1:$port/health" >/dev/null && break
-  sleep 0.5
-done
+start_gateway "$port" RUST_LOG=info,mosaic::access=debug
 gw="http://127.0.0.1:$port"
 video_link="$("$MOSAIC" share video.webm --gateway-url "$gw" | tail -n 1)"
 file_link="$("$MOSAIC" share data.bin --gateway-url "$gw" | tail -n 1)"
@@ -116,11 +87,7 @@ PY
 )"
 
 cdp_port="$(free_port)"
-chromium --headless=new --no-sandbox --disable-gpu --no-first-run --mute-audio \
-  --user-data-dir="$work/chromium" --autoplay-policy=no-user-gesture-required \
-  --remote-debugging-address=127.0.0.1 --remote-debugging-port="$cdp_port" about:blank \
-  >"$work/chromium.log" 2>&1 &
-pids+=($!)
+start_chromium "$cdp_port"
 mkdir -p "$work/downloads"
 spec="$(python3 - <<PY
 import json

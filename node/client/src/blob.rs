@@ -141,9 +141,23 @@ impl RemoteBlob {
     /// Its bytes in `range`, verified as they arrive. A verification or network failure
     /// ends the stream with an error.
     pub fn stream(self, range: Range<u64>) -> impl Stream<Item = Result<Bytes, FetchError>> + Send {
-        let (tx, rx) = mpsc::channel::<Result<Bytes, FetchError>>(4);
+        self.spawn(range, false)
+    }
+
+    /// Runs the fetch in a task that feeds the stream; dropping the stream stops it.
+    fn spawn(
+        self,
+        range: Range<u64>,
+        encoded: bool,
+    ) -> impl Stream<Item = Result<Bytes, FetchError>> + Send {
+        let (tx, rx) = mpsc::channel::<Result<Bytes, FetchError>>(8);
         let task = tokio::spawn(async move {
-            if let Err(e) = self.send_range(range, &tx).await {
+            let sent = if encoded {
+                self.send_encoded(range, &tx).await
+            } else {
+                self.send_range(range, &tx).await
+            };
+            if let Err(e) = sent {
                 let _ = tx.send(Err(e)).await;
             }
         });
@@ -163,16 +177,7 @@ impl RemoteBlob {
         self,
         range: Range<u64>,
     ) -> impl Stream<Item = Result<Bytes, FetchError>> + Send {
-        let (tx, rx) = mpsc::channel::<Result<Bytes, FetchError>>(8);
-        let task = tokio::spawn(async move {
-            if let Err(e) = self.send_encoded(range, &tx).await {
-                let _ = tx.send(Err(e)).await;
-            }
-        });
-        let guard = AbortOnDrop(task);
-        n0_future::stream::unfold((rx, guard), |(mut rx, guard)| async move {
-            rx.recv().await.map(|item| (item, (rx, guard)))
-        })
+        self.spawn(range, true)
     }
 
     async fn send_encoded(

@@ -1,0 +1,62 @@
+# Sourced by the browser tests (tests/browser.sh, tests/share.sh): a scratch HOME, the
+# processes to stop on exit, a devnet of 5 nodes on loopback (QUIC 4919-4923, DHT
+# 6881-6885), a gateway and headless Chromium on free ports.
+# Needs: MOSAIC (the binary), and chromium, ffmpeg and curl on PATH.
+for tool in chromium ffmpeg curl; do
+  command -v "$tool" >/dev/null || { echo "$(basename "$0"): $tool is missing (apt-get install $tool)"; exit 1; }
+done
+[ -x "$MOSAIC" ] || { echo "$(basename "$0"): $MOSAIC not built (cargo build)"; exit 1; }
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+export HOME="$work" XDG_CONFIG_HOME="$work/config" XDG_DATA_HOME="$work/data"
+export MOSAIC_BIND=127.0.0.1:0
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start_devnet: 5 nodes in one process (in the background; wait_devnet waits for them).
+start_devnet() {
+  "$MOSAIC" devnet --data-dir "$work/devnet" >"$work/devnet.log" 2>&1 &
+  pids+=($!)
+}
+# wait_devnet: returns once `mosaic nodes` sees the 5 nodes (60 s at most).
+wait_devnet() {
+  for _ in $(seq 1 60); do
+    if [ "$("$MOSAIC" nodes 2>/dev/null | wc -l)" -ge 5 ]; then return; fi
+    sleep 1
+  done
+}
+
+# start_gateway PORT [env...]: a gateway on 127.0.0.1:PORT, healthy within 30 s.
+start_gateway() {
+  local port=$1; shift
+  env "$@" "$MOSAIC" gateway run --listen "127.0.0.1:$port" --cache-dir "$work/cache" \
+    >"$work/gateway.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 60); do
+    curl -fs "http://127.0.0.1:$port/health" >/dev/null && return
+    sleep 0.5
+  done
+}
+
+# start_chromium PORT: headless Chromium driven over the DevTools protocol on PORT.
+start_chromium() {
+  chromium --headless=new --no-sandbox --disable-gpu --no-first-run --mute-audio \
+    --user-data-dir="$work/chromium" --autoplay-policy=no-user-gesture-required \
+    --remote-debugging-address=127.0.0.1 --remote-debugging-port="$1" about:blank \
+    >"$work/chromium.log" 2>&1 &
+  pids+=($!)
+}
+
+# make_video PATH: a 20 s VP9 test pattern (made now: no binary fixture in the tree).
+make_video() {
+  ffmpeg -hide_banner -loglevel error -y -f lavfi \
+    -i testsrc=duration=20:size=320x240:rate=25 \
+    -c:v libvpx-vp9 -b:v 1M -deadline realtime -cpu-used 8 "$1"
+}
