@@ -80,6 +80,8 @@ impl fmt::Display for WebError {
 pub struct File {
     decoder: Decoder,
     id: Hash,
+    /// The segment begun, if any: shards go to the decoder only after `begin`.
+    current: Option<u64>,
 }
 
 /// The id a cap names and whether it carries a key, without fetching anything.
@@ -111,7 +113,11 @@ impl File {
         )?;
         let manifest = Manifest::from_bytes_verified(&bytes, &id).map_err(WebError::Manifest)?;
         let decoder = Decoder::new(manifest, cap.key()).map_err(WebError::Key)?;
-        Ok(Self { decoder, id })
+        Ok(Self {
+            decoder,
+            id,
+            current: None,
+        })
     }
 
     /// What the page needs to plan requests, as JSON: length, segments, columns and
@@ -183,14 +189,24 @@ impl File {
     pub fn begin(&mut self, segment: u64) -> Result<(), WebError> {
         self.check_column(0, segment)?;
         self.decoder.begin_segment(segment);
+        self.current = Some(segment);
+        Ok(())
+    }
+
+    /// Checks that a segment was begun and `column` exists.
+    fn check_slot(&self, column: usize) -> Result<(), WebError> {
+        if self.current.is_none() {
+            return Err(WebError::Usage("no segment begun".into()));
+        }
+        if column >= self.decoder.layout().params().columns() {
+            return Err(WebError::Usage(format!("no column {column}")));
+        }
         Ok(())
     }
 
     /// Gives column `column`'s verified shard of the current segment.
     pub fn put_shard(&mut self, column: usize, shard: &[u8]) -> Result<(), WebError> {
-        if column >= self.decoder.layout().params().columns() {
-            return Err(WebError::Usage(format!("no column {column}")));
-        }
+        self.check_slot(column)?;
         let slot = self.decoder.shard_mut(column);
         if slot.len() != shard.len() {
             return Err(WebError::Usage(format!(
@@ -207,23 +223,23 @@ impl File {
     /// The buffer for column `column`'s shard of the current segment, to fill in place
     /// before [`File::mark_present`] (saves a copy across the wasm boundary).
     pub fn shard_slot(&mut self, column: usize) -> Result<&mut [u8], WebError> {
-        if column >= self.decoder.layout().params().columns() {
-            return Err(WebError::Usage(format!("no column {column}")));
-        }
+        self.check_slot(column)?;
         Ok(self.decoder.shard_mut(column))
     }
 
     /// Marks column `column`'s shard of the current segment as given.
     pub fn mark_present(&mut self, column: usize) -> Result<(), WebError> {
-        if column >= self.decoder.layout().params().columns() {
-            return Err(WebError::Usage(format!("no column {column}")));
-        }
+        self.check_slot(column)?;
         self.decoder.set_present(column, true);
         Ok(())
     }
 
-    /// Opens the current segment from the shards given: its plaintext.
+    /// Opens the current segment from the shards given: its plaintext. `segment` must
+    /// be the one begun.
     pub fn open_segment(&mut self, segment: u64) -> Result<&[u8], WebError> {
+        if self.current != Some(segment) {
+            return Err(WebError::Usage(format!("segment {segment} was not begun")));
+        }
         self.decoder
             .open_segment()
             .map(|opened| opened.plaintext)
@@ -251,4 +267,69 @@ fn json_string(s: &mut String, v: Option<&str>) {
         }
     }
     s.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use bao_tree::io::{outboard::PreOrderMemOutboard, sync::encode_ranges_validated};
+    use mosaic_codec::{Access, FileKey, Metadata, Params, ReadCap, encode};
+
+    use super::*;
+    use crate::verify;
+
+    fn answer(data: &[u8]) -> Vec<u8> {
+        let outboard = PreOrderMemOutboard::create(data, verify::BLOCK_SIZE);
+        let mut out = (data.len() as u64).to_le_bytes().to_vec();
+        let range = 0..data.len() as u64;
+        encode_ranges_validated(data, &outboard, &verify::chunk_ranges(&range), &mut out)
+            .expect("encodes");
+        out
+    }
+
+    #[test]
+    fn calls_out_of_order_are_errors_not_panics() {
+        let params = Params::default();
+        let key = FileKey::random();
+        let mut columns = vec![Vec::new(); params.columns()];
+        let data = vec![7u8; 5000];
+        let manifest = encode(
+            params,
+            &Access::Private(key.clone()),
+            &Metadata::default(),
+            data.len() as u64,
+            Cursor::new(&data),
+            &mut columns,
+        )
+        .expect("encodes");
+        let cap = ReadCap {
+            id: manifest.id(),
+            key,
+        }
+        .to_string();
+        let mut file = File::open(&cap, &answer(manifest.as_bytes())).expect("opens");
+        // Before any segment is begun, or past the last, or a column that does not exist.
+        assert_eq!(file.shard_slot(0).map(|_| ()).unwrap_err().kind(), "usage");
+        assert_eq!(file.put_shard(0, &[1, 2]).unwrap_err().kind(), "usage");
+        assert_eq!(file.mark_present(0).unwrap_err().kind(), "usage");
+        assert_eq!(file.open_segment(0).unwrap_err().kind(), "usage");
+        assert_eq!(file.begin(1).unwrap_err().kind(), "usage");
+        file.begin(0).expect("segment 0");
+        assert_eq!(file.shard_slot(5).map(|_| ()).unwrap_err().kind(), "usage");
+        assert_eq!(file.put_shard(0, &[1, 2]).unwrap_err().kind(), "usage");
+        assert_eq!(file.open_segment(1).unwrap_err().kind(), "usage");
+        // Too few shards: the segment's error, then the file reads from k columns.
+        assert_eq!(file.open_segment(0).unwrap_err().kind(), "corrupt");
+        for (c, column) in columns.iter().enumerate().skip(2) {
+            let mut shard = Vec::new();
+            file.verify_shard(c, 0, &answer(column), &mut shard)
+                .expect("one segment: its span is the whole column");
+            file.put_shard(c, &shard).expect("shard");
+        }
+        assert_eq!(
+            file.open_segment(0).expect("rebuilt from 2 parity columns"),
+            &data[..]
+        );
+    }
 }
