@@ -10,7 +10,7 @@
 
 use anyhow::Result;
 use iroh::EndpointId;
-use mosaic_client::{FileHealth, Role};
+use mosaic_client::{FileHealth, PeerError, Role};
 use mosaic_codec::Hash;
 use serde_json::json;
 
@@ -31,7 +31,7 @@ fn file_id(arg: &str) -> Result<Hash> {
 /// One copy of one blob, and what verifying it found.
 struct Copy {
     node: EndpointId,
-    verified: Option<Result<u64, String>>,
+    verified: Option<Result<u64, PeerError>>,
 }
 
 /// `mosaic check FILE [--verify]`.
@@ -52,12 +52,7 @@ pub fn check(
                 let client = client.clone();
                 async move {
                     let verified = if verify {
-                        Some(
-                            client
-                                .verify_blob(p.node, &blob.hash)
-                                .await
-                                .map_err(|e| e.to_string()),
-                        )
+                        Some(client.verify_blob(p.node, &blob.hash).await)
                     } else {
                         None
                     };
@@ -93,7 +88,7 @@ pub fn check(
                 let mut v = json!({"node": c.node.to_string()});
                 match &c.verified {
                     Some(Ok(size)) => { v["verified"] = json!(true); v["size"] = json!(size); }
-                    Some(Err(e)) => { v["verified"] = json!(false); v["error"] = json!(e); }
+                    Some(Err(e)) => { v["verified"] = json!(false); v["error"] = json!(e.to_string()); }
                     None => {}
                 }
                 v
