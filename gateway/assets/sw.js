@@ -115,57 +115,64 @@ async function tell(message) {
   }
 }
 
-// The plaintext of segment `i`: k verified shards, then the segment opened.
+// The plaintext of segment `i`: answers for k columns fetched, then, in one
+// synchronous step (so no other segment interleaves in the module), each verified
+// straight into the decoder and the segment opened. A column that fails, on the network
+// or in verification, is replaced by the next one (parity: Reed-Solomon rebuilds).
 async function segment(token, file, i) {
   const { k, n, stride, last_shard, segments, columns } = file.info;
   const start = i * stride;
   const end = start + (i === segments - 1 ? last_shard : stride);
   // Data columns first (no rebuild needed), columns that failed before last.
   const order = [...Array(n).keys()].sort((a, b) => (file.bad.has(a) - file.bad.has(b)) || a - b);
-  const shards = new Map();
+  const answers = new Map();
   const faults = [];
+  let forged = false; // a column failed verification (not only the network)
   let next = 0;
-  while (shards.size < k) {
-    const batch = order.slice(next, next + (k - shards.size));
+  const fault = (c, e) => {
+    forged = forged || e.kind === "corrupt";
+    file.bad.add(c);
+    file.stats.faults++;
+    faults.push(`column ${c}: ${e.message}`);
+    tell({ type: "fault", token, segment: i, column: c, message: e.message });
+  };
+  for (;;) {
+    const batch = order.slice(next, next + (k - answers.size));
     next += batch.length;
-    if (batch.length === 0) {
-      const e = new Error(`segment ${i}: only ${shards.size} of the ${k} columns needed verified (${faults.join("; ")})`);
-      e.kind = "corrupt";
-      throw e;
-    }
     await Promise.all(batch.map(async (c) => {
       try {
-        const answer = await trustless(columns[c], start, end);
+        answers.set(c, await trustless(columns[c], start, end));
         file.stats.requests++;
-        const t0 = performance.now();
-        input(answer);
-        const ok = wasm.mosaic_verify(file.handle, c, i, answer.length);
-        file.stats.wasmMs += performance.now() - t0;
-        if (ok < 0) throw failure();
-        shards.set(c, output().slice());
       } catch (e) {
-        file.bad.add(c);
-        file.stats.faults++;
-        faults.push(`column ${c}: ${e.message}`);
-        tell({ type: "fault", token, segment: i, column: c, message: e.message });
+        fault(c, e);
       }
     }));
+    if (answers.size < k) {
+      if (next < n) continue;
+      const e = new Error(`segment ${i}: fewer than the ${k} columns needed are usable (${faults.length} of ${n} failed: ${faults.join("; ")})`);
+      e.kind = forged ? "corrupt" : "network";
+      throw e;
+    }
+    const t0 = performance.now();
+    if (wasm.mosaic_begin(file.handle, i) < 0) throw failure();
+    for (const [c, answer] of answers) {
+      input(answer);
+      if (wasm.mosaic_verify(file.handle, c, i, answer.length) < 0) {
+        fault(c, failure());
+        answers.delete(c);
+      }
+    }
+    if (answers.size < k) {
+      file.stats.wasmMs += performance.now() - t0;
+      continue; // fetch replacements, then verify all again from a fresh segment
+    }
+    if (wasm.mosaic_open_segment(file.handle, i) < 0) throw failure();
+    const plain = new Uint8Array(wasm.memory.buffer, wasm.mosaic_plain_ptr() >>> 0, wasm.mosaic_plain_len() >>> 0).slice();
+    file.stats.wasmMs += performance.now() - t0;
+    file.stats.bytes += plain.length;
+    file.stats.segments++;
+    return plain;
   }
-  // Synchronous from here: no other request can interleave with this segment.
-  const t0 = performance.now();
-  if (wasm.mosaic_begin(file.handle, i) < 0) throw failure();
-  for (const [c, shard] of shards) {
-    const slot = wasm.mosaic_shard_slot(file.handle, c) >>> 0;
-    if (slot === 0) throw failure();
-    new Uint8Array(wasm.memory.buffer, slot, shard.length).set(shard);
-    if (wasm.mosaic_present(file.handle, c) < 0) throw failure();
-  }
-  if (wasm.mosaic_open_segment(file.handle, i) < 0) throw failure();
-  const plain = output().slice();
-  file.stats.wasmMs += performance.now() - t0;
-  file.stats.bytes += plain.length;
-  file.stats.segments++;
-  return plain;
 }
 
 function contentDisposition(name) {

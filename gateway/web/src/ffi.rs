@@ -4,8 +4,8 @@
 //! `kind\nmessage` (kinds: `cap`, `key`, `corrupt`, `usage`).
 //!
 //! Files are handles (`u32`, from 1) into a table owned by this module: the page
-//! never holds a pointer into Rust state except the transient buffers above and a
-//! shard slot between `mosaic_shard_slot` and `mosaic_present`.
+//! never holds a pointer into Rust state except the transient buffers above and the
+//! last opened segment's plaintext (`mosaic_plain_ptr/len`), which it copies at once.
 //!
 //! `unsafe` here is only the attributes that export symbols and the import of the
 //! page's randomness; no raw pointer is dereferenced by Rust.
@@ -147,14 +147,14 @@ pub extern "C" fn mosaic_close(handle: u32) {
 }
 
 /// Verifies the gateway's answer in the input's first `len` bytes for column
-/// `column`'s span of segment `segment`; output: the shard.
+/// `column`'s span of the current segment, `segment`, straight into the decoder, and
+/// marks that shard present. Call after `mosaic_begin`.
 #[unsafe(no_mangle)]
 pub extern "C" fn mosaic_verify(handle: u32, column: u32, segment_index: f64, len: usize) -> i32 {
     let input = STATE.with_borrow_mut(|s| std::mem::take(&mut s.input));
-    let result = with_file(handle, |file, output| {
-        output.clear();
+    let result = with_file(handle, |file, _| {
         let answer = input.get(..len).unwrap_or(&[]);
-        file.verify_shard(column as usize, segment(segment_index), answer, output)?;
+        file.verify_into_slot(column as usize, segment(segment_index), answer)?;
         Ok(0)
     });
     STATE.with_borrow_mut(|s| s.input = input);
@@ -169,35 +169,34 @@ pub extern "C" fn mosaic_begin(handle: u32, segment_index: f64) -> i32 {
     })
 }
 
-/// The current segment's slot for column `column`'s shard (null if there is no such
-/// column): the page copies a verified shard there, then calls `mosaic_present`.
-#[unsafe(no_mangle)]
-pub extern "C" fn mosaic_shard_slot(handle: u32, column: u32) -> *mut u8 {
-    let mut ptr = std::ptr::null_mut();
-    with_file(handle, |file, _| {
-        ptr = file.shard_slot(column as usize)?.as_mut_ptr();
-        Ok(0)
-    });
-    ptr
+thread_local! {
+    /// Where the last opened segment's plaintext is, inside its decoder.
+    static PLAIN: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
 }
 
-/// Marks column `column`'s shard of the current segment as given.
-#[unsafe(no_mangle)]
-pub extern "C" fn mosaic_present(handle: u32, column: u32) -> i32 {
-    with_file(handle, |file, _| {
-        file.mark_present(column as usize).map(|()| 0)
-    })
-}
-
-/// Opens the current segment from the shards given; output: its plaintext.
+/// Opens the current segment from the shards verified; its plaintext is then at
+/// `mosaic_plain_ptr/len` (inside the decoder, not copied), valid until the next call
+/// on this file.
 #[unsafe(no_mangle)]
 pub extern "C" fn mosaic_open_segment(handle: u32, segment_index: f64) -> i32 {
-    with_file(handle, |file, output| {
+    PLAIN.set((0, 0));
+    with_file(handle, |file, _| {
         let plain = file.open_segment(segment(segment_index))?;
-        output.clear();
-        output.extend_from_slice(plain);
+        PLAIN.set((plain.as_ptr() as usize, plain.len()));
         Ok(0)
     })
+}
+
+/// Where the last opened segment's plaintext is.
+#[unsafe(no_mangle)]
+pub extern "C" fn mosaic_plain_ptr() -> usize {
+    PLAIN.get().0
+}
+
+/// How long it is.
+#[unsafe(no_mangle)]
+pub extern "C" fn mosaic_plain_len() -> usize {
+    PLAIN.get().1
 }
 
 #[link(wasm_import_module = "env")]

@@ -185,6 +185,37 @@ impl File {
         Ok(())
     }
 
+    /// Checks a gateway's answer for column `column`'s span of the current segment,
+    /// `segment`, straight into the decoder's slot, and marks the shard present. On
+    /// error the shard is not present.
+    pub fn verify_into_slot(
+        &mut self,
+        column: usize,
+        segment: u64,
+        answer: &[u8],
+    ) -> Result<(), WebError> {
+        let span = self.check_column(column, segment)?;
+        if self.current != Some(segment) {
+            return Err(WebError::Usage(format!("segment {segment} was not begun")));
+        }
+        let hash = self.decoder.manifest().columns()[column];
+        let expected = self.decoder.layout().column_len();
+        self.decoder.set_present(column, false);
+        verify::verify_range_into(
+            &hash,
+            Some(expected),
+            span,
+            answer,
+            self.decoder.shard_mut(column),
+        )
+        .map_err(|source| WebError::Verify {
+            what: format!("column {column}"),
+            source,
+        })?;
+        self.decoder.set_present(column, true);
+        Ok(())
+    }
+
     /// Starts segment `segment`: no shard present.
     pub fn begin(&mut self, segment: u64) -> Result<(), WebError> {
         self.check_column(0, segment)?;
@@ -216,20 +247,6 @@ impl File {
             )));
         }
         slot.copy_from_slice(shard);
-        self.decoder.set_present(column, true);
-        Ok(())
-    }
-
-    /// The buffer for column `column`'s shard of the current segment, to fill in place
-    /// before [`File::mark_present`] (saves a copy across the wasm boundary).
-    pub fn shard_slot(&mut self, column: usize) -> Result<&mut [u8], WebError> {
-        self.check_slot(column)?;
-        Ok(self.decoder.shard_mut(column))
-    }
-
-    /// Marks column `column`'s shard of the current segment as given.
-    pub fn mark_present(&mut self, column: usize) -> Result<(), WebError> {
-        self.check_slot(column)?;
         self.decoder.set_present(column, true);
         Ok(())
     }
@@ -310,13 +327,15 @@ mod tests {
         .to_string();
         let mut file = File::open(&cap, &answer(manifest.as_bytes())).expect("opens");
         // Before any segment is begun, or past the last, or a column that does not exist.
-        assert_eq!(file.shard_slot(0).map(|_| ()).unwrap_err().kind(), "usage");
         assert_eq!(file.put_shard(0, &[1, 2]).unwrap_err().kind(), "usage");
-        assert_eq!(file.mark_present(0).unwrap_err().kind(), "usage");
         assert_eq!(file.open_segment(0).unwrap_err().kind(), "usage");
+        assert_eq!(
+            file.verify_into_slot(0, 0, &[]).unwrap_err().kind(),
+            "usage"
+        );
         assert_eq!(file.begin(1).unwrap_err().kind(), "usage");
         file.begin(0).expect("segment 0");
-        assert_eq!(file.shard_slot(5).map(|_| ()).unwrap_err().kind(), "usage");
+        assert_eq!(file.put_shard(5, &[]).unwrap_err().kind(), "usage");
         assert_eq!(file.put_shard(0, &[1, 2]).unwrap_err().kind(), "usage");
         assert_eq!(file.open_segment(1).unwrap_err().kind(), "usage");
         // Too few shards: the segment's error, then the file reads from k columns.
@@ -331,5 +350,19 @@ mod tests {
             file.open_segment(0).expect("rebuilt from 2 parity columns"),
             &data[..]
         );
+        // The same, verified straight into the decoder's slots; a bad answer is not used.
+        file.begin(0).expect("segment 0");
+        let mut bad = answer(&columns[0]);
+        let at = bad.len() - 1;
+        bad[at] ^= 1;
+        assert_eq!(
+            file.verify_into_slot(0, 0, &bad).unwrap_err().kind(),
+            "corrupt"
+        );
+        for (c, column) in columns.iter().enumerate().skip(2) {
+            file.verify_into_slot(c, 0, &answer(column))
+                .expect("verifies");
+        }
+        assert_eq!(file.open_segment(0).expect("opens"), &data[..]);
     }
 }

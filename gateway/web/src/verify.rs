@@ -106,6 +106,44 @@ pub fn verify_range(
     answer: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<u64, VerifyError> {
+    let mark = out.len();
+    verify_with(root, expected, range, answer, |bytes| {
+        out.extend_from_slice(bytes)
+    })
+    .inspect_err(|_| out.truncate(mark))
+}
+
+/// As [`verify_range`], writing the range's bytes into `out`, which must be exactly as
+/// long as the range. On error `out` may hold part of them: do not use it.
+pub fn verify_range_into(
+    root: &Hash,
+    expected: Option<u64>,
+    range: Range<u64>,
+    answer: &[u8],
+    out: &mut [u8],
+) -> Result<u64, VerifyError> {
+    if out.len() as u64 != range.end.saturating_sub(range.start) {
+        return Err(VerifyError::Range {
+            range,
+            size: out.len() as u64,
+        });
+    }
+    let mut at = 0;
+    verify_with(root, expected, range, answer, |bytes| {
+        out[at..at + bytes.len()].copy_from_slice(bytes);
+        at += bytes.len();
+    })
+}
+
+/// The verification itself: hands the range's bytes to `sink` in order, as each chunk
+/// group verifies; the answer must then end exactly.
+fn verify_with(
+    root: &Hash,
+    expected: Option<u64>,
+    range: Range<u64>,
+    answer: &[u8],
+    mut sink: impl FnMut(&[u8]),
+) -> Result<u64, VerifyError> {
     let (size_bytes, encoded) = answer.split_first_chunk::<8>().ok_or(VerifyError::NoSize)?;
     let size = u64::from_le_bytes(*size_bytes);
     if let Some(expected) = expected
@@ -119,7 +157,6 @@ pub fn verify_range(
     if size > MAX_SIZE || range.start > range.end || range.end > size {
         return Err(VerifyError::Range { range, size });
     }
-    let mark = out.len();
     let ranges = chunk_ranges(&range);
     let tree = BaoTree::new(size, BLOCK_SIZE);
     let mut reader = Cursor::new(encoded);
@@ -131,7 +168,6 @@ pub fn verify_range(
             Ok(BaoContentItem::Leaf(leaf)) => leaf,
             Ok(BaoContentItem::Parent(_)) => continue,
             Err(e) => {
-                out.truncate(mark);
                 return Err(match e {
                     DecodeError::ParentHashMismatch(node) => VerifyError::Mismatch {
                         offset: node.chunk_range().start.to_bytes(),
@@ -150,19 +186,17 @@ pub fn verify_range(
         let to = range.end.min(end);
         if from < to {
             let at = (from - leaf.offset) as usize;
-            out.extend_from_slice(&leaf.data[at..at + (to - from) as usize]);
+            sink(&leaf.data[at..at + (to - from) as usize]);
             next = to;
         }
     }
     if next < range.end {
-        out.truncate(mark);
         return Err(VerifyError::Truncated {
             proven: next - range.start,
         });
     }
     let trailing = encoded.len() - reader.position() as usize;
     if trailing != 0 {
-        out.truncate(mark);
         return Err(VerifyError::Trailing { bytes: trailing });
     }
     Ok(size)
@@ -204,6 +238,16 @@ mod tests {
                 .expect("verifies");
                 assert_eq!(size, l);
                 assert_eq!(out, &data[range.start as usize..range.end as usize]);
+                let mut slot = vec![0; out.len()];
+                verify_range_into(
+                    &root,
+                    Some(l),
+                    range.clone(),
+                    &answer(&data, &range),
+                    &mut slot,
+                )
+                .expect("verifies into a slot");
+                assert_eq!(slot, out);
             }
         }
     }
