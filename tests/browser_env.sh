@@ -12,7 +12,13 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$work"
+  # Chromium's helper processes outlive its main one for a moment and may still write
+  # into the profile: retry rather than fail the test on its way out.
+  for _ in 1 2 3 4 5; do
+    rm -rf "$work" 2>/dev/null && break
+    sleep 1
+  done
+  return 0
 }
 trap cleanup EXIT
 export HOME="$work" XDG_CONFIG_HOME="$work/config" XDG_DATA_HOME="$work/data"
