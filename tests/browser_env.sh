@@ -1,6 +1,7 @@
 # Sourced by the browser tests (tests/browser.sh, tests/share.sh): a scratch HOME, the
 # processes to stop on exit, a devnet of 5 nodes on loopback (QUIC 4919-4923, DHT
-# 6881-6885), a gateway and headless Chromium on free ports.
+# 6881-6885; DEVNET_NODES=N for N nodes, 4919+i and 6881+i), a gateway and headless
+# Chromium on free ports.
 # Needs: MOSAIC (the binary), and chromium, ffmpeg and curl on PATH.
 for tool in chromium ffmpeg curl; do
   command -v "$tool" >/dev/null || { echo "$(basename "$0"): $tool is missing (apt-get install $tool)"; exit 1; }
@@ -28,13 +29,13 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # start_devnet: 5 nodes in one process (in the background; wait_devnet waits for them).
 start_devnet() {
-  "$MOSAIC" devnet --data-dir "$work/devnet" >"$work/devnet.log" 2>&1 &
+  "$MOSAIC" devnet --nodes "${DEVNET_NODES:-5}" --data-dir "$work/devnet" >"$work/devnet.log" 2>&1 &
   pids+=($!)
 }
-# wait_devnet: returns once `mosaic nodes` sees the 5 nodes (60 s at most).
+# wait_devnet: returns once `mosaic nodes` sees every node (60 s at most).
 wait_devnet() {
   for _ in $(seq 1 60); do
-    if [ "$("$MOSAIC" nodes 2>/dev/null | wc -l)" -ge 5 ]; then return; fi
+    if [ "$("$MOSAIC" nodes 2>/dev/null | wc -l)" -ge "${DEVNET_NODES:-5}" ]; then return; fi
     sleep 1
   done
 }

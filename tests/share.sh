@@ -14,12 +14,14 @@
 #
 # Needs chromium, ffmpeg, python3 with websocket-client and blake3 (.ci/run installs
 # them) and a built `mosaic` (MOSAIC_BIN, default target/debug/mosaic). Loopback only:
-# a devnet of 5 nodes (QUIC 4919-4923, DHT 6881-6885), a gateway and the proxy on
+# a devnet of 20 nodes (QUIC 4919-4938, DHT 6881-6900), a gateway and the proxy on
 # free ports. Bounded: every wait has a limit; the whole takes about a minute.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 MOSAIC="${MOSAIC_BIN:-$PWD/target/debug/mosaic}"
+# 20 storage nodes: columns are found among tens of nodes, as users run them.
+DEVNET_NODES="${DEVNET_NODES:-20}"
 . tests/browser_env.sh
 start_devnet
 make_video "$work/video.webm"

@@ -22,33 +22,42 @@ use crate::{
     respond::not_modified_response,
 };
 
-/// One embedded file.
+/// One embedded file, served at `/s/{name}` (the page at `/s/`).
 struct Asset {
+    name: &'static str,
     bytes: &'static [u8],
     media_type: &'static str,
 }
 
-const PAGE: Asset = Asset {
-    bytes: include_bytes!("../../assets/share.html"),
-    media_type: "text/html; charset=utf-8",
-};
-const SCRIPT: Asset = Asset {
-    bytes: include_bytes!("../../assets/share.js"),
-    media_type: "text/javascript; charset=utf-8",
-};
-const STYLE: Asset = Asset {
-    bytes: include_bytes!("../../assets/share.css"),
-    media_type: "text/css; charset=utf-8",
-};
-const WORKER: Asset = Asset {
-    bytes: include_bytes!("../../assets/sw.js"),
-    media_type: "text/javascript; charset=utf-8",
-};
-/// The codec module, built by `gateway/web/build.sh` (CI checks it matches the source).
-const MODULE: Asset = Asset {
-    bytes: include_bytes!("../../assets/mosaic.wasm"),
-    media_type: "application/wasm",
-};
+/// The page, then its script, style, worker and the codec module (built by
+/// `gateway/web/build.sh`; CI checks it matches the source).
+const ASSETS: [Asset; 5] = [
+    Asset {
+        name: "",
+        bytes: include_bytes!("../../assets/share.html"),
+        media_type: "text/html; charset=utf-8",
+    },
+    Asset {
+        name: "share.js",
+        bytes: include_bytes!("../../assets/share.js"),
+        media_type: "text/javascript; charset=utf-8",
+    },
+    Asset {
+        name: "share.css",
+        bytes: include_bytes!("../../assets/share.css"),
+        media_type: "text/css; charset=utf-8",
+    },
+    Asset {
+        name: "sw.js",
+        bytes: include_bytes!("../../assets/sw.js"),
+        media_type: "text/javascript; charset=utf-8",
+    },
+    Asset {
+        name: "mosaic.wasm",
+        bytes: include_bytes!("../../assets/mosaic.wasm"),
+        media_type: "application/wasm",
+    },
+];
 
 /// What the page may load and run: its own files and the module, nothing from
 /// elsewhere, no inline script; media from its own worker.
@@ -56,32 +65,16 @@ const POLICY: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; 
      connect-src 'self'; media-src 'self'; img-src 'self'; style-src 'self'; \
      worker-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-static ETAGS: LazyLock<Vec<(&'static str, String)>> = LazyLock::new(|| {
-    [
-        ("page", &PAGE),
-        ("script", &SCRIPT),
-        ("style", &STYLE),
-        ("worker", &WORKER),
-        ("module", &MODULE),
-    ]
-    .into_iter()
-    .map(|(name, a)| {
-        let hash = mosaic_codec::Hash::of(a.bytes).to_hex();
-        (name, format!("\"{}\"", &hash[..32]))
-    })
-    .collect()
+/// Each asset's ETag, in `ASSETS` order: a prefix of its BLAKE3 hash.
+static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    ASSETS
+        .iter()
+        .map(|a| format!("\"{}\"", &mosaic_codec::Hash::of(a.bytes).to_hex()[..32]))
+        .collect()
 });
 
-fn etag(name: &str) -> &'static str {
-    ETAGS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, e)| e.as_str())
-        .unwrap_or("\"\"")
-}
-
-fn serve(name: &str, asset: &Asset, headers: &HeaderMap) -> Response {
-    let tag = etag(name);
+fn serve(index: usize, headers: &HeaderMap) -> Response {
+    let (asset, tag) = (&ASSETS[index], ETAGS[index].as_str());
     let mut response = if not_modified(headers, tag) {
         not_modified_response(tag)
     } else {
@@ -113,7 +106,7 @@ fn serve(name: &str, asset: &Asset, headers: &HeaderMap) -> Response {
 
 /// `GET /s/`: the page.
 pub(crate) async fn page(headers: HeaderMap) -> Response {
-    serve("page", &PAGE, &headers)
+    serve(0, &headers)
 }
 
 /// `GET /s`: the page lives at `/s/` (its worker's scope); the fragment survives a
@@ -131,17 +124,12 @@ pub(crate) async fn asset(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    Ok(match name.as_str() {
-        "share.js" => serve("script", &SCRIPT, &headers),
-        "share.css" => serve("style", &STYLE, &headers),
-        "sw.js" => serve("worker", &WORKER, &headers),
-        "mosaic.wasm" => serve("module", &MODULE, &headers),
-        _ => {
-            return Err(AppError::NoSuchPath(format!(
-                "/s/{name}: the share page has share.js, share.css, sw.js and mosaic.wasm"
-            )));
-        }
-    })
+    match ASSETS.iter().skip(1).position(|a| a.name == name) {
+        Some(i) => Ok(serve(i + 1, &headers)),
+        None => Err(AppError::NoSuchPath(format!(
+            "/s/{name}: the share page has share.js, share.css, sw.js and mosaic.wasm"
+        ))),
+    }
 }
 
 /// `GET /s/file/…`: the page's worker answers these in the browser. One that reaches
@@ -158,14 +146,13 @@ mod tests {
 
     #[test]
     fn the_embedded_module_is_a_wasm_module_and_the_page_loads_the_script() {
-        assert_eq!(&MODULE.bytes[..4], b"\0asm");
-        let page = std::str::from_utf8(PAGE.bytes).expect("utf-8");
+        assert_eq!(&ASSETS[4].bytes[..4], b"\0asm");
+        let page = std::str::from_utf8(ASSETS[0].bytes).expect("utf-8");
         assert!(page.contains("src=\"share.js\""));
         assert!(
             !page.contains("<script>"),
             "no inline script: the policy forbids it"
         );
-        let tags: Vec<_> = ETAGS.iter().map(|(_, e)| e).collect();
-        assert_eq!(tags.len(), 5);
+        assert_eq!(ETAGS.len(), ASSETS.len());
     }
 }

@@ -39,11 +39,13 @@ impl Client {
     pub async fn open_blob(&self, hash: &Hash) -> Result<RemoteBlob, BlobError> {
         let stall = self.options().stall_timeout;
         let blob_hash = iroh_blobs::Hash::from_bytes(*hash.as_bytes());
-        let known = {
-            let mut cache = self.blob_holders.lock().expect("not poisoned");
-            cache.retain(|_, (at, _, _)| at.elapsed() < BLOB_HOLDER_TTL);
-            cache.get(hash).map(|&(_, holder, size)| (holder, size))
-        };
+        let known = self
+            .blob_holders
+            .lock()
+            .expect("not poisoned")
+            .get(hash)
+            .filter(|(at, _, _)| at.elapsed() < BLOB_HOLDER_TTL)
+            .map(|&(_, holder, size)| (holder, size));
         if let Some((holder, size)) = known {
             match self.dial(holder, iroh_blobs::ALPN).await {
                 Ok(conn) => return Ok(RemoteBlob::new(conn, blob_hash, size, stall)),
@@ -54,6 +56,10 @@ impl Client {
         }
         let blob = self.find_blob(hash).await?;
         let mut cache = self.blob_holders.lock().expect("not poisoned");
+        // Full: drop what expired, and if that is nothing, the oldest.
+        if cache.len() >= BLOB_HOLDERS_MAX {
+            cache.retain(|_, (at, _, _)| at.elapsed() < BLOB_HOLDER_TTL);
+        }
         if cache.len() >= BLOB_HOLDERS_MAX
             && let Some(oldest) = cache
                 .iter()
