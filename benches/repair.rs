@@ -312,6 +312,7 @@ async fn scrub_rate(dir: &std::path::Path, mib: usize) -> (f64, f64, f64) {
         relay_serve: None,
         dht_client: false,
         announce_interval: Duration::from_secs(3600),
+        republish_interval: Duration::from_secs(3600),
         health: HealthOptions::default(),
     })
     .await

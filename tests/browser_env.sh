@@ -41,9 +41,11 @@ wait_devnet() {
 }
 
 # start_gateway PORT [env...]: a gateway on 127.0.0.1:PORT, healthy within 30 s.
+# GATEWAY_ARGS: more flags for `gateway run` (split on spaces), e.g. --allow-uploads.
 start_gateway() {
   local port=$1; shift
-  env "$@" "$MOSAIC" gateway run --listen "127.0.0.1:$port" --cache-dir "$work/cache" \
+  # shellcheck disable=SC2086
+  env "$@" "$MOSAIC" gateway run --listen "127.0.0.1:$port" --cache-dir "$work/cache" ${GATEWAY_ARGS:-} \
     >"$work/gateway.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 60); do

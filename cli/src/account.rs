@@ -150,6 +150,7 @@ pub fn key_list(g: &Global) -> Result<()> {
                     println!("{mark} {name:<16} (convergence secret)")
                 }
                 (keys::Kind::Identity, Ok(id)) => println!("{mark} {name:<16} {id}"),
+                (keys::Kind::Name, Ok(key)) => println!("  {name:<16} {key} (name)"),
             }
         }
         Ok(())
@@ -201,7 +202,7 @@ pub fn key_import(
         let written = keys.import(key, name)?;
         let shown = match key.kind {
             keys::Kind::Convergence => keys::CONVERGENCE,
-            keys::Kind::Identity => name.unwrap_or(&key.name),
+            keys::Kind::Identity | keys::Kind::Name => name.unwrap_or(&key.name),
         };
         imported.push(json!({"name": shown, "new": written}));
     }

@@ -6,12 +6,12 @@
 use mosaic_client::{BlobError, ClientError, PeerError};
 use mosaic_codec::{
     CapError, DecodeError, EncodeError, ErrorKind, HashParseError, ManifestError, MetadataError,
-    ParamsError,
+    ParamsError, name::NameError as NameRefError,
 };
 use mosaic_server::{NodeError, relay::RelayError, store::StoreError};
 use mosaic_wire::{
     dht::RoutingError, endpoint::EndpointError, identity::IdentityError, names::NameError,
-    relay::RelayParseError,
+    record::RecordError, relay::RelayParseError,
 };
 
 /// Why `mosaic` exited.
@@ -122,6 +122,8 @@ fn kind_of(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
         StoreError,
         EndpointError,
         NameError,
+        NameRefError,
+        RecordError,
         RelayParseError,
         RelayError,
     );

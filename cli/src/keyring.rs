@@ -15,6 +15,26 @@ use serde::{Deserialize, Serialize};
 use crate::exit::{Code, fail};
 
 const FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("files-0");
+/// Names this user published: name key's name → a JSON [`Published`].
+const NAMES: TableDefinition<&str, &[u8]> = TableDefinition::new("names-0");
+
+/// What was last published under one of this user's names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    /// The name key's name.
+    pub name: String,
+    /// The target: a readcap or id.
+    pub target: String,
+    /// The path inside the target ("" for itself).
+    #[serde(default)]
+    pub path: String,
+    /// Whether the record is sealed (readers need the `ms1…` form).
+    pub private: bool,
+    /// Its sequence number.
+    pub seq: i64,
+    /// When (unix seconds).
+    pub published: u64,
+}
 
 /// One upload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +118,7 @@ impl Keyring {
         };
         let tx = db.begin_write().map_err(err)?;
         tx.open_table(FILES).map_err(err)?;
+        tx.open_table(NAMES).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(Self { db })
     }
@@ -183,6 +204,29 @@ impl Keyring {
             let json = serde_json::to_vec(record)?;
             table
                 .insert(record.name.as_str(), json.as_slice())
+                .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// What was last published under name `name`.
+    pub fn published(&self, name: &str) -> Result<Option<Published>> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(NAMES).map_err(err)?;
+        let Some(v) = table.get(name).map_err(err)? else {
+            return Ok(None);
+        };
+        Ok(serde_json::from_slice(v.value()).ok())
+    }
+
+    /// Records a publication.
+    pub fn put_published(&self, p: &Published) -> Result<()> {
+        let tx = self.db.begin_write().map_err(err)?;
+        {
+            let mut table = tx.open_table(NAMES).map_err(err)?;
+            let json = serde_json::to_vec(p)?;
+            table
+                .insert(p.name.as_str(), json.as_slice())
                 .map_err(err)?;
         }
         tx.commit().map_err(err)

@@ -1,8 +1,9 @@
 //! The client's keys: identities (ed25519, the `EndpointId` nodes authorize and pins
 //! belong to) and the convergence secret, as files in `$XDG_CONFIG_HOME/mosaic/keys/`.
 //!
-//! `NAME.key` is an identity, 32 raw bytes; `convergence.secret` is the convergence
-//! secret, 32 raw bytes. The directory is 0700 and every file 0600; a key file others
+//! `NAME.key` is an identity, 32 raw bytes; `NAME.name` is a name key (the ed25519
+//! secret of a mutable name, see `mosaic name`), 32 raw bytes; `convergence.secret` is
+//! the convergence secret, 32 raw bytes. One name is one key, whatever its kind. The directory is 0700 and every file 0600; a key file others
 //! can read is refused with the command that fixes it. The identity in use is `--key
 //! NAME` (`MOSAIC_KEY`, `key =` in the config file), else `default`, created on first
 //! use. The name `convergence` is reserved for the convergence secret.
@@ -37,6 +38,8 @@ pub enum Kind {
     Identity,
     /// The convergence secret.
     Convergence,
+    /// A mutable name's ed25519 secret.
+    Name,
 }
 
 /// A key as exported: its name, kind and secret bytes (wiped when dropped).
@@ -137,6 +140,54 @@ impl Keys {
         Ok(Self { dir })
     }
 
+    fn name_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.name"))
+    }
+
+    /// Refuses `name` if a key of any kind has it.
+    fn check_free(&self, name: &str) -> Result<()> {
+        for path in [self.path(name), self.name_path(name)] {
+            if path.exists() {
+                return fail(
+                    Code::Refused,
+                    format!(
+                        "a key named {name:?} exists already ({}): choose another name, or remove it first with `mosaic key rm {name}` if you really mean to replace it",
+                        path.display()
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates name key `name` (a fresh ed25519 secret); refuses a taken name.
+    pub fn create_name(&self, name: &str) -> Result<[u8; 32]> {
+        check_name(name)?;
+        if name == CONVERGENCE {
+            return fail(
+                Code::BadInput,
+                "`convergence` is reserved for the convergence secret",
+            );
+        }
+        self.check_free(name)?;
+        Ok(identity::load_or_create_secret(&self.name_path(name))?)
+    }
+
+    /// The secret of name key `name`, which must exist.
+    pub fn name_secret(&self, name: &str) -> Result<Zeroizing<[u8; 32]>> {
+        check_name(name)?;
+        let path = self.name_path(name);
+        if !path.exists() {
+            return fail(
+                Code::NotFound,
+                format!(
+                    "there is no name key {name:?}: `mosaic name ls` lists yours, `mosaic name new {name}` makes one"
+                ),
+            );
+        }
+        Ok(Zeroizing::new(identity::load_or_create_secret(&path)?))
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         if name == CONVERGENCE {
             self.dir.join("convergence.secret")
@@ -147,7 +198,7 @@ impl Keys {
 
     /// Whether key `name` exists.
     pub fn exists(&self, name: &str) -> bool {
-        self.path(name).exists()
+        self.path(name).exists() || self.name_path(name).exists()
     }
 
     /// Loads identity `name`; the default one is created on first use, any other
@@ -187,16 +238,8 @@ impl Keys {
     /// overwrite.
     pub fn create(&self, name: &str) -> Result<PathBuf> {
         check_name(name)?;
+        self.check_free(name)?;
         let path = self.path(name);
-        if path.exists() {
-            return fail(
-                Code::Refused,
-                format!(
-                    "a key named {name:?} exists already ({}): remove it first with `mosaic key rm {name}` if you really mean to replace it",
-                    path.display()
-                ),
-            );
-        }
         identity::load_or_create_secret(&path)?;
         Ok(path)
     }
@@ -211,6 +254,12 @@ impl Keys {
             if let Some(stem) = name.strip_suffix(".key") {
                 let id = identity::load_or_create(&self.path(stem)).map(|k| k.public().to_string());
                 out.push((stem.to_owned(), Kind::Identity, id));
+            } else if let Some(stem) = name.strip_suffix(".name") {
+                let key = identity::load_or_create_secret(&self.name_path(stem)).map(|s| {
+                    let signer = mosaic_wire::record::SigningKey::from_bytes(&s);
+                    mosaic_codec::name::NameKey(signer.verifying_key().to_bytes()).to_string()
+                });
+                out.push((stem.to_owned(), Kind::Name, key));
             } else if name == "convergence.secret" {
                 let ok =
                     identity::load_or_create_secret(&self.path(CONVERGENCE)).map(|_| String::new());
@@ -224,7 +273,10 @@ impl Keys {
     /// The file of key `name`, which must exist.
     fn existing(&self, name: &str) -> Result<PathBuf> {
         check_name(name)?;
-        let path = self.path(name);
+        let mut path = self.path(name);
+        if !path.exists() && name != CONVERGENCE {
+            path = self.name_path(name);
+        }
         if !path.exists() {
             return fail(
                 Code::NotFound,
@@ -242,6 +294,8 @@ impl Keys {
             name: name.to_owned(),
             kind: if name == CONVERGENCE {
                 Kind::Convergence
+            } else if path.extension().is_some_and(|e| e == "name") {
+                Kind::Name
             } else {
                 Kind::Identity
             },
@@ -255,17 +309,28 @@ impl Keys {
     pub fn import(&self, key: &Exported, name: Option<&str>) -> Result<bool> {
         let name = match key.kind {
             Kind::Convergence => CONVERGENCE,
-            Kind::Identity => name.unwrap_or(&key.name),
+            Kind::Identity | Kind::Name => name.unwrap_or(&key.name),
         };
         check_name(name)?;
-        if key.kind == Kind::Identity && name == CONVERGENCE {
+        if key.kind != Kind::Convergence && name == CONVERGENCE {
             return fail(
                 Code::BadInput,
                 "`convergence` is reserved for the convergence secret: import the identity with --name",
             );
         }
         let secret = unhex(&key.secret)?;
-        let path = self.path(name);
+        let (path, other) = match key.kind {
+            Kind::Name => (self.name_path(name), self.path(name)),
+            _ => (self.path(name), self.name_path(name)),
+        };
+        if other.exists() {
+            return fail(
+                Code::Refused,
+                format!(
+                    "a key of another kind named {name:?} exists already: import this one under another name with --name"
+                ),
+            );
+        }
         if path.exists() {
             let have = Zeroizing::new(identity::load_or_create_secret(&path)?);
             if *have == *secret {

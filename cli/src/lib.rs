@@ -24,6 +24,7 @@ mod gateway;
 mod health;
 mod keyring;
 mod keys;
+mod name;
 mod offline;
 mod output;
 mod pins;
@@ -98,6 +99,12 @@ enum Command {
     Key {
         #[command(subcommand)]
         command: KeyCommand,
+    },
+    /// Mutable names: publish once, point the name at new content forever (signed
+    /// records on the DHT, kept alive by the nodes holding what they point to).
+    Name {
+        #[command(subcommand)]
+        command: NameCommand,
     },
     /// List the storage nodes of the network: found on the DHT, and reachable.
     Nodes {
@@ -332,6 +339,46 @@ enum KeyCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum NameCommand {
+    /// Create a name key (kept with your keys) and print the name (`mn1…`).
+    New {
+        /// What you call it here.
+        name: String,
+    },
+    /// Point a name at a file or directory: a record signed with the name key, put to
+    /// the DHT and handed to the nodes holding the target, which republish it. Prints
+    /// what readers resolve: `mn1…`, or for a private name `ms1…`.
+    Publish {
+        /// The name key's name.
+        name: String,
+        /// A keyring name, readcap or id. A readcap is only ever published sealed.
+        target: String,
+        /// A path inside the target directory, e.g. `docs/`.
+        #[arg(long, default_value = "")]
+        path: String,
+        /// Seal the record: only holders of the `ms1…` form learn the target (DHT
+        /// nodes, storage nodes and gateways see that the name exists and changes).
+        #[arg(long)]
+        private: bool,
+        #[command(flatten)]
+        network: NetworkArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print what a name points to now: `mn1…`, `ms1…`, or one of your names.
+    Resolve {
+        /// The name.
+        name: String,
+        #[command(flatten)]
+        network: NetworkArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List your names and what each last published.
+    Ls,
+}
+
+#[derive(Debug, Subcommand)]
 enum PinCommand {
     /// Ask the nodes holding a file to keep it for you (copying columns to new nodes
     /// where no holder will).
@@ -473,6 +520,9 @@ impl Command {
             | Command::Gateway {
                 command: GatewayCommand::Run { network, .. },
             }
+            | Command::Name {
+                command: NameCommand::Publish { network, .. } | NameCommand::Resolve { network, .. },
+            }
             | Command::Nodes { network, .. }
             | Command::Status { network, .. }
             | Command::Share { network, .. }
@@ -539,6 +589,23 @@ fn run(cli: Cli) -> Result<()> {
             data_dir,
             capacity,
         } => serve::devnet(&g, nodes, data_dir, capacity),
+        Command::Name { command } => match command {
+            NameCommand::New { name } => name::new(&g, &name),
+            NameCommand::Publish {
+                name,
+                target,
+                path,
+                private,
+                network,
+                client,
+            } => name::publish(&g, network, client, &name, &target, &path, private),
+            NameCommand::Resolve {
+                name,
+                network,
+                client,
+            } => name::resolve_name(&g, network, client, &name),
+            NameCommand::Ls => name::ls(&g),
+        },
         Command::Nodes { network, client } => transfer::nodes(&g, network, client),
         Command::Status { network, client } => pins::status(&g, network, client),
         Command::Ls => account::ls(&g),

@@ -60,6 +60,11 @@ pub struct NodeRunArgs {
     /// How often to re-announce every record on the DHT [default: 10m]
     #[arg(long, env = "MOSAIC_ANNOUNCE_INTERVAL")]
     pub announce_interval: Option<humantime::Duration>,
+    /// How often the name records this node keeps (names pointing at files it holds)
+    /// are republished to the DHT; BEP 44 lets DHT nodes drop them after 2h
+    /// [default: 1h]
+    #[arg(long, env = "MOSAIC_REPUBLISH_INTERVAL")]
+    pub republish_interval: Option<humantime::Duration>,
     /// How often each file this node holds part of is checked: are its columns' holders
     /// announced, reachable, still holding them? [default: 30m]
     #[arg(long, env = "MOSAIC_CHECK_INTERVAL")]
@@ -276,6 +281,12 @@ pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
         &n.announce_interval,
     )?
     .unwrap_or(Duration::from_secs(600));
+    let republish_interval = duration_setting(
+        "republish_interval",
+        args.republish_interval,
+        &n.republish_interval,
+    )?
+    .unwrap_or(Duration::from_secs(3600));
     let gc_interval = duration_setting("gc_interval", args.gc_interval, &n.gc_interval)?
         .unwrap_or(Duration::from_secs(60));
     let defaults = HealthOptions::default();
@@ -384,6 +395,7 @@ pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
         relay_serve,
         dht_client: args.dht_client || n.dht_client.unwrap_or(false),
         announce_interval,
+        republish_interval,
         health,
     };
     runtime()?.block_on(async move {
@@ -516,6 +528,7 @@ pub fn devnet(
                 relay_serve: None,
                 dht_client: false,
                 announce_interval: Duration::from_secs(600),
+                republish_interval: Duration::from_secs(3600),
                 health: HealthOptions::default(),
             };
             let node = Node::spawn(options)

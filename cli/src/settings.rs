@@ -164,6 +164,8 @@ pub struct NodeSection {
     pub allow: Option<Vec<String>>,
     /// Re-announce interval, e.g. "10m".
     pub announce_interval: Option<String>,
+    /// How often kept name records are republished, e.g. "1h".
+    pub republish_interval: Option<String>,
     /// How often each held file is checked, e.g. "30m".
     pub check_interval: Option<String>,
     /// How long a column may be missing before it is rebuilt, e.g. "1h".

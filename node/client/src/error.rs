@@ -8,10 +8,14 @@
 use std::{fmt, path::PathBuf};
 
 use iroh::EndpointId;
-use mosaic_codec::{DecodeError, EncodeError, ErrorKind, Hash, ManifestError};
+use mosaic_codec::{
+    DecodeError, EncodeError, ErrorKind, Hash, ManifestError,
+    name::{NameError, NameKey},
+};
 use mosaic_wire::{
     dht::RoutingError,
     endpoint::{DialError, EndpointError},
+    record::RecordError,
     request::{FetchError, RequestError},
 };
 
@@ -172,6 +176,36 @@ pub enum ClientError {
         /// Why.
         source: FetchError,
     },
+    /// A name or its record cannot be used.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// A record could not be signed or is forged.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The DHT has no record of the name.
+    #[error(
+        "no record of name {name} was found on the DHT: it was never published on this network, or the nodes keeping it are gone; its publisher can run `mosaic name publish` again"
+    )]
+    NoSuchName {
+        /// The name.
+        name: NameKey,
+    },
+    /// A name was to point at a file no node announces.
+    #[error(
+        "no storage node announces file {id}: upload it first (a name is kept alive by the nodes holding its target)"
+    )]
+    NoSuchTarget {
+        /// The target's id.
+        id: Hash,
+    },
+    /// Neither the DHT nor any holder of the target took the record.
+    #[error("the name record reached neither the DHT ({dht}) nor any holder of its target: {}", Failures(.holders))]
+    NameNotPublished {
+        /// Why the DHT put failed.
+        dht: String,
+        /// Each holder's failure.
+        holders: Vec<(EndpointId, PeerError)>,
+    },
 }
 
 impl ClientError {
@@ -185,6 +219,17 @@ impl ClientError {
             ClientError::Decode(e) => e.kind(),
             ClientError::Manifest(e) => e.kind(),
             ClientError::Blob(e) => e.kind(),
+            ClientError::Name(e) => e.kind(),
+            ClientError::Record(e) => e.kind(),
+            ClientError::NoSuchName { .. } | ClientError::NoSuchTarget { .. } => {
+                ErrorKind::NotFound
+            }
+            // A holder's refusal says more than the DHT's failure.
+            ClientError::NameNotPublished { holders, .. } => holders
+                .iter()
+                .map(|(_, e)| e.kind())
+                .find(|k| *k != ErrorKind::Network)
+                .unwrap_or(ErrorKind::Network),
             ClientError::ManifestUnavailable { holders: 0, .. }
             | ClientError::NoRepairer { holders: 0, .. } => ErrorKind::NotFound,
             ClientError::NoNetwork { .. }

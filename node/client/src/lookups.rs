@@ -15,6 +15,7 @@ use mosaic_codec::Hash;
 use mosaic_wire::{
     dht::{PeerAddr, Routing, RoutingError, RoutingOptions},
     endpoint, proto,
+    record::SignedRecord,
     relay::RelayInfo,
     request,
 };
@@ -122,7 +123,7 @@ impl Proxy {
                 .iter()
                 .filter_map(|b| EndpointId::from_bytes(b).ok())
                 .collect()),
-            proto::Found::Address(_) => Err(self.failed("answered an address, not ids")),
+            _ => Err(self.failed("answered something other than ids")),
         }
     }
 }
@@ -169,7 +170,23 @@ impl Lookups {
             Lookups::Dht(r) => r.resolve(id).await,
             Lookups::Via(p) => match p.ask(proto::Lookup::Address(*id.as_bytes())).await? {
                 proto::Found::Address(addr) => Ok(addr),
-                proto::Found::Ids(_) => Err(p.failed("answered ids, not an address")),
+                _ => Err(p.failed("answered something other than an address")),
+            },
+        }
+    }
+
+    /// The newest record of name `key` (checked: a record a proxy hands over is
+    /// verified here, as a DHT node verifies the ones it stores).
+    pub async fn name_record(&self, key: &[u8; 32]) -> Result<Option<SignedRecord>, RoutingError> {
+        match self {
+            Lookups::Dht(r) => r.resolve_record(key).await,
+            Lookups::Via(p) => match p.ask(proto::Lookup::Name(*key)).await? {
+                proto::Found::Record(Some(r)) if r.key == *key && r.verify().is_ok() => Ok(Some(r)),
+                proto::Found::Record(Some(_)) => {
+                    Err(p.failed("answered a record that is not this name's or is forged"))
+                }
+                proto::Found::Record(None) => Ok(None),
+                _ => Err(p.failed("answered something other than a record")),
             },
         }
     }

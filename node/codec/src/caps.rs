@@ -144,7 +144,7 @@ pub enum CapError {
 const READCAP: &str = "readcap";
 const PUBLIC_ID: &str = "public id";
 
-fn checksum(prefix: &str, payload: &[u8]) -> [u8; CHECKSUM_LEN] {
+pub(crate) fn checksum(prefix: &str, payload: &[u8]) -> [u8; CHECKSUM_LEN] {
     let mut h = blake3::Hasher::new();
     h.update(prefix.as_bytes());
     h.update(payload);
@@ -153,14 +153,18 @@ fn checksum(prefix: &str, payload: &[u8]) -> [u8; CHECKSUM_LEN] {
         .expect("4 of 32 bytes")
 }
 
-fn encode(prefix: &str, payload: &[u8]) -> String {
+pub(crate) fn encode(prefix: &str, payload: &[u8]) -> String {
     let mut bytes = payload.to_vec();
     bytes.extend_from_slice(&checksum(prefix, payload));
     format!("{prefix}{}", BASE32.encode(&bytes))
 }
 
 /// Decodes `s` (prefix already checked) into a payload of `N` bytes.
-fn decode<const N: usize>(s: &str, prefix: &str, kind: &'static str) -> Result<[u8; N], CapError> {
+pub(crate) fn decode<const N: usize>(
+    s: &str,
+    prefix: &str,
+    kind: &'static str,
+) -> Result<[u8; N], CapError> {
     let body = &s[prefix.len()..];
     // Characters first: a pasted URL fragment shows as the character that does not
     // belong, rather than as a wrong length.
@@ -191,7 +195,7 @@ fn decode<const N: usize>(s: &str, prefix: &str, kind: &'static str) -> Result<[
     Ok(payload.try_into().expect("N bytes"))
 }
 
-fn is_symbol(c: char) -> bool {
+pub(crate) fn is_symbol(c: char) -> bool {
     c.is_ascii_alphabetic() || ('2'..='7').contains(&c)
 }
 

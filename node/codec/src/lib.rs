@@ -34,6 +34,7 @@ mod hash;
 mod kind;
 mod layout;
 mod manifest;
+pub mod name;
 mod rebuild;
 mod seal;
 

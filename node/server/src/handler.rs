@@ -21,6 +21,7 @@ use mosaic_codec::{Hash, MAX_MANIFEST_LEN, Manifest};
 use mosaic_wire::{
     dht::Routing,
     proto::{self, MAX_HASHES, Refusal, Request, Response},
+    record::SignedRecord,
 };
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -28,6 +29,7 @@ use tracing::{debug, warn};
 use crate::{
     announcer::AnnounceStatus,
     health::Health,
+    names::{HoldError, Names},
     node::Admission,
     store::{Store, StoreError},
 };
@@ -40,12 +42,14 @@ pub(crate) struct StorageProtocol {
     admission: Arc<Admission>,
     status: Arc<AnnounceStatus>,
     health: Arc<Health>,
+    names: Arc<Names>,
 }
 
 impl StorageProtocol {
     pub(crate) fn new(
         store: Store,
         routing: Routing,
+        names: Arc<Names>,
         admission: Admission,
         status: Arc<AnnounceStatus>,
         health: Arc<Health>,
@@ -56,6 +60,7 @@ impl StorageProtocol {
             admission: Arc::new(admission),
             status,
             health,
+            names,
         }
     }
 }
@@ -190,6 +195,7 @@ impl StorageProtocol {
                 owners,
                 size,
             } => self.adopt(file, column, owners, size, recv).await,
+            Request::HoldName { record, file } => self.hold_name(record, file).await,
             Request::Pin { hashes } => match self.store.pin(peer, &proto::hashes(&hashes)).await {
                 Ok(missing) => Response::Pinned {
                     missing: missing.iter().map(|h| *h.as_bytes()).collect(),
@@ -210,6 +216,30 @@ impl StorageProtocol {
         }
     }
 
+    /// Keeps a name record and puts it to the DHT at once.
+    async fn hold_name(&self, record: SignedRecord, file: [u8; 32]) -> Response {
+        let names = self.names.clone();
+        let kept = {
+            let record = record.clone();
+            tokio::task::spawn_blocking(move || names.hold(record, Hash::from_bytes(file))).await
+        };
+        match kept {
+            Ok(Ok(())) => Response::NameHeld {
+                published: self.names.publish(&record).await,
+            },
+            Ok(Err(e)) => {
+                let reason = match e {
+                    HoldError::Stale { .. } => Refusal::Stale,
+                    HoldError::Record(_) | HoldError::NotHeld(_) => Refusal::BadRequest,
+                    HoldError::Full => Refusal::NoSpace,
+                    HoldError::Db(_) => Refusal::Internal,
+                };
+                refused(reason, e.to_string())
+            }
+            Err(e) => refused(Refusal::Internal, e.to_string()),
+        }
+    }
+
     /// A DHT lookup for the caller.
     async fn lookup(&self, what: proto::Lookup) -> Response {
         let ids = |found: Result<Vec<EndpointId>, _>| {
@@ -227,6 +257,11 @@ impl StorageProtocol {
                 ids(self.routing.providers(&Hash::from_bytes(hash)).await)
             }
             proto::Lookup::StorageNodes => ids(self.routing.storage_nodes().await),
+            proto::Lookup::Name(key) => self
+                .routing
+                .resolve_record(&key)
+                .await
+                .map(proto::Found::Record),
             proto::Lookup::Address(id) => match EndpointId::from_bytes(&id) {
                 Ok(id) => self.routing.resolve(&id).await.map(proto::Found::Address),
                 Err(_) => return refused(Refusal::BadRequest, "not a node id"),

@@ -18,6 +18,7 @@ mod announcer;
 mod collector;
 mod handler;
 mod health;
+mod names;
 pub mod node;
 pub mod policy;
 pub mod relay;

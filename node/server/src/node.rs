@@ -47,6 +47,7 @@ use crate::{
     collector,
     handler::StorageProtocol,
     health::{Health, HealthOptions},
+    names::{self, Names},
     relay::{RelayError, RelayServeOptions, RelayService, RelayStats},
     scrub,
     store::{Limits, Store, StoreError},
@@ -99,6 +100,8 @@ pub struct NodeOptions {
     pub dht_client: bool,
     /// How often every record is re-announced.
     pub announce_interval: Duration,
+    /// How often kept name records are republished (see [`crate::names`]).
+    pub republish_interval: Duration,
     /// Health checks, repair and scrub.
     pub health: HealthOptions,
 }
@@ -153,6 +156,8 @@ pub struct Node {
     health: Arc<Health>,
     checker: JoinHandle<()>,
     scrubber: JoinHandle<()>,
+    names: Arc<Names>,
+    republisher: JoinHandle<()>,
 }
 
 impl Node {
@@ -238,9 +243,15 @@ impl Node {
             client,
             options.health,
         ));
+        let names = Arc::new(
+            Names::open(&options.data_dir, store.clone(), routing.clone())
+                .map_err(|e| NodeError::Store(StoreError::Db(e)))?,
+        );
+        let republisher = tokio::spawn(names::run(names.clone(), options.republish_interval));
         let storage = StorageProtocol::new(
             store.clone(),
             routing.clone(),
+            names.clone(),
             options.admission.clone(),
             status.clone(),
             health.clone(),
@@ -289,6 +300,8 @@ impl Node {
             health,
             checker,
             scrubber,
+            names,
+            republisher,
         })
     }
 
@@ -345,6 +358,11 @@ impl Node {
         scrub::pass(&self.health, rate).await
     }
 
+    /// Name records this node keeps and republishes.
+    pub fn names_kept(&self) -> u64 {
+        self.names.count()
+    }
+
     /// Stops accepting, closes connections, flushes the store.
     pub async fn shutdown(self) {
         self.announcer.abort();
@@ -352,6 +370,7 @@ impl Node {
         self.collector.abort();
         self.checker.abort();
         self.scrubber.abort();
+        self.republisher.abort();
         // Also shuts the blob store down.
         if let Err(e) = self.router.shutdown().await {
             warn!("router shutdown: {e}");

@@ -40,6 +40,7 @@ async fn node(dir: &std::path::Path, capacity: u64, admission: Admission) -> Nod
         relay_serve: None,
         dht_client: false,
         announce_interval: Duration::from_secs(60),
+        republish_interval: Duration::from_secs(3600),
         health: mosaic_server::HealthOptions::default(),
     })
     .await

@@ -37,6 +37,7 @@ use mosaic_codec::{ErrorKind, Hash};
 
 use crate::{
     names::{self, NameError},
+    record::SignedRecord,
     relay::RelayInfo,
 };
 
@@ -163,6 +164,17 @@ pub enum RoutingError {
     /// An address record reached no node.
     #[error("DHT address publish failed: {0}")]
     Publish(#[from] n0_mainline::errors::PutMutableError),
+    /// DHT nodes hold a newer record of this name than the one put.
+    #[error(
+        "the DHT holds a newer record of this name (sequence number above {seq}): the older one was refused"
+    )]
+    Stale {
+        /// The refused record's sequence number.
+        seq: i64,
+    },
+    /// DHT nodes refused a name record (error code and their words).
+    #[error("DHT nodes refused the name record: {0}")]
+    RecordRefused(String),
     /// A bootstrap name did not resolve.
     #[error("bootstrap: {0}")]
     Name(#[from] NameError),
@@ -184,6 +196,7 @@ impl RoutingError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             RoutingError::Start(_) | RoutingError::ReadOnly => ErrorKind::Other,
+            RoutingError::Stale { .. } | RoutingError::RecordRefused(_) => ErrorKind::Refused,
             RoutingError::Name(e) => e.kind(),
             _ => ErrorKind::Network,
         }
@@ -366,6 +379,46 @@ impl Routing {
             .await
             .map(|_| ())
             .map_err(RoutingError::from)
+    }
+
+    /// Puts a name's signed record (as signed: anyone may republish it). Refused as
+    /// [`RoutingError::Stale`] when the DHT nodes hold a higher sequence number, and as
+    /// [`RoutingError::RecordRefused`] when they find it invalid (a forged signature).
+    pub async fn publish_record(&self, record: &SignedRecord) -> Result<(), RoutingError> {
+        use n0_mainline::errors::{ConcurrencyError, PutMutableError, PutQueryError};
+        match self.dht.put_mutable(record.to_item(), None).await {
+            Ok(_) => Ok(()),
+            Err(PutMutableError::Concurrency(ConcurrencyError::NotMostRecent)) => {
+                Err(RoutingError::Stale { seq: record.seq })
+            }
+            Err(PutMutableError::Query(PutQueryError::ErrorResponse(e))) => Err(
+                RoutingError::RecordRefused(format!("error {}: {}", e.code, e.description)),
+            ),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The newest record of name `key` the DHT holds (highest sequence number; every
+    /// item's signature was checked by the DHT node on receipt), if any.
+    pub async fn resolve_record(
+        &self,
+        key: &[u8; 32],
+    ) -> Result<Option<SignedRecord>, RoutingError> {
+        let _turn = self.lookup_permit().await?;
+        let mut stream = self
+            .dht
+            .get_mutable(key, Some(mosaic_codec::name::NAME_SALT), None)
+            .await
+            .map_err(|_| RoutingError::Shutdown)?;
+        let mut best: Option<MutableItem> = None;
+        self.collect_settled(&mut stream, |item: MutableItem| {
+            if best.as_ref().is_none_or(|b| item.seq() > b.seq()) {
+                best = Some(item);
+            }
+            true
+        })
+        .await;
+        Ok(best.map(|item| SignedRecord::from_item(&item)))
     }
 
     /// The EndpointIds that announced `key`, freshest first, stale records dropped.

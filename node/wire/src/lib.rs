@@ -20,5 +20,6 @@ pub mod endpoint;
 pub mod identity;
 pub mod names;
 pub mod proto;
+pub mod record;
 pub mod relay;
 pub mod request;

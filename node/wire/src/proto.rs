@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use mosaic_codec::{ErrorKind, Hash};
 
-use crate::dht::PeerAddr;
+use crate::{dht::PeerAddr, record::SignedRecord};
 
 /// The ALPN of the storage protocol.
 pub const ALPN: &[u8] = b"/mosaic/storage/1";
@@ -83,6 +83,17 @@ pub enum Request {
     /// A DHT lookup made by the node for the caller: how a client in relay-only mode
     /// finds things without sending a datagram from its own address. Anyone may ask.
     Lookup(Lookup),
+    /// Keep name record `record` (a name pointing at file `file`, which this node holds
+    /// part of) and republish it to the DHT until the file is gone from this node. The
+    /// node checks the signature, refuses a record older than the one it has, and puts
+    /// the record to the DHT at once.
+    HoldName {
+        /// The signed record.
+        record: SignedRecord,
+        /// The file (manifest hash) the name points to; for a private name the record
+        /// does not say, so the publisher does.
+        file: [u8; 32],
+    },
 }
 
 /// What a [`Request::Lookup`] asks the node to look up in the network's DHT.
@@ -94,6 +105,8 @@ pub enum Lookup {
     StorageNodes,
     /// Where this node said it can be reached.
     Address([u8; 32]),
+    /// The newest record of this name.
+    Name([u8; 32]),
 }
 
 /// Most ids in one [`Response::Found`].
@@ -134,6 +147,11 @@ pub enum Response {
     Repaired(RepairReport),
     /// The answer to [`Request::Lookup`].
     Found(Found),
+    /// The answer to [`Request::HoldName`]: the record is kept; whether the DHT took it.
+    NameHeld {
+        /// The DHT put succeeded.
+        published: bool,
+    },
     /// The request was refused; nothing changed.
     Refused {
         /// Why.
@@ -150,6 +168,8 @@ pub enum Found {
     Ids(Vec<[u8; 32]>),
     /// An address record (empty if none was found).
     Address(PeerAddr),
+    /// A name's newest record, if any.
+    Record(Option<SignedRecord>),
 }
 
 /// Why a node refused a request.
@@ -165,6 +185,8 @@ pub enum Refusal {
     Internal,
     /// The caller's quota on this node would be exceeded.
     QuotaExceeded,
+    /// A name record older than the one the node holds.
+    Stale,
 }
 
 /// A node's state, as one caller sees it.
@@ -312,6 +334,7 @@ impl Refusal {
             Refusal::Unauthorized => ErrorKind::Refused,
             Refusal::NoSpace | Refusal::QuotaExceeded => ErrorKind::Space,
             Refusal::BadRequest => ErrorKind::BadInput,
+            Refusal::Stale => ErrorKind::Refused,
             Refusal::Internal => ErrorKind::Other,
         }
     }

@@ -82,6 +82,7 @@ fn name(request: &Request) -> &'static str {
         Request::Repair { .. } => "Repair",
         Request::Status { .. } => "Status",
         Request::Lookup(_) => "Lookup",
+        Request::HoldName { .. } => "HoldName",
     }
 }
 
@@ -94,6 +95,7 @@ fn answer_name(response: &Response) -> &'static str {
         Response::Status(_) => "Status",
         Response::Repaired(_) => "Repaired",
         Response::Found(_) => "Found",
+        Response::NameHeld { .. } => "NameHeld",
         Response::Refused { .. } => "Refused",
     }
 }
@@ -231,6 +233,23 @@ pub async fn lookup(conn: &Connection, what: proto::Lookup) -> Result<proto::Fou
     let request = Request::Lookup(what);
     match exchange(conn, &request).await? {
         Response::Found(found) => Ok(found),
+        other => Err(unexpected(&request, &other)),
+    }
+}
+
+/// Asks a holder of file `file` to keep and republish name record `record`
+/// ([`Request::HoldName`]); `Ok(published)` says whether its DHT put succeeded.
+pub async fn hold_name(
+    conn: &Connection,
+    record: &crate::record::SignedRecord,
+    file: &Hash,
+) -> Result<bool, RequestError> {
+    let request = Request::HoldName {
+        record: record.clone(),
+        file: *file.as_bytes(),
+    };
+    match exchange(conn, &request).await? {
+        Response::NameHeld { published } => Ok(published),
         other => Err(unexpected(&request, &other)),
     }
 }

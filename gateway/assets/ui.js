@@ -1,0 +1,366 @@
+// The gateway's home page (served at /, this file at /ui/ui.js): the storage nodes and
+// this gateway's counters (GET /api/network, every 10 s), opening public ids and names
+// and browsing their directories (GET /api/open/TOKEN?path=DIR/), and public uploads
+// (POST /api/upload?name=NAME). A readcap (mr1…) or a private name (ms1…) holds a key:
+// neither is ever sent to the server. A readcap opens in the share page (/s/#CAP/NAME),
+// whose fragment browsers never send, and which decrypts in the browser.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+// el("a", {href: "/x", class: "c", "data-name": "n"}, "text", child…)
+function el(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "class") e.className = v;
+    else if (k.includes("-")) e.setAttribute(k, v);
+    else e[k] = v;
+  }
+  e.append(...children);
+  return e;
+}
+
+function human(bytes) {
+  if (bytes === null || bytes === undefined) return "—";
+  const units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
+  let i = 0;
+  while (bytes >= 1024 && i < units.length - 1) { bytes /= 1024; i++; }
+  return `${i ? bytes.toFixed(1) : bytes} ${units[i]}`;
+}
+
+const message = (e) => (e && e.message ? e.message : String(e));
+
+// The text of an error answer (the gateway's errors are plain text saying what is wrong).
+async function errorText(response) {
+  let text = "";
+  try { text = (await response.text()).trim(); } catch (_) { /* keep the status */ }
+  return (text || `HTTP ${response.status} ${response.statusText}`).slice(0, 1000);
+}
+
+async function getJson(url, options = {}) {
+  let response;
+  try {
+    response = await fetch(url, { cache: "no-store", ...options });
+  } catch (e) {
+    if (e.name === "AbortError") throw e;
+    throw new Error(`the gateway did not answer (${message(e)})`);
+  }
+  if (!response.ok) throw new Error(await errorText(response));
+  return response.json();
+}
+
+// ---- Network ---------------------------------------------------------------------
+
+let networkBusy = false;
+
+async function refreshNetwork() {
+  if (networkBusy) return;
+  networkBusy = true;
+  $("network-refresh").disabled = true;
+  try {
+    const net = await getJson("/api/network");
+    showGateway(net.gateway || {});
+    showNodes(net.nodes || []);
+    $("network-status").textContent = "";
+    $("network-updated").textContent = `Updated at ${new Date().toLocaleTimeString()}.`;
+  } catch (e) {
+    $("network-status").textContent = `Could not read the network: ${message(e)}`;
+  } finally {
+    networkBusy = false;
+    $("network-refresh").disabled = false;
+  }
+}
+
+function showGateway(g) {
+  const cache = g.cache || {};
+  const ratio = typeof cache.hit_ratio === "number" ? `${(cache.hit_ratio * 100).toFixed(0)} % hits` : "no hits yet";
+  const pairs = [
+    ["Version", g.version || "—"],
+    ["DHT peers", String(g.dht_peers ?? "—")],
+    ["Cache", `${human(cache.bytes)} of ${human(cache.capacity)}, ${ratio}`],
+    ["Responses", String(g.responses ?? "—")],
+    ["Bytes sent", human(g.bytes_sent)],
+    ["Uploads", g.uploads ? "accepted (public)" : "not accepted"],
+  ];
+  $("gateway-stats").replaceChildren(
+    ...pairs.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v))));
+  setUploads(g.uploads === true);
+}
+
+function showNodes(nodes) {
+  const rows = nodes.map((n) => {
+    const id = String(n.id || "");
+    const free = typeof n.capacity === "number" && typeof n.used === "number" ? Math.max(0, n.capacity - n.used) : null;
+    const rtt = typeof n.rtt_ms === "number" ? `${n.rtt_ms.toFixed(n.rtt_ms < 100 ? 1 : 0)} ms` : "—";
+    return el("tr", { class: n.error ? "node down" : "node" },
+      el("td", { class: "id", title: id }, el("code", {}, `${id.slice(0, 10)}…`)),
+      el("td", { class: "rtt" }, rtt),
+      el("td", { class: "space" }, `${human(n.used)} / ${human(n.capacity)}`,
+        el("span", { class: "free" }, ` (${human(free)} free)`)),
+      el("td", { class: "num" }, String(n.blobs ?? "—")),
+      el("td", { class: "num" }, String(n.announce_backlog ?? "—")),
+      el("td", { class: "num" }, String(n.repair_backlog ?? "—")),
+      el("td", { class: "error" }, n.error || ""));
+  });
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colSpan: 7 }, "No storage node found in the DHT yet.")));
+  $("nodes").tBodies[0].replaceChildren(...rows);
+  const answering = nodes.filter((n) => !n.error).length;
+  $("node-count").textContent =
+    `${nodes.length} storage node${nodes.length === 1 ? "" : "s"}, ${answering} answering`;
+}
+
+// ---- Open ------------------------------------------------------------------------
+
+const MEDIA = {
+  video: ["mp4", "webm", "mkv", "mov", "ogv"],
+  audio: ["mp3", "m4a", "ogg", "oga", "wav", "flac", "opus"],
+  image: ["png", "jpg", "jpeg", "gif", "webp", "svg", "avif"],
+};
+
+function mediaKind(type, name) {
+  const top = (type || "").split("/")[0];
+  if (top in MEDIA) return top;
+  const ext = (name || "").includes(".") ? name.split(".").pop().toLowerCase() : "";
+  return Object.keys(MEDIA).find((k) => MEDIA[k].includes(ext)) || "";
+}
+
+const decode = (s) => { try { return decodeURIComponent(s); } catch (_) { return s; } };
+const encodePath = (path) => path.split("/").map(encodeURIComponent).join("/");
+
+// What the text names: {kind: "share", cap, name} | {kind: "private"} |
+// {kind: "public", token, path} | null.
+function parseOpen(input) {
+  const text = input.trim();
+  let m = text.match(/^(?:\S*#)?(mr1[a-z0-9]+)(?:\/(\S*))?$/i);
+  if (m) return { kind: "share", cap: m[1], name: m[2] || "" };
+  if (/(?:^|[/#=])ms1[a-z0-9]+/i.test(text)) return { kind: "private" };
+  m = text.match(/^(?:https?:\/\/[^/?#\s]+)?(?:\/?[pn]\/)?((?:mi1|mn1)[a-z0-9]+)(?:\/([^?#\s]*))?(?:[?#]\S*)?$/i);
+  if (m) {
+    // A link into a directory lists the directory the link is in.
+    const rest = m[2] || "";
+    const dir = rest.slice(0, rest.lastIndexOf("/") + 1);
+    return { kind: "public", token: m[1], path: dir.split("/").map(decode).join("/") };
+  }
+  return null;
+}
+
+function showOpenError(text) {
+  $("open-status").textContent = "";
+  $("open-error").textContent = text;
+  $("open-error").hidden = false;
+}
+
+function clearOpen() {
+  $("open-error").hidden = true;
+  $("open-error").textContent = "";
+}
+
+// Opens what the form (or a #open= link) names; path: a directory inside it ("a/b/").
+function openText(text, path) {
+  clearOpen();
+  const what = parseOpen(text);
+  if (!what) {
+    showOpenError("Not something this page can open: paste a share link (…/s/#mr1…), a readcap (mr1…), " +
+      "a public id (mi1…), a name (mn1…), or a gateway link to one (/p/mi1…, /n/mn1…/).");
+  } else if (what.kind === "private") {
+    showOpenError("this is a private name: resolve it with `mosaic name resolve`");
+  } else if (what.kind === "share") {
+    // The readcap goes into the share page's fragment, which the browser never sends.
+    $("open-status").textContent = "Opening the share page, which decrypts in this browser…";
+    location.href = `/s/#${what.cap}${what.name ? `/${what.name}` : ""}`;
+  } else {
+    openToken(what.token, path || what.path);
+  }
+}
+
+let openAbort = null;
+
+async function openToken(token, path = "", focusHeading = false) {
+  clearOpen();
+  if (openAbort) openAbort.abort();
+  const ctl = (openAbort = new AbortController());
+  $("open-status").textContent = `Looking up ${token.slice(0, 16)}…${path ? ` /${path}` : ""} (a DHT lookup can take a few seconds)`;
+  const query = path ? `?path=${encodeURIComponent(path)}` : "";
+  let info;
+  try {
+    info = await getJson(`/api/open/${encodeURIComponent(token)}${query}`, { signal: ctl.signal });
+  } catch (e) {
+    if (e.name !== "AbortError") showOpenError(message(e));
+    return;
+  }
+  if (ctl !== openAbort) return;
+  openAbort = null;
+  const out = $("open-result");
+  out.replaceChildren();
+  if (info.name) {
+    out.append(el("p", { class: "via" }, "via name ", el("code", {}, info.name.key), ` (sequence ${info.name.seq})`));
+  }
+  if (info.kind === "directory") showDirectory(out, token, info);
+  else showFile(out, info);
+  $("open-status").textContent = info.kind === "directory"
+    ? `Listed /${info.path || ""}: ${(info.entries || []).length} entries.`
+    : `Opened a file of ${human(info.size)}.`;
+  history.replaceState(null, "", `#open=${encodeURIComponent(token)}${info.path ? `&path=${encodeURIComponent(info.path)}` : ""}`);
+  if (focusHeading) $("listing-path").focus();
+}
+
+function showFile(out, info) {
+  const kind = mediaKind(info.media_type, "");
+  out.append(
+    el("h3", {}, "A public file"),
+    el("dl", { class: "stats" },
+      el("div", {}, el("dt", {}, "Id"), el("dd", {}, el("code", { class: "id-text" }, info.id || ""))),
+      el("div", {}, el("dt", {}, "Size"), el("dd", {}, human(info.size))),
+      el("div", {}, el("dt", {}, "Media type"), el("dd", {}, info.media_type || "unknown"))),
+    el("p", { class: "links" },
+      el("a", { id: "open-link", href: info.href }, "Open the file"), " ",
+      el("a", { href: `${info.href}?download=1` }, "Download")));
+  if (kind) {
+    const box = el("div", { class: "player-box" });
+    out.append(box);
+    showPlayer(box, kind, info.href, info.id || "file");
+  }
+}
+
+function showDirectory(out, token, info) {
+  const path = info.path || "";
+  let base = info.href.endsWith("/") ? info.href : `${info.href}/`;
+  // The directory's root (should the gateway's href already name the path, drop it).
+  if (path && base.endsWith(`/${encodePath(path)}`)) base = base.slice(0, -encodePath(path).length);
+  const list = el("ul", { id: "listing" });
+  const box = el("div", { class: "player-box" });
+  if (path) {
+    const up = path.split("/").slice(0, -2).join("/");
+    list.append(el("li", { class: "dir", "data-name": ".." },
+      el("button", { type: "button", class: "link", "aria-label": "Up to the parent directory",
+        onclick: () => openToken(token, up ? `${up}/` : "", true) }, "..")));
+  }
+  const entries = [...(info.entries || [])].sort((a, b) => (b.dir - a.dir) || a.name.localeCompare(b.name));
+  for (const e of entries) {
+    if (e.dir) {
+      list.append(el("li", { class: "dir", "data-name": e.name },
+        el("button", { type: "button", class: "link", onclick: () => openToken(token, `${path}${e.name}/`, true) },
+          `${e.name}/`)));
+      continue;
+    }
+    const href = base + encodePath(path + e.name);
+    const li = el("li", { class: "file", "data-name": e.name },
+      el("a", { href }, e.name), " ", el("span", { class: "size" }, human(e.size)));
+    const kind = mediaKind("", e.name);
+    if (kind) {
+      const verb = kind === "image" ? "view" : "play";
+      li.append(" ", el("button", { type: "button", class: "play", "aria-label": `${verb} ${e.name}`,
+        onclick: () => showPlayer(box, kind, href, e.name) }, verb));
+    }
+    list.append(li);
+  }
+  out.append(
+    el("h3", { id: "listing-path", tabIndex: -1 }, `/${path}`),
+    el("p", { class: "links" }, el("a", { href: base + encodePath(path) }, "Open this directory as a site")),
+    list, box);
+}
+
+function showPlayer(box, kind, src, label) {
+  const old = $("player");
+  if (old) old.remove();
+  const media = kind === "image" ? el("img", { alt: label }) : el(kind, { controls: true, preload: "metadata" });
+  media.id = "player";
+  media.src = src;
+  box.replaceChildren(media, el("p", { class: "note" }, label));
+  box.scrollIntoView({ block: "nearest" });
+}
+
+function openFromHash() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const text = params.get("open");
+  if (!text) return;
+  $("open-input").value = text;
+  openText(text, params.get("path") || "");
+}
+
+// ---- Upload ----------------------------------------------------------------------
+
+let uploadsAllowed = null;
+let uploading = false;
+
+function setUploads(allowed) {
+  uploadsAllowed = allowed;
+  $("upload-file").disabled = !allowed;
+  $("upload-button").disabled = !allowed || uploading;
+  $("upload").classList.toggle("off", !allowed);
+  const note = allowed
+    ? "This gateway accepts uploads."
+    : "This gateway does not accept uploads (its operator can allow them with --allow-uploads).";
+  if ($("upload-note").textContent !== note) $("upload-note").textContent = note;
+}
+
+function uploadMessage(nodes, isError) {
+  const out = $("upload-result");
+  out.setAttribute("role", isError ? "alert" : "status");
+  out.classList.toggle("error", isError);
+  out.replaceChildren(...nodes);
+}
+
+function upload(event) {
+  event.preventDefault();
+  const file = $("upload-file").files[0];
+  if (!uploadsAllowed) return;
+  if (!file) {
+    uploadMessage([el("p", {}, "Choose a file first.")], true);
+    return;
+  }
+  const bar = $("upload-progress");
+  const xhr = new XMLHttpRequest();
+  xhr.open("POST", `/api/upload?name=${encodeURIComponent(file.name)}`);
+  xhr.setRequestHeader("Content-Type", "application/octet-stream");
+  xhr.upload.addEventListener("progress", (e) => {
+    if (e.lengthComputable) { bar.max = e.total || 1; bar.value = e.loaded; }
+  });
+  xhr.upload.addEventListener("load", () => {
+    uploadMessage([el("p", {}, "Sent; encoding and storing it on the network…")], false);
+  });
+  const finish = () => { uploading = false; setUploads(uploadsAllowed); };
+  xhr.addEventListener("load", () => {
+    finish();
+    if (xhr.status < 200 || xhr.status > 299) {
+      uploadMessage([el("p", {}, (xhr.responseText || "").trim() || `HTTP ${xhr.status} ${xhr.statusText}`)], true);
+      return;
+    }
+    let info;
+    try { info = JSON.parse(xhr.responseText); } catch (e) {
+      uploadMessage([el("p", {}, `The gateway's answer is not JSON: ${message(e)}`)], true);
+      return;
+    }
+    bar.value = bar.max;
+    uploadMessage([
+      el("p", {}, `Published ${info.name || file.name} (${human(info.size)}). Its public id:`),
+      el("p", {}, el("code", { class: "id-text" }, info.id)),
+      el("p", { class: "links" },
+        el("a", { id: "upload-link", href: info.href }, new URL(info.href, location.href).href), " ",
+        el("button", { type: "button", id: "upload-open", onclick: () => {
+          $("open-input").value = info.id;
+          openToken(info.id);
+          $("open").scrollIntoView({ block: "start" });
+        } }, "Open")),
+    ], false);
+  });
+  xhr.addEventListener("error", () => { finish(); uploadMessage([el("p", {}, "The upload failed: the gateway did not answer.")], true); });
+  xhr.addEventListener("abort", () => { finish(); uploadMessage([el("p", {}, "The upload was cancelled.")], true); });
+  uploading = true;
+  setUploads(uploadsAllowed);
+  bar.hidden = false;
+  bar.max = file.size || 1;
+  bar.value = 0;
+  uploadMessage([el("p", {}, `Uploading ${file.name} (${human(file.size)})…`)], false);
+  xhr.send(file);
+}
+
+// ---- Start -----------------------------------------------------------------------
+
+$("network-refresh").addEventListener("click", refreshNetwork);
+$("open-form").addEventListener("submit", (e) => { e.preventDefault(); openText($("open-input").value, ""); });
+$("upload-form").addEventListener("submit", upload);
+window.addEventListener("hashchange", openFromHash);
+setInterval(() => { if (!document.hidden) refreshNetwork(); }, 10000);
+refreshNetwork();
+openFromHash();

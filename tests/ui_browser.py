@@ -1,0 +1,363 @@
+#!/usr/bin/env python3
+"""Drives headless Chromium over the DevTools protocol through the gateway's home page (/).
+
+Called by tests/ui.sh, which runs the network and a gateway with --allow-uploads and
+uploads the content named in SPEC_JSON. Every check prints one line ("ok   …" or
+"FAIL …"); the exit status is 1 if any failed. It records every request the page (and
+any service worker) made, so it can prove no readcap left the browser and nothing was
+fetched from another origin.
+
+    ui_browser.py CDP_PORT SPEC_JSON
+
+SPEC_JSON: {"gateway": "http://127.0.0.1:PORT", "nodes": N,
+            "site": "mi1…", "name": "mn1…", "subdir": "docs",
+            "index": [NAME, PATH], "text": [NAME, PATH], "media": NAME,
+            "upload": PATH, "readcap": "mr1…", "readcap_name": NAME,
+            "private_name": "ms1…", "requests_out": PATH}
+"""
+
+import base64
+import hashlib
+import json
+import sys
+import time
+import urllib.request
+
+import websocket  # websocket-client, from PyPI
+
+port, spec = sys.argv[1], json.loads(sys.argv[2])
+gw = spec["gateway"].rstrip("/")
+failures = []
+
+
+def check(ok, what):
+    print(("ok   " if ok else "FAIL ") + what, flush=True)
+    if not ok:
+        failures.append(what)
+
+
+deadline = time.time() + 30
+while True:
+    try:
+        version = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/version"))
+        break
+    except Exception:
+        if time.time() > deadline:
+            print("FAIL chromium did not start")
+            sys.exit(1)
+        time.sleep(0.3)
+
+ws = websocket.create_connection(version["webSocketDebuggerUrl"], timeout=60)
+next_id = [0]
+requests = []  # (target type, url, headers, post data)
+documents = {}  # document URL -> response headers (lower-case names)
+problems = []  # exceptions and CSP reports in the page
+sessions = {}  # session id -> target type
+
+
+def send(method, session=None, **params):
+    next_id[0] += 1
+    msg = {"id": next_id[0], "method": method, "params": params}
+    if session:
+        msg["sessionId"] = session
+    ws.send(json.dumps(msg))
+    return next_id[0]
+
+
+def on_event(msg):
+    method, params, session = msg.get("method"), msg.get("params", {}), msg.get("sessionId")
+    if method == "Target.attachedToTarget":
+        sid, kind = params["sessionId"], params["targetInfo"]["type"]
+        sessions[sid] = kind
+        send("Network.enable", sid)
+        if kind == "page":
+            send("Page.enable", sid)
+            send("Log.enable", sid)
+        send("Runtime.enable", sid)
+        send("Runtime.runIfWaitingForDebugger", sid)
+    elif method == "Target.targetCreated" and params["targetInfo"]["type"] == "service_worker":
+        send("Target.attachToTarget", targetId=params["targetInfo"]["targetId"], flatten=True)
+    elif method == "Runtime.exceptionThrown":
+        d = params["exceptionDetails"]
+        text = d.get("exception", {}).get("description") or d.get("text")
+        print(f"  ({sessions.get(session)}) exception: {text}", flush=True)
+        problems.append(f"exception: {text}")
+    elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "warning"):
+        args = " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", []))
+        print(f"  ({sessions.get(session)}) console.{params['type']}: {args}", flush=True)
+    elif method == "Log.entryAdded":
+        entry = params["entry"]
+        if "Content Security Policy" in entry.get("text", ""):
+            print(f"  ({sessions.get(session)}) {entry['text']}", flush=True)
+            problems.append(entry["text"])
+    elif method == "Network.requestWillBeSent":
+        r = params["request"]
+        # request.url never holds the fragment (CDP keeps it in urlFragment): what was sent.
+        requests.append((sessions.get(session, "?"), r["url"], r.get("headers", {}), r.get("postData", ""), r.get("method", "")))
+    elif method == "Network.requestWillBeSentExtraInfo":
+        requests.append((sessions.get(session, "?"), "(extra info)", params.get("headers", {}), "", ""))
+    elif method == "Network.responseReceived" and params.get("type") == "Document":
+        r = params["response"]
+        documents[r["url"]] = {k.lower(): v for k, v in r.get("headers", {}).items()}
+
+
+def call(method, session=None, **params):
+    i = send(method, session, **params)
+    while True:
+        msg = json.loads(ws.recv())
+        if msg.get("id") == i:
+            if "error" in msg:
+                raise RuntimeError(f"{method}: {msg['error']}")
+            return msg.get("result", {})
+        if "method" in msg:
+            on_event(msg)
+
+
+def pump(seconds):
+    ws.settimeout(seconds)
+    try:
+        while True:
+            on_event(json.loads(ws.recv()))
+    except websocket.WebSocketTimeoutException:
+        pass
+    finally:
+        ws.settimeout(60)
+
+
+# The page is attached explicitly, as in share_browser.py (browser-level
+# Target.setAutoAttach stops <video> requests reaching a service worker in Chromium 156).
+call("Target.setDiscoverTargets", discover=True)
+target = call("Target.createTarget", url="about:blank")["targetId"]
+call("Target.attachToTarget", targetId=target, flatten=True)
+page = None
+for _ in range(50):
+    pump(0.1)
+    page = next((s for s, k in sessions.items() if k == "page"), None)
+    if page:
+        break
+if not page:
+    print("FAIL no page session")
+    sys.exit(1)
+
+
+def evaluate(expression):
+    try:
+        r = call("Runtime.evaluate", page, expression=expression, awaitPromise=True, returnByValue=True)
+    except RuntimeError:  # the page is navigating: its context went away
+        return None
+    if "exceptionDetails" in r:
+        return None
+    return r.get("result", {}).get("value")
+
+
+def wait_for(expression, limit, every=0.3, between=None):
+    """Polls EXPRESSION until it is truthy (returns it) or LIMIT seconds pass (returns the
+    last value); calls BETWEEN() every 5 s while waiting, if given."""
+    end = time.time() + limit
+    nudge = time.time() + 5
+    value = None
+    while time.time() < end:
+        value = evaluate(expression)
+        if value:
+            return value
+        if between and time.time() > nudge:
+            between()
+            nudge = time.time() + 5
+        pump(every)
+    return value
+
+
+def navigate(url):
+    call("Page.navigate", page, url="about:blank")
+    pump(0.2)
+    call("Page.navigate", page, url=url)
+    return wait_for("document.readyState === 'complete' && !!document.getElementById('open-form')", 30)
+
+
+def type_and_enter(text):
+    """Types TEXT into #open-input as a user would and presses Enter (form submission)."""
+    evaluate("(() => { const i = document.getElementById('open-input'); i.value = ''; i.focus();"
+             " const e = document.getElementById('open-error'); e.hidden = true; e.textContent = ''; return true; })()")
+    call("Input.insertText", page, text=text)
+    typed = evaluate("document.getElementById('open-input').value")
+    if typed != text:
+        print(f"  (typing gave {typed!r}; setting the value instead)")
+        evaluate(f"document.getElementById('open-input').value = {json.dumps(text)}")
+    for kind in ("keyDown", "keyUp"):
+        params = dict(type=kind, key="Enter", code="Enter", windowsVirtualKeyCode=13, nativeVirtualKeyCode=13)
+        if kind == "keyDown":
+            params.update(text="\r", unmodifiedText="\r")
+        try:
+            call("Input.dispatchKeyEvent", page, **params)
+        except RuntimeError as e:  # the key-up after a navigation it started
+            print(f"  ({e})")
+
+
+def js(value):
+    return json.dumps(value)
+
+
+def listing_names():
+    return "[...document.querySelectorAll('#listing li')].map(li => li.dataset.name)"
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def sha256(path):
+    return hashlib.sha256(read(path)).hexdigest()
+
+
+def open_error():
+    return "(() => { const e = document.getElementById('open-error'); return e && !e.hidden ? e.textContent : ''; })()"
+
+
+# 0. The page loads under the gateway's Content-Security-Policy.
+ready = navigate(gw + "/")
+check(bool(ready) and evaluate("document.title") == "Mosaic gateway", f"the home page loads ({evaluate('document.title')})")
+csp = documents.get(gw + "/", {}).get("content-security-policy", "")
+check("script-src 'self'" in csp and "unsafe-inline" not in csp,
+      f"the home page is served with a Content-Security-Policy without inline script ({csp or 'none'})")
+
+# (a) Every storage node is listed with a round-trip time.
+nodes = spec["nodes"]
+state = wait_for(f"""(() => {{
+  const rows = [...document.querySelectorAll('#nodes tbody tr.node')];
+  const timed = rows.filter(r => /^\\d+(\\.\\d+)? ms$/.test(r.querySelector('td.rtt').textContent));
+  return rows.length === {nodes} && timed.length >= {nodes} ? {{rows: rows.length, timed: timed.length}} : null;
+}})()""", 60, between=lambda: evaluate("document.getElementById('network-refresh').click(), true"))
+rows = evaluate("document.querySelectorAll('#nodes tbody tr.node').length")
+timed = evaluate("[...document.querySelectorAll('#nodes tbody td.rtt')].filter(td => / ms$/.test(td.textContent)).length")
+check(bool(state), f"#nodes lists {nodes} storage nodes, each with a round-trip time ({rows} rows, {timed} timed)")
+count = evaluate("document.getElementById('node-count').textContent") or ""
+check(str(nodes) in count and "answering" in count, f"#node-count gives the count ({count})")
+stats = evaluate("document.getElementById('gateway-stats').textContent") or ""
+check("DHT peers" in stats and "Cache" in stats and "Bytes sent" in stats, f"#gateway-stats shows the gateway's counters ({stats[:120]})")
+first_id = evaluate("(() => { const c = document.querySelector('#nodes tbody tr.node td.id'); return c ? [c.textContent, c.title] : null; })()")
+check(bool(first_id) and len(first_id[1]) == 64 and first_id[0] == first_id[1][:10] + "…",
+      f"a node's cell shows 10 hex digits and the whole id in its title ({first_id})")
+
+# (b) The public directory through the form, then its sub-directory.
+site, subdir = spec["site"], spec["subdir"]
+index_name, index_path = spec["index"]
+text_name, text_path = spec["text"]
+type_and_enter(site)
+names = wait_for(f"(() => {{ const n = {listing_names()}; return n.includes({js(index_name)}) && n.includes({js(subdir)}) ? n : null; }})()", 45)
+check(bool(names), f"opening the directory's id lists {index_name} and {subdir}/ ({names or evaluate(open_error())})")
+evaluate(f"document.querySelector('#listing li.dir[data-name={js(subdir)}] button').click(), true")
+heading = wait_for(f"""(() => {{ const h = document.getElementById('listing-path');
+  return h && h.textContent.includes({js(subdir)}) && {listing_names()}.includes({js(text_name)}) ? h.textContent : null; }})()""", 45)
+check(bool(heading), f"the sub-directory opens: #listing-path {heading!r} lists {text_name}")
+check(bool(evaluate("!!document.querySelector('#listing li[data-name=\"..\"] button')")), "the sub-directory has a '..' entry")
+got = evaluate(f"""(async () => {{ const a = document.querySelector('#listing li[data-name={js(text_name)}] a');
+  const r = await fetch(a.href); return [r.status, a.getAttribute('href'), await r.text()]; }})()""")
+want = read(text_path).decode()
+check(bool(got) and got[0] == 200 and got[2] == want and got[1].endswith(f"/{subdir}/{text_name}"),
+      f"the text file's link serves what was uploaded ({got and got[:2]})")
+
+# The media file plays in the page's player.
+evaluate(f"document.querySelector('#listing li[data-name=\"..\"] button').click(), true")
+wait_for(f"{listing_names()}.includes({js(spec['media'])})", 30)
+evaluate(f"document.querySelector('#listing li[data-name={js(spec['media'])}] button.play').click(), true")
+player = wait_for("""(() => { const p = document.getElementById('player');
+  return p && (p.error || p.readyState >= 1) ? p.tagName + ' readyState=' + p.readyState + (p.error ? ' error ' + p.error.code : '') : null; })()""", 45)
+check(bool(player) and player.startswith("VIDEO") and "error" not in player, f"the media file plays in #player ({player})")
+
+# Deep link: #open=ID&path=DIR/ opens the directory on load.
+navigate(f"{gw}/#open={site}&path={subdir}%2F")
+deep = wait_for(f"{listing_names()}.includes({js(text_name)}) ? document.getElementById('listing-path').textContent : null", 45)
+check(bool(deep), f"a #open= link opens the directory on load ({deep})")
+
+# (c) The name, through the form.
+name = spec["name"]
+navigate(gw + "/")
+type_and_enter(name)
+via = None
+end = time.time() + 60
+while time.time() < end:
+    via = wait_for(f"""(() => {{ const v = document.querySelector('#open-result .via'); const n = {listing_names()};
+      return v && n.includes({js(index_name)}) && n.includes({js(subdir)}) ? v.textContent : null; }})()""", 4)
+    if via:
+        break
+    if evaluate(open_error()):  # not published yet, or the DHT not settled: ask again
+        print(f"  (name not open yet: {evaluate(open_error())}; asking again)")
+        type_and_enter(name)
+check(bool(via) and "via name" in via and name in via, f"the name opens the same directory ({via or evaluate(open_error())})")
+got = evaluate(f"""(async () => {{ const a = document.querySelector('#listing li[data-name={js(index_name)}] a');
+  if (!a) return null; const r = await fetch(a.href); return [r.status, a.getAttribute('href'), await r.text()]; }})()""")
+check(bool(got) and got[0] == 200 and got[2] == read(index_path).decode() and got[1].startswith(f"/n/{name}/"),
+      f"through the name, {index_name}'s link is under /n/ and serves the uploaded page ({got and got[:2]})")
+
+# (d) Upload through the page.
+enabled = wait_for("!document.getElementById('upload-button').disabled", 20)
+check(bool(enabled), "uploads are enabled (the gateway runs with --allow-uploads)")
+handle = call("Runtime.evaluate", page, expression="document.getElementById('upload-file')")["result"]
+call("DOM.setFileInputFiles", page, files=[spec["upload"]], objectId=handle["objectId"])
+check(evaluate("document.getElementById('upload-file').files.length") == 1, "the file input holds the file")
+evaluate("document.getElementById('upload-button').click(), true")
+link = wait_for("(() => { const a = document.getElementById('upload-link'); return a ? a.getAttribute('href') : null; })()", 90)
+result = link or evaluate("document.getElementById('upload-result').textContent")
+check(bool(link), f"the upload gives a link ({result})")
+if link:
+    digest = evaluate("""(async () => {
+      const r = await fetch(document.getElementById('upload-link').href); const b = await r.arrayBuffer();
+      const d = await crypto.subtle.digest('SHA-256', b);
+      return [r.status, b.byteLength, [...new Uint8Array(d)].map(x => x.toString(16).padStart(2, '0')).join('')]; })()""")
+    size = len(read(spec["upload"]))
+    check(bool(digest) and digest == [200, size, sha256(spec["upload"])],
+          f"the uploaded file read back through its link has the same SHA-256 ({digest and digest[:2]}, {size} bytes sent)")
+    bar = evaluate("(() => { const p = document.getElementById('upload-progress'); return [p.value, p.max]; })()")
+    check(bool(bar) and bar[1] > 0 and bar[0] == bar[1], f"#upload-progress is full ({bar})")
+    posts = [r for r in requests if r[4] == "POST" and "/api/upload?name=" in r[1]]
+    check(len(posts) == 1, f"one POST /api/upload?name=… ({[r[1] for r in posts]})")
+    evaluate("document.getElementById('upload-open').click(), true")
+    opened = wait_for(f"""(() => {{ const a = document.getElementById('open-link');
+      return a && a.getAttribute('href') === {js(link)} ? a.getAttribute('href') : null; }})()""", 45)
+    check(bool(opened), f"the upload's Open button shows it in the Open section ({opened or evaluate(open_error())})")
+
+# (e) Garbage: the page's own error, then the gateway's.
+type_and_enter("this is not an id")
+err = wait_for(open_error(), 10)
+check(bool(err and err.strip()), f"text that names nothing shows #open-error ({err})")
+type_and_enter("mi1notarealid")
+err = wait_for(open_error(), 30)
+asked = any("/api/open/mi1notarealid" in r[1] for r in requests)
+check(bool(err and err.strip()) and asked, f"a malformed id shows the gateway's error in #open-error ({err}; asked: {asked})")
+private = spec["private_name"]
+type_and_enter(private)
+err = wait_for(open_error(), 10)
+check(bool(err) and "private name" in err and "mosaic name resolve" in err, f"a private name is not sent ({err})")
+
+# (f) A share link and a bare readcap go to the share page; the cap is never sent.
+cap, cap_name = spec["readcap"], spec["readcap_name"]
+type_and_enter(f"{gw}/s/#{cap}/{cap_name}")
+where = wait_for("location.pathname === '/s/' ? location.pathname + location.hash : null", 20)
+check(where == f"/s/#{cap}/{cap_name}", f"a share link typed in the form opens the share page ({where and where[:24]}…)")
+state = wait_for("(document.body && ['ready', 'error'].includes(document.body.dataset.state)) ? document.body.dataset.state : null", 45)
+status = evaluate("(document.getElementById('status') || {}).textContent || ''")
+check(state == "ready", f"the share page opens the private file ({state}: {status})")
+navigate(gw + "/")
+type_and_enter(cap)
+where = wait_for("location.pathname === '/s/' ? location.pathname + location.hash : null", 20)
+check(where == f"/s/#{cap}", f"a bare readcap typed in the form opens the share page ({where and where[:24]}…)")
+pump(1)
+
+# What the browser sent: no readcap or its key, no private name, nothing to another origin.
+raw = base64.b32decode(cap[3:].upper() + "=" * (-len(cap[3:]) % 8))
+key = raw[32:64]
+forms = [cap, cap[56:100], key.hex(), base64.b64encode(key).decode(),
+         base64.urlsafe_b64encode(key).decode().rstrip("="), base64.b32encode(key).decode().rstrip("=").lower(), private]
+text = json.dumps(requests).lower()
+leaks = [f for f in forms if f.lower() in text]
+sent = [r for r in requests if r[1] != "(extra info)"]
+check(not leaks and any("/api/open/" in r[1] for r in sent),
+      f"no request holds the readcap, its key or the private name ({len(sent)} requests; leaks: {leaks})")
+foreign = sorted({r[1] for r in sent if not r[1].startswith(gw + "/") and not r[1].startswith(("data:", "blob:", "about:"))})
+check(not foreign, f"every request went to the gateway ({foreign[:5]})")
+check(not problems, f"no script error or Content-Security-Policy violation in the pages ({problems[:3]})")
+
+with open(spec["requests_out"], "w") as f:
+    json.dump(requests, f)
+sys.exit(1 if failures else 0)
