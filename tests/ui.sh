@@ -42,7 +42,7 @@ head -c $((300 * 1024 + 123)) /dev/urandom >"$work/upload.bin"
 printf 'A private file, opened in the share page.\n' >"$work/secret.txt"
 
 wait_devnet
-site_id="$(timeout 120 "$MOSAIC" put -r "$work/site" --public | tail -n 1)" || fail "mosaic put -r --public"
+site_id="$(timeout 90 "$MOSAIC" put -r "$work/site" --public | tail -n 1)" || fail "mosaic put -r --public"
 case "$site_id" in mi1*) ;; *) fail "mosaic put -r --public printed '$site_id', not an id" ;; esac
 secret_cap="$(timeout 60 "$MOSAIC" put "$work/secret.txt" | tail -n 1)" || fail "mosaic put"
 case "$secret_cap" in mr1*) ;; *) fail "mosaic put printed '$secret_cap', not a readcap" ;; esac
@@ -74,7 +74,7 @@ print(json.dumps({
 PY
 )"
 status=0
-timeout 240 python3 tests/ui_browser.py "$cdp_port" "$spec" || status=1
+timeout 200 python3 tests/ui_browser.py "$cdp_port" "$spec" || status=1
 
 # Neither the readcap nor the private name reached the gateway (its access log has
 # every request's URI and Referer).

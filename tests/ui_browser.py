@@ -81,13 +81,14 @@ def on_event(msg):
         d = params["exceptionDetails"]
         text = d.get("exception", {}).get("description") or d.get("text")
         print(f"  ({sessions.get(session)}) exception: {text}", flush=True)
-        problems.append(f"exception: {text}")
+        if sessions.get(session) == "page":
+            problems.append(f"exception: {text}")
     elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "warning"):
         args = " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", []))
         print(f"  ({sessions.get(session)}) console.{params['type']}: {args}", flush=True)
     elif method == "Log.entryAdded":
         entry = params["entry"]
-        if "Content Security Policy" in entry.get("text", ""):
+        if "Content Security Policy" in entry.get("text", "") and sessions.get(session) == "page":
             print(f"  ({sessions.get(session)}) {entry['text']}", flush=True)
             problems.append(entry["text"])
     elif method == "Network.requestWillBeSent":
@@ -220,6 +221,10 @@ check(bool(ready) and evaluate("document.title") == "Mosaic gateway", f"the home
 csp = documents.get(gw + "/", {}).get("content-security-policy", "")
 check("script-src 'self'" in csp and "unsafe-inline" not in csp,
       f"the home page is served with a Content-Security-Policy without inline script ({csp or 'none'})")
+a11y = evaluate("""[...document.querySelectorAll('input')].filter(i => !i.labels.length).map(i => i.id)
+  .concat(['open-error'].filter(id => document.getElementById(id).getAttribute('role') !== 'alert'))
+  .concat(['network-status', 'open-status', 'upload-note'].filter(id => document.getElementById(id).getAttribute('aria-live') !== 'polite'))""")
+check(a11y == [], f"every input has a <label>; errors are alerts, statuses aria-live ({a11y})")
 
 # (a) Every storage node is listed with a round-trip time.
 nodes = spec["nodes"]

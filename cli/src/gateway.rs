@@ -36,6 +36,14 @@ pub struct GatewayArgs {
     /// Gateway: file of denied ids and hashes (one per line, reloaded when it changes)
     #[arg(long, env = "MOSAIC_GATEWAY_DENYLIST")]
     pub denylist: Option<PathBuf>,
+    /// Gateway: accept uploads from its web page (`POST /api/upload`). They are public
+    /// files stored with the gateway's identity: allow it only where the people who can
+    /// reach the gateway may store on the network
+    #[arg(long, env = "MOSAIC_GATEWAY_ALLOW_UPLOADS")]
+    pub allow_uploads: bool,
+    /// Gateway: the largest upload accepted [default: 1GiB]
+    #[arg(long, env = "MOSAIC_GATEWAY_UPLOAD_MAX")]
+    pub upload_max: Option<bytesize::ByteSize>,
 }
 
 /// `[gateway]` in the configuration file.
@@ -52,6 +60,10 @@ pub struct GatewaySection {
     pub lookup_timeout: Option<String>,
     /// Denylist file.
     pub denylist: Option<PathBuf>,
+    /// Accept uploads from the web page.
+    pub allow_uploads: Option<bool>,
+    /// The largest upload, e.g. "1GiB".
+    pub upload_max: Option<String>,
 }
 
 impl GatewayArgs {
@@ -81,7 +93,18 @@ impl GatewayArgs {
                 .map_err(|e| anyhow!("gateway lookup_timeout {s:?}: {e}"))?,
             (None, None) => Duration::from_secs(5),
         };
+        let upload_max = match (self.upload_max, &file.upload_max) {
+            (Some(c), _) => c.as_u64(),
+            (None, Some(s)) => s
+                .parse::<bytesize::ByteSize>()
+                .map_err(|e| anyhow!("gateway upload_max {s:?} in the config file: {e}"))?
+                .as_u64(),
+            (None, None) => 1 << 30,
+        };
+        let uploads =
+            (self.allow_uploads || file.allow_uploads.unwrap_or(false)).then_some(upload_max);
         Ok(GatewayOptions {
+            uploads,
             listen,
             cache_dir: self
                 .cache_dir

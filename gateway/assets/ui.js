@@ -24,10 +24,12 @@ function human(bytes) {
   if (bytes === null || bytes === undefined) return "—";
   const units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
   let i = 0;
-  while (bytes >= 1024 && i < units.length - 1) { bytes /= 1024; i++; }
+  // 1023.95 and up: the next unit (no "1024.0 MiB").
+  while (bytes >= 1023.95 && i < units.length - 1) { bytes /= 1024; i++; }
   return `${i ? bytes.toFixed(1) : bytes} ${units[i]}`;
 }
 
+const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
 const message = (e) => (e && e.message ? e.message : String(e));
 
 // The text of an error answer (the gateway's errors are plain text saying what is wrong).
@@ -84,6 +86,7 @@ function showGateway(g) {
   ];
   $("gateway-stats").replaceChildren(
     ...pairs.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v))));
+  uploadMax = typeof g.upload_max === "number" ? g.upload_max : null;
   setUploads(g.uploads === true);
 }
 
@@ -105,8 +108,7 @@ function showNodes(nodes) {
   if (!rows.length) rows.push(el("tr", {}, el("td", { colSpan: 7 }, "No storage node found in the DHT yet.")));
   $("nodes").tBodies[0].replaceChildren(...rows);
   const answering = nodes.filter((n) => !n.error).length;
-  $("node-count").textContent =
-    `${nodes.length} storage node${nodes.length === 1 ? "" : "s"}, ${answering} answering`;
+  $("node-count").textContent = `${plural(nodes.length, "storage node", "storage nodes")}, ${answering} answering`;
 }
 
 // ---- Open ------------------------------------------------------------------------
@@ -198,16 +200,16 @@ async function openToken(token, path = "", focusHeading = false) {
   if (info.kind === "directory") showDirectory(out, token, info);
   else showFile(out, info);
   $("open-status").textContent = info.kind === "directory"
-    ? `Listed /${info.path || ""}: ${(info.entries || []).length} entries.`
+    ? `Listed /${info.path || ""}: ${plural((info.entries || []).length, "entry", "entries")}.`
     : `Opened a file of ${human(info.size)}.`;
   history.replaceState(null, "", `#open=${encodeURIComponent(token)}${info.path ? `&path=${encodeURIComponent(info.path)}` : ""}`);
   if (focusHeading) $("listing-path").focus();
 }
 
 function showFile(out, info) {
-  const kind = mediaKind(info.media_type, "");
+  const kind = mediaKind(info.media_type, info.file_name);
   out.append(
-    el("h3", {}, "A public file"),
+    el("h3", {}, info.file_name || "A public file"),
     el("dl", { class: "stats" },
       el("div", {}, el("dt", {}, "Id"), el("dd", {}, el("code", { class: "id-text" }, info.id || ""))),
       el("div", {}, el("dt", {}, "Size"), el("dd", {}, human(info.size))),
@@ -218,7 +220,7 @@ function showFile(out, info) {
   if (kind) {
     const box = el("div", { class: "player-box" });
     out.append(box);
-    showPlayer(box, kind, info.href, info.id || "file");
+    showPlayer(box, kind, info.href, info.file_name || info.id || "file");
   }
 }
 
@@ -281,6 +283,7 @@ function openFromHash() {
 // ---- Upload ----------------------------------------------------------------------
 
 let uploadsAllowed = null;
+let uploadMax = null; // bytes, when the gateway says
 let uploading = false;
 
 function setUploads(allowed) {
@@ -289,9 +292,10 @@ function setUploads(allowed) {
   $("upload-button").disabled = !allowed || uploading;
   $("upload").classList.toggle("off", !allowed);
   const note = allowed
-    ? "This gateway accepts uploads."
-    : "This gateway does not accept uploads (its operator can allow them with --allow-uploads).";
-  if ($("upload-note").textContent !== note) $("upload-note").textContent = note;
+    ? [`This gateway accepts uploads${uploadMax ? ` of up to ${human(uploadMax)}` : ""}.`]
+    : ["This gateway does not accept uploads (its operator can allow them with ", el("code", {}, "--allow-uploads"), ")."];
+  const text = note.map((n) => n.textContent ?? n).join("");
+  if ($("upload-note").textContent !== text) $("upload-note").replaceChildren(...note);
 }
 
 function uploadMessage(nodes, isError) {
@@ -307,6 +311,10 @@ function upload(event) {
   if (!uploadsAllowed) return;
   if (!file) {
     uploadMessage([el("p", {}, "Choose a file first.")], true);
+    return;
+  }
+  if (uploadMax !== null && file.size > uploadMax) {
+    uploadMessage([el("p", {}, `${file.name} is ${human(file.size)}: this gateway takes uploads of up to ${human(uploadMax)}.`)], true);
     return;
   }
   const bar = $("upload-progress");

@@ -11,7 +11,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use mosaic_client::{BlobError, ClientError, dir::DirectoryError};
-use mosaic_codec::{DecodeError, ErrorKind, Hash};
+use mosaic_codec::{DecodeError, ErrorKind, Hash, name::NameKey};
 
 /// The HTTP status for a kind of failure. The gateway is a proxy for the storage
 /// network: a failure that is neither the request's nor a missing thing is the
@@ -82,6 +82,34 @@ pub(crate) enum AppError {
         /// The lookup timeout.
         limit: Duration,
     },
+    /// Resolving name `key` failed.
+    #[error("name {key}: {source}")]
+    Name {
+        /// The name.
+        key: NameKey,
+        /// What the client said.
+        source: Box<ClientError>,
+    },
+    /// An error remembered from an earlier request (a name that did not resolve).
+    #[error("{0}")]
+    Cached(std::sync::Arc<AppError>),
+    /// A network operation failed.
+    #[error("{what} failed: {source}")]
+    Failed {
+        /// What was tried.
+        what: &'static str,
+        /// What the client said.
+        source: Box<ClientError>,
+    },
+    /// The operator does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request body is larger than allowed.
+    #[error("the upload is larger than this gateway's limit of {max} bytes")]
+    TooLarge {
+        /// The limit.
+        max: u64,
+    },
     /// The range asked for is outside the body.
     #[error("the range asked for is outside the {what}'s {len} bytes")]
     RangeNotSatisfiable {
@@ -123,6 +151,9 @@ impl AppError {
         match self {
             AppError::File { source, .. } => Some(source.kind()),
             AppError::Blob { source, .. } => Some(source.kind()),
+            AppError::Name { source, .. } | AppError::Failed { source, .. } => Some(source.kind()),
+            AppError::Forbidden(_) => Some(ErrorKind::Refused),
+            AppError::Cached(inner) => inner.kind(),
             AppError::Directory { .. } | AppError::DirectoryTooLarge { .. } => {
                 Some(ErrorKind::Other)
             }
@@ -130,17 +161,20 @@ impl AppError {
             AppError::NoSuchPath(_) => Some(ErrorKind::NotFound),
             AppError::Denied(_)
             | AppError::LookupTimeout { .. }
-            | AppError::RangeNotSatisfiable { .. } => None,
+            | AppError::RangeNotSatisfiable { .. }
+            | AppError::TooLarge { .. } => None,
         }
     }
 
     /// The answer's status.
     pub(crate) fn status(&self) -> StatusCode {
         match (self, self.kind()) {
+            (AppError::Cached(inner), _) => inner.status(),
             (_, Some(kind)) => status_of(kind),
             (AppError::Denied(_), _) => StatusCode::GONE,
             (AppError::LookupTimeout { .. }, _) => StatusCode::GATEWAY_TIMEOUT,
             (AppError::RangeNotSatisfiable { .. }, _) => StatusCode::RANGE_NOT_SATISFIABLE,
+            (AppError::TooLarge { .. }, _) => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::BAD_GATEWAY,
         }
     }

@@ -40,11 +40,12 @@ use axum::{
     routing::get,
 };
 use lru::LruCache;
+use mosaic_client::Resolved;
 use mosaic_client::{
     Client, ClientError, ReadOptions, SegmentStream,
     dir::{self, Directory},
 };
-use mosaic_codec::{Decoder, Hash, Manifest};
+use mosaic_codec::{Decoder, Hash, Manifest, name::NameKey};
 use n0_future::StreamExt;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
@@ -53,7 +54,7 @@ pub use cache::DiskCache;
 use deny::Denylist;
 use error::AppError;
 pub use metrics::Metrics;
-use routes::{blob, file, share, site};
+use routes::{api, blob, file, name, share, site, ui};
 
 /// How to run a gateway.
 #[derive(Debug, Clone)]
@@ -69,6 +70,9 @@ pub struct GatewayOptions {
     pub lookup_timeout: Duration,
     /// A file of denied ids and hashes, one per line; re-read when it changes.
     pub denylist: Option<PathBuf>,
+    /// Accept public uploads from the web page, up to this many bytes each; `None`:
+    /// refuse them (the default).
+    pub uploads: Option<u64>,
 }
 
 /// A running gateway.
@@ -92,6 +96,8 @@ impl Gateway {
             denylist,
             manifests: Mutex::new(LruCache::new(NonZeroUsize::new(4096).expect("non-zero"))),
             directories: Mutex::new(LruCache::new(NonZeroUsize::new(64).expect("non-zero"))),
+            names: Mutex::new(LruCache::new(NonZeroUsize::new(1024).expect("non-zero"))),
+            network: tokio::sync::Mutex::new(None),
             options: options.clone(),
         });
         let listener = TcpListener::bind(options.listen).await?;
@@ -130,6 +136,10 @@ struct AppState {
     denylist: Denylist,
     manifests: Mutex<LruCache<Hash, Manifest>>,
     directories: Mutex<LruCache<Hash, Arc<Directory>>>,
+    /// Names resolved lately, and when (see [`routes::name`]).
+    names: Mutex<LruCache<NameKey, (Instant, Result<Resolved, Arc<AppError>>)>>,
+    /// The last network report (`/api/network`), and when it was made.
+    network: tokio::sync::Mutex<Option<(Instant, serde_json::Value)>>,
     options: GatewayOptions,
 }
 
@@ -144,6 +154,17 @@ fn router(state: AppStateRef) -> Router {
         .route("/p/{id}", get(site::public_root))
         .route("/p/{id}/", get(site::public_root_slash))
         .route("/p/{id}/{*path}", get(site::public_path))
+        .route("/n/{key}", get(name::root))
+        .route("/n/{key}/", get(name::root_slash))
+        .route("/n/{key}/{*path}", get(name::path))
+        .route("/", get(ui::page))
+        .route("/ui/{asset}", get(ui::asset))
+        .route("/api/network", get(api::network))
+        .route("/api/open/{text}", get(api::open))
+        .route(
+            "/api/upload",
+            axum::routing::post(api::upload).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/blob/{hash}", get(blob::raw_blob))
         .route("/s", get(share::page_redirect))
         .route("/s/", get(share::page))
@@ -197,7 +218,7 @@ fn access_line(request: &Request) -> (axum::http::Method, String, String) {
 
 async fn not_found() -> AppError {
     AppError::NoSuchPath(
-        "no such route: use /s/#{readcap} (share links), /f/{readcap}, /p/{id}[/path], /blob/{hash}, /health or /metrics".into(),
+        "no such route: use / (the web page), /s/#{readcap} (share links), /f/{readcap}, /p/{id}[/path], /n/{name}[/path], /blob/{hash}, /health or /metrics".into(),
     )
 }
 

@@ -38,6 +38,8 @@ pub struct Metrics {
     cache_bytes: Gauge,
     cache_ratio: Gauge<f64, AtomicU64>,
     cache: Arc<DiskCache>,
+    /// Statuses answered so far (the family cannot be iterated).
+    seen: std::sync::Mutex<std::collections::BTreeSet<u16>>,
 }
 
 impl Metrics {
@@ -97,12 +99,14 @@ impl Metrics {
             cache_bytes,
             cache_ratio,
             cache,
+            seen: Default::default(),
         }
     }
 
     /// A response with `status` was ready `seconds` after its request arrived.
     pub fn response(&self, status: u16, seconds: f64) {
         self.requests.get_or_create(&StatusLabel { status }).inc();
+        self.seen.lock().expect("not poisoned").insert(status);
         self.ttfb.observe(seconds);
     }
 
@@ -120,6 +124,36 @@ impl Metrics {
     /// Column fetches that failed over.
     pub fn peer_errors(&self, n: u64) {
         self.peer_errors.inc_by(n);
+    }
+
+    /// For the web page: responses sent, body bytes sent, the segment cache's bytes,
+    /// budget and hit ratio since start.
+    pub(crate) fn summary(&self) -> serde_json::Value {
+        let (hits, misses) = self.cache.hits_misses();
+        let lookups = hits + misses;
+        let responses: u64 = self.registry_requests().into_iter().sum();
+        serde_json::json!({
+            "responses": responses,
+            "bytes_sent": self.bytes_out.get(),
+            "cache": {
+                "bytes": self.cache.bytes(),
+                "capacity": self.cache.budget(),
+                "hit_ratio": if lookups == 0 { 0.0 } else { hits as f64 / lookups as f64 },
+            },
+        })
+    }
+
+    fn registry_requests(&self) -> Vec<u64> {
+        self.seen
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .map(|s| {
+                self.requests
+                    .get_or_create(&StatusLabel { status: *s })
+                    .get()
+            })
+            .collect()
     }
 
     /// The text exposition.

@@ -3,7 +3,10 @@
 //! (public files and directories), `blob` serves `/blob/{hash}` (raw or trustless),
 //! `share` serves the share page `/s/` that reads private files in the browser.
 
+pub(crate) mod api;
 pub(crate) mod blob;
 pub(crate) mod file;
+pub(crate) mod name;
 pub(crate) mod share;
 pub(crate) mod site;
+pub(crate) mod ui;

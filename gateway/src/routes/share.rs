@@ -23,10 +23,10 @@ use crate::{
 };
 
 /// One embedded file, served at `/s/{name}` (the page at `/s/`).
-struct Asset {
-    name: &'static str,
-    bytes: &'static [u8],
-    media_type: &'static str,
+pub(crate) struct Asset {
+    pub(crate) name: &'static str,
+    pub(crate) bytes: &'static [u8],
+    pub(crate) media_type: &'static str,
 }
 
 /// The page, then its script, style, worker and the codec module (built by
@@ -65,16 +65,27 @@ const POLICY: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; 
      connect-src 'self'; media-src 'self'; img-src 'self'; style-src 'self'; \
      worker-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-/// Each asset's ETag, in `ASSETS` order: a prefix of its BLAKE3 hash.
-static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
-    ASSETS
+/// Each asset's ETag, in table order: a prefix of its BLAKE3 hash.
+pub(crate) fn etags(assets: &[Asset]) -> Vec<String> {
+    assets
         .iter()
         .map(|a| format!("\"{}\"", &mosaic_codec::Hash::of(a.bytes).to_hex()[..32]))
         .collect()
-});
+}
+
+static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| etags(&ASSETS));
 
 fn serve(index: usize, headers: &HeaderMap) -> Response {
-    let (asset, tag) = (&ASSETS[index], ETAGS[index].as_str());
+    serve_asset(&ASSETS[index], &ETAGS[index], POLICY, headers)
+}
+
+/// An embedded file with its validator and the page's security headers.
+pub(crate) fn serve_asset(
+    asset: &Asset,
+    tag: &str,
+    policy: &'static str,
+    headers: &HeaderMap,
+) -> Response {
     let mut response = if not_modified(headers, tag) {
         not_modified_response(tag)
     } else {
@@ -95,7 +106,7 @@ fn serve(index: usize, headers: &HeaderMap) -> Response {
     );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(POLICY),
+        HeaderValue::from_static(policy),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -63,6 +63,29 @@ async fn public(
     let public: PublicId = id
         .parse()
         .map_err(|e| AppError::BadRequest(format!("{e} (this route takes a public id, mi1…)")))?;
+    public_at(
+        &state,
+        &format!("/p/{public}"),
+        public,
+        path,
+        q,
+        method,
+        headers,
+    )
+    .await
+}
+
+/// Serves public file or directory `public` at `base` (`/p/{id}`, or `/n/{name}` for a
+/// name pointing at it): `path` as for [`public`].
+pub(crate) async fn public_at(
+    state: &AppState,
+    base: &str,
+    public: PublicId,
+    path: Option<String>,
+    q: FileQuery,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
     let id = public.id;
     state.check_denied(&id)?;
     let manifest = state.manifest(&id).await?;
@@ -70,30 +93,30 @@ async fn public(
     let decoder = Decoder::new(manifest, None).map_err(|e| AppError::file(&id, e))?;
     if decoder.metadata().media_type.as_deref() != Some(dir::MEDIA_TYPE) {
         return match path.as_deref() {
-            None => serve_file(&state, decoder, None, q.download(), &method, &headers)
+            None => serve_file(state, decoder, None, q.download(), &method, &headers)
                 .await
                 .map(immutable),
             Some(_) => Err(AppError::NoSuchPath(format!(
-                "{public} is a file, not a directory: use /p/{public}"
+                "{public} is a file, not a directory: use {base}"
             ))),
         };
     }
     // A directory: relative links in its pages need the trailing slash.
     let Some(path) = path else {
-        return Ok(redirect(&format!("/p/{public}/")));
+        return Ok(redirect(&format!("{base}/")));
     };
     let directory = state.directory(decoder).await?;
     match directory.lookup(&path) {
         Lookup::File(entry) => {
-            serve_entry(&state, &entry.id.id, q.download(), &method, &headers).await
+            serve_entry(state, &entry.id.id, q.download(), &method, &headers).await
         }
         Lookup::Dir if !path.is_empty() && !path.ends_with('/') => {
-            Ok(redirect(&format!("/p/{public}/{path}/")))
+            Ok(redirect(&format!("{base}/{path}/")))
         }
         Lookup::Dir => {
             let index = format!("{path}index.html");
             if let Lookup::File(entry) = directory.lookup(&index) {
-                return serve_entry(&state, &entry.id.id, false, &method, &headers).await;
+                return serve_entry(state, &entry.id.id, false, &method, &headers).await;
             }
             let etag = etag_of(&id);
             if not_modified(&headers, &etag) {

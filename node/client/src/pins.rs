@@ -130,8 +130,18 @@ impl Client {
         node: EndpointId,
         hashes: &[Hash],
     ) -> Result<NodeStatus, PeerError> {
+        Ok(self.probe(node, hashes).await?.0)
+    }
+
+    /// [`Client::node_status`], and the round-trip time of the connection to `node`.
+    pub async fn probe(
+        &self,
+        node: EndpointId,
+        hashes: &[Hash],
+    ) -> Result<(NodeStatus, std::time::Duration), PeerError> {
         let conn = self.dial(node, proto::ALPN).await?;
-        Ok(request::status(&conn, hashes).await?)
+        let status = request::status(&conn, hashes).await?;
+        Ok((status, crate::client::rtt(&conn)))
     }
 
     /// Nodes announcing any of `hashes` on the DHT, plus `extra`.
