@@ -42,6 +42,8 @@ head -c $((300 * 1024 + 123)) /dev/urandom >"$work/upload.bin"
 printf 'A private file, opened in the share page.\n' >"$work/secret.txt"
 
 wait_devnet
+# The devnet's fixed ports may be taken (another devnet): this one would have exited.
+kill -0 "${pids[0]}" 2>/dev/null || fail "the devnet did not start (ports 4919/6881 taken?): $(tail -n 3 "$work/devnet.log")"
 site_id="$(timeout 90 "$MOSAIC" put -r "$work/site" --public | tail -n 1)" || fail "mosaic put -r --public"
 case "$site_id" in mi1*) ;; *) fail "mosaic put -r --public printed '$site_id', not an id" ;; esac
 secret_cap="$(timeout 60 "$MOSAIC" put "$work/secret.txt" | tail -n 1)" || fail "mosaic put"

@@ -5,6 +5,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod gateway;
+
 use std::{
     fs,
     io::{BufRead, BufReader},

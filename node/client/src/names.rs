@@ -82,13 +82,7 @@ impl Client {
         };
         let keep = n0_future::join_all(holders.iter().map(|&id| {
             let record = &record;
-            async move {
-                let kept = async {
-                    let conn = self.dial(id, proto::ALPN).await?;
-                    Ok::<_, PeerError>(request::hold_name(&conn, record, &file).await?)
-                };
-                (id, kept.await)
-            }
+            async move { (id, self.offer_name(id, record, &file).await) }
         }));
         let (dht, kept) = tokio::join!(dht, keep);
         let (mut kept_by, mut refused) = (Vec::new(), Vec::new());
@@ -116,6 +110,18 @@ impl Client {
             kept_by,
             refused,
         })
+    }
+
+    /// Hands `record` (a name pointing at `file`) to `node`, which keeps and
+    /// republishes it if it holds part of `file`; whether the node's DHT put took.
+    pub async fn offer_name(
+        &self,
+        node: EndpointId,
+        record: &SignedRecord,
+        file: &mosaic_codec::Hash,
+    ) -> Result<bool, PeerError> {
+        let conn = self.dial(node, proto::ALPN).await?;
+        Ok(request::hold_name(&conn, record, file).await?)
     }
 
     /// The newest record of `name` and what it points to.

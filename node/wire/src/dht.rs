@@ -162,7 +162,7 @@ pub enum RoutingError {
     #[error("DHT announce failed: {0}")]
     Announce(#[from] n0_mainline::errors::PutQueryError),
     /// An address record reached no node.
-    #[error("DHT address publish failed: {0}")]
+    #[error("DHT publish (mutable item) failed: {0}")]
     Publish(#[from] n0_mainline::errors::PutMutableError),
     /// DHT nodes hold a newer record of this name than the one put.
     #[error(
