@@ -104,6 +104,14 @@ pub(crate) enum AppError {
     /// The operator does not allow this.
     #[error("{0}")]
     Forbidden(String),
+    /// Too much is going on; try again later.
+    #[error("the gateway is busy: {what}; try again in {retry_after} s")]
+    Busy {
+        /// What is full.
+        what: String,
+        /// Seconds to wait (`Retry-After`).
+        retry_after: u64,
+    },
     /// The request body is larger than allowed.
     #[error("the upload is larger than this gateway's limit of {max} bytes")]
     TooLarge {
@@ -162,7 +170,8 @@ impl AppError {
             AppError::Denied(_)
             | AppError::LookupTimeout { .. }
             | AppError::RangeNotSatisfiable { .. }
-            | AppError::TooLarge { .. } => None,
+            | AppError::TooLarge { .. }
+            | AppError::Busy { .. } => None,
         }
     }
 
@@ -175,6 +184,7 @@ impl AppError {
             (AppError::LookupTimeout { .. }, _) => StatusCode::GATEWAY_TIMEOUT,
             (AppError::RangeNotSatisfiable { .. }, _) => StatusCode::RANGE_NOT_SATISFIABLE,
             (AppError::TooLarge { .. }, _) => StatusCode::PAYLOAD_TOO_LARGE,
+            (AppError::Busy { .. }, _) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_GATEWAY,
         }
     }
@@ -198,6 +208,9 @@ impl IntoResponse for AppError {
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let AppError::Busy { retry_after, .. } = &self {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
         if let AppError::RangeNotSatisfiable { len, .. } = self {
             if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
                 h.insert(header::CONTENT_RANGE, v);

@@ -33,6 +33,7 @@ use std::{
 
 use axum::{
     Router,
+    extract::DefaultBodyLimit,
     extract::{Request, State},
     http::{HeaderValue, StatusCode, header},
     middleware::{self, Next},
@@ -54,7 +55,7 @@ pub use cache::DiskCache;
 use deny::Denylist;
 use error::AppError;
 pub use metrics::Metrics;
-use routes::{api, blob, file, name, share, site, ui};
+use routes::{api, blob, file, name, share, site, ui, upload};
 
 /// How to run a gateway.
 #[derive(Debug, Clone)]
@@ -98,6 +99,7 @@ impl Gateway {
             directories: Mutex::new(LruCache::new(NonZeroUsize::new(64).expect("non-zero"))),
             names: Mutex::new(LruCache::new(NonZeroUsize::new(1024).expect("non-zero"))),
             network: tokio::sync::Mutex::new(None),
+            uploads: Default::default(),
             options: options.clone(),
         });
         let listener = TcpListener::bind(options.listen).await?;
@@ -140,6 +142,8 @@ struct AppState {
     names: Mutex<LruCache<NameKey, (Instant, Result<Resolved, Arc<AppError>>)>>,
     /// The last network report (`/api/network`), and when it was made.
     network: tokio::sync::Mutex<Option<(Instant, serde_json::Value)>>,
+    /// Private uploads in progress (see [`routes::upload`]).
+    uploads: upload::Sessions,
     options: GatewayOptions,
 }
 
@@ -163,7 +167,19 @@ fn router(state: AppStateRef) -> Router {
         .route("/api/open/{text}", get(api::open))
         .route(
             "/api/upload",
-            axum::routing::post(api::upload).layer(axum::extract::DefaultBodyLimit::disable()),
+            axum::routing::post(upload::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/api/private-upload/begin",
+            axum::routing::post(upload::private_begin),
+        )
+        .route(
+            "/api/private-upload/{session}/segment/{index}",
+            axum::routing::post(upload::private_segment).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/api/private-upload/{session}/manifest",
+            axum::routing::post(upload::private_manifest),
         )
         .route("/blob/{hash}", get(blob::raw_blob))
         .route("/s", get(share::page_redirect))

@@ -5,9 +5,7 @@
 //!   [`NETWORK_TTL`]: a page left open, or many, cost the nodes one probe each per TTL.
 //! - `GET /api/open/{id|name}[?path=P]`: a public file's facts or a directory's listing,
 //!   directly or through a name. Readcaps are refused: the page opens those itself.
-//! - `POST /api/upload?name=N`: a public upload, only when the operator allowed uploads
-//!   (`--allow-uploads`). The body is spooled to the cache directory (never held in
-//!   memory), bounded by the operator's limit, then put like `mosaic put --public`.
+//! - Uploads: [`super::upload`].
 
 use std::time::Duration;
 
@@ -18,11 +16,9 @@ use axum::{
     response::Response,
 };
 use mosaic_client::dir::{self, Lookup};
-use mosaic_codec::{Access, Decoder, MAX_NAME_LEN, Metadata, Params, PublicId};
-use n0_future::StreamExt;
+use mosaic_codec::{Decoder, PublicId};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 
 use crate::{AppStateRef, error::AppError, routes::name::parse_public};
 
@@ -87,7 +83,7 @@ fn down(id: impl std::fmt::Display, error: String) -> Value {
 }
 
 /// A JSON answer that no cache keeps (it describes the network now).
-fn json_answer(value: &Value) -> Response {
+pub(crate) fn json_answer(value: &Value) -> Response {
     let mut r = Response::new(Body::from(value.to_string()));
     let h = r.headers_mut();
     h.insert(
@@ -177,111 +173,4 @@ pub(crate) async fn open(
         "id": public.to_string(), "kind": "directory", "name": via,
         "href": format!("{href}/"), "path": rel, "entries": entries,
     })))
-}
-
-/// `?name=` of `/api/upload`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct UploadQuery {
-    name: Option<String>,
-}
-
-/// Uploads a gateway runs at once; more wait (each spools to disk first).
-const PARALLEL_UPLOADS: usize = 4;
-static UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PARALLEL_UPLOADS);
-
-/// A file name from the client: its last path component, printable, bounded.
-fn clean_name(name: Option<&str>) -> String {
-    let name = name
-        .unwrap_or("")
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or("")
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect::<String>();
-    let mut name = name.trim().to_owned();
-    while name.len() > MAX_NAME_LEN {
-        name.pop();
-    }
-    if name.is_empty() || name == "." || name == ".." {
-        "upload".into()
-    } else {
-        name
-    }
-}
-
-/// `POST /api/upload?name=N`: stores the body as a public file.
-pub(crate) async fn upload(
-    State(state): State<AppStateRef>,
-    Query(q): Query<UploadQuery>,
-    body: Body,
-) -> Result<Response, AppError> {
-    let Some(max) = state.options.uploads else {
-        return Err(AppError::Forbidden(
-            "this gateway does not accept uploads: its operator can allow them with --allow-uploads".into(),
-        ));
-    };
-    let name = clean_name(q.name.as_deref());
-    let _turn = UPLOADS
-        .acquire()
-        .await
-        .map_err(|_| AppError::Forbidden("the gateway is shutting down".into()))?;
-    let spool_dir = state.options.cache_dir.join("uploads");
-    let io = |e: std::io::Error| AppError::Failed {
-        what: "spooling the upload",
-        source: Box::new(mosaic_client::ClientError::Output(e)),
-    };
-    tokio::fs::create_dir_all(&spool_dir).await.map_err(io)?;
-    // Deleted when dropped, whatever happens below.
-    let spool = tempfile::NamedTempFile::new_in(&spool_dir).map_err(io)?;
-    let mut file = tokio::fs::File::create(spool.path()).await.map_err(io)?;
-    let mut size = 0u64;
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|e| AppError::BadRequest(format!("the upload stopped before its end: {e}")))?;
-        size += chunk.len() as u64;
-        if size > max {
-            return Err(AppError::TooLarge { max });
-        }
-        file.write_all(&chunk).await.map_err(io)?;
-    }
-    file.flush().await.map_err(io)?;
-    drop(file);
-    let metadata = Metadata {
-        media_type: mime_guess::from_path(&name)
-            .first()
-            .map(|m| m.essence_str().to_owned()),
-        name: Some(name.clone()),
-        modified: None,
-    };
-    let report = state
-        .client
-        .put(spool.path(), Params::default(), Access::Public, metadata)
-        .await
-        .map_err(|e| AppError::Failed {
-            what: "storing the upload",
-            source: Box::new(e),
-        })?;
-    let public = PublicId {
-        id: report.manifest.id(),
-    };
-    Ok(json_answer(&json!({
-        "id": public.to_string(), "href": format!("/p/{public}"), "size": size, "name": name,
-    })))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn upload_names_are_one_clean_component() {
-        assert_eq!(clean_name(Some("a/b/c.txt")), "c.txt");
-        assert_eq!(clean_name(Some("C:\\x\\y.png")), "y.png");
-        assert_eq!(clean_name(Some("..")), "upload");
-        assert_eq!(clean_name(None), "upload");
-        assert_eq!(clean_name(Some("a\u{0}b\nc")), "abc");
-        assert!(clean_name(Some(&"x".repeat(10_000))).len() <= MAX_NAME_LEN);
-    }
 }

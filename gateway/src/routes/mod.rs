@@ -10,3 +10,4 @@ pub(crate) mod name;
 pub(crate) mod share;
 pub(crate) mod site;
 pub(crate) mod ui;
+pub(crate) mod upload;

@@ -32,8 +32,9 @@ const ASSETS: [Asset; 3] = [
     },
 ];
 
-/// Its own files only; media and images from this gateway (or the page's own blobs).
-const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+/// Its own files only; media and images from this gateway (or the page's own blobs);
+/// the share page's codec module (`/s/mosaic.wasm`) for private uploads.
+const POLICY: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
      connect-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; \
      frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 

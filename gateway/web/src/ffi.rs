@@ -13,13 +13,18 @@
 
 use std::cell::RefCell;
 
-use crate::file::{self, File, WebError};
+use crate::{
+    file::{self, File, WebError},
+    upload::Upload,
+};
 
 #[derive(Default)]
 struct State {
     input: Vec<u8>,
     output: Vec<u8>,
     files: Vec<Option<File>>,
+    /// The upload being coded (one at a time).
+    upload: Option<Upload>,
 }
 
 thread_local! {
@@ -197,6 +202,70 @@ pub extern "C" fn mosaic_plain_ptr() -> usize {
 #[unsafe(no_mangle)]
 pub extern "C" fn mosaic_plain_len() -> usize {
     PLAIN.get().1
+}
+
+/// Starts a private upload of `length` bytes (a fresh key; any earlier upload is
+/// dropped). Output: the geometry as JSON (see [`Upload::begin`]).
+#[unsafe(no_mangle)]
+pub extern "C" fn mosaic_upload_begin(length: f64) -> i32 {
+    STATE.with_borrow_mut(|state| {
+        state.upload = None;
+        match Upload::begin(segment(length)) {
+            Ok((upload, info)) => {
+                state.upload = Some(upload);
+                state.output = info.into_bytes();
+                0
+            }
+            Err(e) => fail(state, &e),
+        }
+    })
+}
+
+/// Codes the next segment of the upload from the input's first `len` bytes (its
+/// plaintext). Output: its `n` shards, one after the other.
+#[unsafe(no_mangle)]
+pub extern "C" fn mosaic_upload_segment(len: usize) -> i32 {
+    STATE.with_borrow_mut(|state| {
+        let State {
+            input,
+            output,
+            upload,
+            ..
+        } = &mut *state;
+        let result = match upload.as_mut() {
+            Some(upload) => upload.segment(input.get(..len).unwrap_or(&[]), output),
+            None => Err(WebError::Usage("no upload begun".into())),
+        };
+        match result {
+            Ok(()) => 0,
+            Err(e) => fail(state, &e),
+        }
+    })
+}
+
+/// Finishes the upload: the input holds the file's name (`name_len` bytes) then its
+/// media type (`type_len`). Output: the readcap (112 characters) then the manifest.
+/// The upload (and its key) is forgotten.
+#[unsafe(no_mangle)]
+pub extern "C" fn mosaic_upload_finish(name_len: usize, type_len: usize) -> i32 {
+    STATE.with_borrow_mut(|state| {
+        let Some(upload) = state.upload.take() else {
+            return fail(state, &WebError::Usage("no upload begun".into()));
+        };
+        let text = |range: std::ops::Range<usize>| {
+            String::from_utf8_lossy(state.input.get(range).unwrap_or(&[])).into_owned()
+        };
+        let name = text(0..name_len);
+        let media_type = text(name_len..name_len + type_len);
+        match upload.finish(&name, &media_type) {
+            Ok((manifest, cap)) => {
+                state.output = cap.into_bytes();
+                state.output.extend_from_slice(&manifest);
+                0
+            }
+            Err(e) => fail(state, &e),
+        }
+    })
 }
 
 #[link(wasm_import_module = "env")]

@@ -176,6 +176,10 @@ pub enum ClientError {
         /// Why.
         source: FetchError,
     },
+    /// A file coded elsewhere was sent out of order, in pieces of the wrong size, or
+    /// with a manifest that does not describe it.
+    #[error("the coded upload is inconsistent: {0}")]
+    Coded(String),
     /// A name or its record cannot be used.
     #[error(transparent)]
     Name(#[from] NameError),
@@ -220,6 +224,7 @@ impl ClientError {
             ClientError::Manifest(e) => e.kind(),
             ClientError::Blob(e) => e.kind(),
             ClientError::Name(e) => e.kind(),
+            ClientError::Coded(_) => ErrorKind::BadInput,
             ClientError::Record(e) => e.kind(),
             ClientError::NoSuchName { .. } | ClientError::NoSuchTarget { .. } => {
                 ErrorKind::NotFound

@@ -19,6 +19,7 @@
 mod address_book;
 mod blob;
 mod client;
+mod coded;
 pub mod dir;
 mod error;
 mod get;
@@ -30,6 +31,7 @@ mod repair;
 pub mod timings;
 
 pub use blob::RemoteBlob;
+pub use coded::ColumnUpload;
 pub use client::{Client, ClientOptions, StorageNode};
 pub use error::{BlobError, ClientError, Failures, PeerError};
 pub use get::{GET_PIPE_DEPTH, GetReport, ReadOptions, Segment, SegmentCache, SegmentStream};

@@ -129,7 +129,7 @@ impl Client {
     /// Stage 2: `n` distinct storage nodes with room for a column of `column_len`
     /// bytes, one per column, and the other nodes with room as spares, in placement
     /// order (a column whose node fails goes to the first spare).
-    async fn choose_nodes(
+    pub(crate) async fn choose_nodes(
         &self,
         n: usize,
         column_len: u64,
@@ -437,7 +437,7 @@ fn encode_some(
 }
 
 /// Stage 4: the manifest, on every column's node.
-async fn store_manifest(
+pub(crate) async fn store_manifest(
     nodes: &[StorageNode],
     manifest: &Manifest,
     undo: &mut Undo,
@@ -478,25 +478,25 @@ async fn store_manifest(
 
 /// The pins a put created, undone unless the put completes (see the module notes).
 #[derive(Default)]
-struct Undo {
+pub(crate) struct Undo {
     pins: Vec<(EndpointId, Connection, Hash)>,
 }
 
 impl Undo {
     /// Records a pin the node says is new (only those are the put's to undo).
-    fn record(&mut self, node: &StorageNode, stored: &Stored) {
+    pub(crate) fn record(&mut self, node: &StorageNode, stored: &Stored) {
         if stored.new_pin {
             self.pins.push((node.id, node.conn.clone(), stored.hash));
         }
     }
 
     /// The put completed: keep its pins.
-    fn disarm(mut self) {
+    pub(crate) fn disarm(mut self) {
         self.pins.clear();
     }
 
     /// Unpins now, and waits for the nodes' answers.
-    async fn run(mut self) {
+    pub(crate) async fn run(mut self) {
         unpin_all(std::mem::take(&mut self.pins)).await;
     }
 }
