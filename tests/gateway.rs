@@ -468,3 +468,130 @@ fn trustless_ranges_rebuild_a_private_file_with_the_page_codec() {
     );
     assert!(!log.contains(&cap), "a readcap reached the log");
 }
+
+/// Reads a JSON answer.
+fn json_of(r: &Reply) -> serde_json::Value {
+    assert!(r.status < 300, "{} {}", r.status, r.text());
+    serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.text()))
+}
+
+#[test]
+fn a_private_upload_coded_like_the_page_reaches_the_nodes_as_ciphertext_only() {
+    use mosaic_web::upload::Upload;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    // Uploads are off unless the operator allows them.
+    let closed = Gateway::start(&c, &[]);
+    let r = closed.post("/api/private-upload/begin?length=10", b"");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("--allow-uploads"), "{}", r.text());
+    drop(closed);
+
+    let gw = Gateway::start(&c, &["--allow-uploads", "--upload-max", "8MiB"]);
+    let marker = b"MOSAIC-PRIVATE-UPLOAD-MARKER-7f3a9c ";
+    let data: Vec<u8> = marker.iter().copied().cycle().take(2_600_000).collect();
+
+    // Over the operator's limit: 413 before anything is placed.
+    let r = gw.post("/api/private-upload/begin?length=9000000", b"");
+    assert_eq!(r.status, 413, "{}", r.text());
+    // Out of order: refused, and the session is gone.
+    let s = json_of(&gw.post(
+        &format!("/api/private-upload/begin?length={}", data.len()),
+        b"",
+    ));
+    let token = s["session"].as_str().unwrap().to_owned();
+    let r = gw.post(&format!("/api/private-upload/{token}/segment/1"), b"");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("segment 0 expected"), "{}", r.text());
+    let r = gw.post(&format!("/api/private-upload/{token}/segment/0"), b"");
+    assert_eq!(r.status, 404, "{}", r.text());
+    // A body larger than the segment's shards: 413, nothing read past the limit.
+    let s = json_of(&gw.post(
+        &format!("/api/private-upload/begin?length={}", data.len()),
+        b"",
+    ));
+    let token = s["session"].as_str().unwrap().to_owned();
+    let r = gw.post(
+        &format!("/api/private-upload/{token}/segment/0"),
+        &vec![0; 3 << 20],
+    );
+    assert_eq!(r.status, 413, "{}", r.text());
+
+    // The page's work, done here with the same code (mosaic-web, natively).
+    let (mut up, info) = Upload::begin(data.len() as u64).unwrap();
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    let s = json_of(&gw.post(
+        &format!("/api/private-upload/begin?length={}", data.len()),
+        b"",
+    ));
+    assert_eq!(s["segments"], info["segments"]);
+    assert_eq!(s["segments"], 3);
+    let token = s["session"].as_str().unwrap().to_owned();
+    let size = info["segment_size"].as_u64().unwrap() as usize;
+    let mut stripe = Vec::new();
+    for (i, plain) in data.chunks(size).enumerate() {
+        up.segment(plain, &mut stripe).unwrap();
+        let r = json_of(&gw.post(&format!("/api/private-upload/{token}/segment/{i}"), &stripe));
+        assert_eq!(r["next"], i + 1);
+    }
+    let (manifest, cap) = up.finish("marked.txt", "text/plain").unwrap();
+    let done = json_of(&gw.post(&format!("/api/private-upload/{token}/manifest"), &manifest));
+    let cap_parsed: Cap = cap.parse().unwrap();
+    assert_eq!(
+        done["id"].as_str().unwrap(),
+        mosaic_codec::PublicId {
+            id: cap_parsed.id()
+        }
+        .to_string()
+    );
+    assert_eq!(done["size"], data.len());
+
+    // The readcap, which only the "page" has, reads the file back through the CLI.
+    let out = c.tmp.path().join("marked.out");
+    let got = c.get(&cap, &out);
+    assert!(got.status.success(), "{}", stderr(&got));
+    assert!(fs::read(&out).unwrap() == data, "the file reads back");
+    // The nodes hold ciphertext only: the marker is nowhere in their data.
+    for (i, node) in c.nodes.iter().enumerate() {
+        for file in walk(&node.dir) {
+            let bytes = fs::read(&file).unwrap_or_default();
+            assert!(
+                !bytes.windows(marker.len()).any(|w| w == marker),
+                "node {i}'s {} holds plaintext",
+                file.display()
+            );
+        }
+    }
+    assert!(
+        !gw.log
+            .lock()
+            .unwrap()
+            .contains("MOSAIC-PRIVATE-UPLOAD-MARKER"),
+        "the gateway's log holds plaintext"
+    );
+    // A manifest for another file is refused (and nothing of that session is kept).
+    let (mut other, _) = Upload::begin(5).unwrap();
+    other.segment(b"12345", &mut stripe).unwrap();
+    let s = json_of(&gw.post("/api/private-upload/begin?length=5", b""));
+    let token = s["session"].as_str().unwrap().to_owned();
+    json_of(&gw.post(&format!("/api/private-upload/{token}/segment/0"), &stripe));
+    let r = gw.post(&format!("/api/private-upload/{token}/manifest"), &manifest);
+    assert_eq!(r.status, 400, "{}", r.text());
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

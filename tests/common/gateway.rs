@@ -105,6 +105,26 @@ impl Gateway {
         Ok(s)
     }
 
+    /// `POST path` with `body` (Content-Length).
+    pub fn post(&self, path: &str, body: &[u8]) -> Reply {
+        let run = || -> std::io::Result<Reply> {
+            let len = body.len().to_string();
+            let mut s = self.send(
+                "POST",
+                path,
+                &[
+                    ("Content-Length", &len),
+                    ("Content-Type", "application/octet-stream"),
+                ],
+            )?;
+            s.write_all(body)?;
+            let mut raw = Vec::new();
+            s.read_to_end(&mut raw)?;
+            Ok(Reply::parse(&raw, false))
+        };
+        run().unwrap_or_else(|e| panic!("POST {path}: {e}\n{}", self.log.lock().unwrap()))
+    }
+
     pub fn metrics(&self) -> String {
         String::from_utf8(self.get("/metrics").body).unwrap()
     }

@@ -27,9 +27,7 @@ use axum::{
     response::Response,
 };
 use mosaic_client::ColumnUpload;
-use mosaic_codec::{
-    Access, Layout, MAX_MANIFEST_LEN, MAX_NAME_LEN, Metadata, Params, PublicId,
-};
+use mosaic_codec::{Access, Layout, MAX_MANIFEST_LEN, MAX_NAME_LEN, Metadata, Params, PublicId};
 use n0_future::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
@@ -151,7 +149,6 @@ pub(crate) async fn upload(
     })))
 }
 
-
 /// `?length=` of `/api/private-upload/begin`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct BeginQuery {
@@ -169,15 +166,17 @@ pub(crate) async fn private_begin(
         return Err(AppError::TooLarge { max });
     }
     // Idle sessions give their turn back first.
-    state
-        .uploads
-        .lock()
-        .expect("not poisoned")
-        .retain(|_, s| s.try_lock().map_or(true, |s| s.last.elapsed() < SESSION_IDLE));
-    let turn = PRIVATE.clone().try_acquire_owned().map_err(|_| AppError::Busy {
-        what: format!("{PARALLEL_UPLOADS} uploads are in progress"),
-        retry_after: 10,
-    })?;
+    state.uploads.lock().expect("not poisoned").retain(|_, s| {
+        s.try_lock()
+            .map_or(true, |s| s.last.elapsed() < SESSION_IDLE)
+    });
+    let turn = PRIVATE
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| AppError::Busy {
+            what: format!("{PARALLEL_UPLOADS} uploads are in progress"),
+            retry_after: 10,
+        })?;
     let layout = Layout::new(Params::default(), q.length).ok_or(AppError::TooLarge { max })?;
     let upload = state
         .client
@@ -270,14 +269,19 @@ pub(crate) async fn private_manifest(
     };
     let Session { upload, .. } = session.into_inner();
     let size = upload.layout().length();
-    let report = upload.finish(&manifest).await.map_err(|e| AppError::Failed {
-        what: "storing the upload",
-        source: Box::new(e),
-    })?;
+    let report = upload
+        .finish(&manifest)
+        .await
+        .map_err(|e| AppError::Failed {
+            what: "storing the upload",
+            source: Box::new(e),
+        })?;
     let public = PublicId {
         id: report.manifest.id(),
     };
-    Ok(json_answer(&json!({"id": public.to_string(), "size": size})))
+    Ok(json_answer(
+        &json!({"id": public.to_string(), "size": size}),
+    ))
 }
 
 /// The whole body, refused once it passes `max` bytes.
@@ -285,9 +289,8 @@ async fn read_bounded(body: Body, max: usize) -> Result<Bytes, AppError> {
     let mut stream = body.into_data_stream();
     let mut out = Vec::with_capacity(max.min(64 << 20));
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            AppError::BadRequest(format!("the upload stopped before its end: {e}"))
-        })?;
+        let chunk = chunk
+            .map_err(|e| AppError::BadRequest(format!("the upload stopped before its end: {e}")))?;
         if out.len() + chunk.len() > max {
             return Err(AppError::TooLarge { max: max as u64 });
         }
