@@ -139,7 +139,7 @@ struct AppState {
     manifests: Mutex<LruCache<Hash, Manifest>>,
     directories: Mutex<LruCache<Hash, Arc<Directory>>>,
     /// Names resolved lately, and when (see [`routes::name`]).
-    names: Mutex<LruCache<NameKey, (Instant, Result<Resolved, Arc<AppError>>)>>,
+    names: Mutex<LruCache<NameKey, ResolvedName>>,
     /// The last network report (`/api/network`), and when it was made.
     network: tokio::sync::Mutex<Option<(Instant, serde_json::Value)>>,
     /// Private uploads in progress (see [`routes::upload`]).
@@ -148,6 +148,9 @@ struct AppState {
 }
 
 type AppStateRef = Arc<AppState>;
+
+/// A name's resolution (or its failure), and when it was made.
+type ResolvedName = (Instant, Result<Resolved, Arc<AppError>>);
 
 fn router(state: AppStateRef) -> Router {
     Router::new()

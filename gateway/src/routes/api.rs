@@ -51,7 +51,7 @@ pub(crate) async fn network(State(state): State<AppStateRef>) -> Result<Response
         match answer {
             Ok(Ok((s, rtt))) => json!({
                 "id": id.to_string(),
-                "rtt_ms": (rtt != Duration::MAX).then(|| rtt.as_secs_f64() * 1000.0),
+                "rtt_ms": (rtt != Duration::MAX).then_some(rtt.as_secs_f64() * 1000.0),
                 "capacity": s.capacity,
                 "used": s.used,
                 "blobs": s.blobs,

@@ -261,7 +261,7 @@ pub(crate) async fn private_manifest(
     allowed(&state)?;
     let session = session(&state, &token)?;
     drop_session(&state, &token);
-    let manifest = read_bounded(body, MAX_MANIFEST_LEN as usize).await?;
+    let manifest = read_bounded(body, MAX_MANIFEST_LEN).await?;
     let Ok(session) = Arc::try_unwrap(session) else {
         return Err(AppError::BadRequest(
             "the session is still receiving a segment: send the manifest after the last segment's answer".into(),

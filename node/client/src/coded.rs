@@ -94,7 +94,11 @@ impl ColumnUpload {
         }
         let shard = self.layout.segment_shard_len(index);
         for (j, tx) in self.senders.iter().enumerate() {
-            if tx.send(stripe.slice(j * shard..(j + 1) * shard)).await.is_err() {
+            if tx
+                .send(stripe.slice(j * shard..(j + 1) * shard))
+                .await
+                .is_err()
+            {
                 return Err(ClientError::UploadStopped {
                     node: self.nodes[j].id,
                     what: Role::Column(j),

@@ -31,8 +31,8 @@ mod repair;
 pub mod timings;
 
 pub use blob::RemoteBlob;
-pub use coded::ColumnUpload;
 pub use client::{Client, ClientOptions, StorageNode};
+pub use coded::ColumnUpload;
 pub use error::{BlobError, ClientError, Failures, PeerError};
 pub use get::{GET_PIPE_DEPTH, GetReport, ReadOptions, Segment, SegmentCache, SegmentStream};
 pub use names::{Published, Resolved};

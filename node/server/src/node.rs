@@ -100,7 +100,7 @@ pub struct NodeOptions {
     pub dht_client: bool,
     /// How often every record is re-announced.
     pub announce_interval: Duration,
-    /// How often kept name records are republished (see [`crate::names`]).
+    /// How often kept name records are republished (`docs/protocol.md`, "Names").
     pub republish_interval: Duration,
     /// Health checks, repair and scrub.
     pub health: HealthOptions,
