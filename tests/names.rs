@@ -185,6 +185,47 @@ fn private_names_open_only_with_their_read_key() {
     assert!(got.status.success(), "{}", stderr(&got));
     assert!(fs::read(&copy).unwrap() == data);
 
+    // The name key travels sealed under a passphrase: on another machine (here, another
+    // user) it publishes under the same name.
+    let export = c.tmp.path().join("diary.key.sealed");
+    let out = c
+        .mosaic_command(&["key", "export", "diary", "-o", export.to_str().unwrap()])
+        .env("MOSAIC_PASSPHRASE", "correct horse")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut import = std::process::Command::new(env!("CARGO_BIN_EXE_mosaic"));
+    import
+        .args(["--json", "key", "import", export.to_str().unwrap()])
+        .env("MOSAIC_PASSPHRASE", "correct horse")
+        .env("XDG_CONFIG_HOME", c.tmp.path().join("writer"))
+        .env("XDG_DATA_HOME", c.tmp.path().join("writer").join("data"))
+        .env("HOME", c.tmp.path());
+    let out = import.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = c.mosaic_as("writer", &["--json", "name", "ls"]);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["key"], key.as_str(), "{listed}");
+    let (other, other_data) = write_file(c.tmp.path(), "other.bin", 1000);
+    let out = c.mosaic_as(
+        "writer",
+        &["put", other.to_str().unwrap(), "--name", "other"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let other_cap = last_line(&out);
+    let out = c.mosaic_as("writer", &["name", "publish", "diary", "other"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(last_line(&out), sealed, "same name, same read key");
+    let out = c.mosaic_as("reader", &["name", "resolve", &sealed]);
+    assert_eq!(last_line(&out), other_cap, "{}", stderr(&out));
+    let copy = c.tmp.path().join("other.out");
+    assert!(
+        c.mosaic_as("reader", &["get", &other_cap, "-o", copy.to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert!(fs::read(&copy).unwrap() == other_data);
+
     // The gateway refuses to resolve it (the target is a readcap).
     let gw = Gateway::start(&c, &[]);
     let r = gw.get(&format!("/n/{key}/"));

@@ -7,7 +7,10 @@
 #     #open= link opens the directory on load;
 #   - a name (mosaic name new / publish) opens the same directory "via name";
 #   - a file uploaded through the page (the gateway runs with --allow-uploads) reads
-#     back with the same SHA-256;
+#     back with the same SHA-256: a public one through its /p/ link, a private one
+#     (sealed and erasure-coded in the page, 3 segments) through its share link; the
+#     private file's content is then nowhere in the nodes' data, the gateway's cache or
+#     its log (the public file's is: the search looks where the data is);
 #   - garbage and a private name give errors, and a share link or a readcap typed in
 #     the form opens the share page without the cap in any request the browser made
 #     (nor in the gateway's access log); every request goes to the gateway itself.
@@ -38,7 +41,13 @@ cat >"$work/site/index.html" <<'HTML'
 HTML
 printf 'A note in a sub-directory.\nSecond line, with UTF-8: ünïcødé ✓\n' >"$work/site/docs/note.txt"
 make_video "$work/site/clip.webm"
-head -c $((300 * 1024 + 123)) /dev/urandom >"$work/upload.bin"
+public_marker="MOSAIC-PUBLIC-MARKER-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+private_marker="MOSAIC-PRIVATE-MARKER-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+# repeat LINE BYTES: LINE over and over, BYTES bytes in all.
+repeat() { python3 -c 'import sys; l = (sys.argv[1] + "\n").encode(); n = int(sys.argv[2]); sys.stdout.buffer.write((l * (n // len(l) + 1))[:n])' "$@"; }
+{ head -c $((300 * 1024 + 123)) /dev/urandom; repeat "$public_marker" 60000; } >"$work/upload.bin"
+# About 2.5 MiB (3 segments of 1 MiB) of one recognizable line, uploaded privately.
+repeat "$private_marker, a line of the private upload" $((2560 * 1024 + 77)) >"$work/private.txt"
 printf 'A private file, opened in the share page.\n' >"$work/secret.txt"
 
 wait_devnet
@@ -70,6 +79,7 @@ print(json.dumps({
   "index": ["index.html", f"{work}/site/index.html"],
   "text": ["note.txt", f"{work}/site/docs/note.txt"],
   "media": "clip.webm", "upload": f"{work}/upload.bin",
+  "private_upload": f"{work}/private.txt", "private_cap_out": f"{work}/private_cap.txt",
   "readcap": cap, "readcap_name": "secret.txt", "private_name": private,
   "requests_out": f"{work}/requests.json",
 }))
@@ -78,14 +88,29 @@ PY
 status=0
 timeout 200 python3 tests/ui_browser.py "$cdp_port" "$spec" || status=1
 
-# Neither the readcap nor the private name reached the gateway (its access log has
-# every request's URI and Referer).
-if grep -qF -e "$secret_cap" -e "$private_name" "$work/gateway.log"; then
+# Neither the readcaps (typed in, made by the page) nor the private name reached the
+# gateway (its access log has every request's URI and Referer).
+private_cap="$(cat "$work/private_cap.txt" 2>/dev/null || true)"
+case "$private_cap" in mr1*) ;; *) echo "FAIL the page's private upload gave no readcap"; status=1; private_cap="$secret_cap" ;; esac
+if grep -qF -e "$secret_cap" -e "$private_cap" -e "$private_name" "$work/gateway.log"; then
   echo "FAIL the readcap or the private name is in the gateway's log"; status=1
 elif ! grep -q "/api/open/" "$work/gateway.log"; then
   echo "FAIL the gateway's access log has no /api/open/ request: the check would be vacuous"; status=1
 else
   echo "ok   no readcap or private name in the gateway's access log ($(grep -c 'mosaic::access' "$work/gateway.log" || true) requests logged)"
+fi
+
+# The private upload's content is nowhere the gateway or the nodes keep anything: only
+# ciphertext reached them. The public upload's is (the search is not vacuous).
+stores=("$work/devnet" "$work/cache" "$work/data" "$work/gateway.log" "$work/devnet.log")
+found="$(grep -r -a -l -F "$private_marker" "${stores[@]}" 2>/dev/null || true)"
+public_found="$( (grep -r -a -l -F "$public_marker" "$work/devnet" 2>/dev/null || true) | wc -l)"
+if [ -n "$found" ]; then
+  echo "FAIL the private upload's plaintext is stored in: $(echo "$found" | head -n 5 | tr '\n' ' ')"; status=1
+elif [ "$public_found" -eq 0 ]; then
+  echo "FAIL the public upload's content is not found in the nodes' data either: the search would be vacuous"; status=1
+else
+  echo "ok   the private upload's content is nowhere in the nodes' data, the gateway's cache or its log; the public one's is in $public_found file(s) of the nodes"
 fi
 
 if [ "$status" -ne 0 ]; then
