@@ -18,6 +18,11 @@
 //!   announcer does): keys/s and datagrams per key, to extend to a million blobs
 //!   (docs/scale.md).
 //!
+//! - **names** (a second table): a client publishes each of `--files` names twice (a
+//!   BEP 44 record, then an update with a higher sequence number) and another node
+//!   resolves it right after each publish: latencies, whether the resolve saw the
+//!   update at once, datagrams per operation.
+//!
 //! Nothing is asserted: the table is the result. Datagram counts come from each node's
 //! receive hook, so they cover requests and answers alike.
 
@@ -27,8 +32,14 @@ use std::{
 };
 
 use iroh::SecretKey;
-use mosaic_codec::Hash;
-use mosaic_wire::dht::{Routing, RoutingOptions};
+use mosaic_codec::{
+    Cap, Hash, PublicId,
+    name::{NameKey, Pointer},
+};
+use mosaic_wire::{
+    dht::{Routing, RoutingOptions},
+    record::{SignedRecord, SigningKey},
+};
 use n0_future::StreamExt;
 
 const HOLDERS: usize = 5;
@@ -68,8 +79,17 @@ fn main() {
         "| nodes | join s | announce p50/p99 ms | dgrams/announce | lookup first p50/p99 ms | lookup end p50/p99 ms | all holders found | get (1 lookup) p50 ms, dgrams | get (per column) p50 ms, dgrams | re-announce keys/s, dgrams/key |"
     );
     println!("|---:|---:|---|---:|---|---|---:|---|---|---|");
+    let mut names = Vec::new();
     for n in sizes {
-        rt.block_on(run(n, files, reannounce));
+        names.push(rt.block_on(run(n, files, reannounce)));
+    }
+    println!();
+    println!(
+        "| nodes | name publish p50/p99 ms | resolve p50/p99 ms | resolves that saw the latest record | dgrams per publish+resolve |"
+    );
+    println!("|---:|---|---|---:|---:|");
+    for row in names {
+        println!("{row}");
     }
 }
 
@@ -94,7 +114,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-async fn run(n: usize, files: usize, reannounce: usize) {
+async fn run(n: usize, files: usize, reannounce: usize) -> String {
     let network = format!("bench-{}-{n}", std::process::id());
     // Start the network: node 0 alone, the rest in batches that bootstrap from it.
     let started = Instant::now();
@@ -230,6 +250,45 @@ async fn run(n: usize, files: usize, reannounce: usize) {
     let rate = keys.len() as f64 / t.elapsed().as_secs_f64();
     let per_key = (total(&client) - d0) as f64 / keys.len() as f64;
 
+    // Names: each published, then updated, by the client; another node resolves it
+    // right after each publish.
+    let (mut publish_ms, mut resolve_ms, mut latest) = (Vec::new(), Vec::new(), 0usize);
+    let d0 = total(&client);
+    for f in 0..files {
+        let signer = SigningKey::from_bytes(
+            blake3::hash(format!("{network} name {f}").as_bytes()).as_bytes(),
+        );
+        let name = NameKey(signer.verifying_key().to_bytes());
+        for (seq, target) in [(1i64, plan[f].0), (2, plan[(f + 1) % files].0)] {
+            let value = Pointer {
+                target: Cap::Public(PublicId { id: target }),
+                path: String::new(),
+            }
+            .encode(&name, None, [0; 24])
+            .expect("a small record");
+            let record = SignedRecord::sign(&signer, seq, value).expect("a small record");
+            let t = Instant::now();
+            let _ = client.publish_record(&record).await;
+            publish_ms.push(ms(t.elapsed()));
+            let reader = &nodes[(f * 11 + 3) % n];
+            let t = Instant::now();
+            let got = reader.resolve_record(&name.0).await.ok().flatten();
+            resolve_ms.push(ms(t.elapsed()));
+            if got.is_some_and(|r| r.seq == seq) {
+                latest += 1;
+            }
+        }
+    }
+    let per_name_op = (total(&client) - d0) as f64 / (2 * files) as f64;
+    let names = format!(
+        "| {n} | {:.1} / {:.1} | {:.1} / {:.1} | {latest}/{} | {per_name_op:.0} |",
+        pct(&mut publish_ms.clone(), 0.5),
+        pct(&mut publish_ms, 0.99),
+        pct(&mut resolve_ms.clone(), 0.5),
+        pct(&mut resolve_ms, 0.99),
+        2 * files,
+    );
+
     println!(
         "| {n} | {:.1} | {:.0} / {:.0} | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} | {found_all}/{} | {:.1}, {:.0} | {:.1}, {:.0} | {:.0}, {:.0} |",
         join.as_secs_f64(),
@@ -248,6 +307,7 @@ async fn run(n: usize, files: usize, reannounce: usize) {
         rate,
         per_key,
     );
+    names
 }
 
 /// Node `i`'s key (distinct per run and network).
