@@ -578,20 +578,3 @@ fn a_private_upload_coded_like_the_page_reaches_the_nodes_as_ciphertext_only() {
     let r = gw.post(&format!("/api/private-upload/{token}/manifest"), &manifest);
     assert_eq!(r.status, 400, "{}", r.text());
 }
-
-/// Every file under `dir`.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else {
-        return out;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}

@@ -11,7 +11,6 @@ use common::*;
 use std::{
     fs,
     io::{BufRead, BufReader, Read, Seek, SeekFrom, Write},
-    path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::{Arc, Mutex},
     thread,
@@ -226,21 +225,6 @@ fn a_corrupted_column_is_detected_and_the_file_comes_from_other_nodes() {
     // Of the k + 1 = 4 columns fetched at least one is corrupt: verified streaming
     // rejects it and the client fails over.
     assert!(stderr(&out).contains("failed over"), "{}", stderr(&out));
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[test]

@@ -287,6 +287,22 @@ pub fn write_file(dir: &Path, name: &str, len: usize) -> (PathBuf, Vec<u8>) {
     (p, data)
 }
 
+/// Every file under `dir` (none if it cannot be read).
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
 /// Every node whose process is alive.
 pub fn alive(c: &Cluster) -> usize {
     c.nodes.iter().filter(|n| n.child.is_some()).count()

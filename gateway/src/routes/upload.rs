@@ -26,7 +26,7 @@ use axum::{
     extract::{Path, Query, State},
     response::Response,
 };
-use mosaic_client::ColumnUpload;
+use mosaic_client::{ClientError, ColumnUpload, PutReport};
 use mosaic_codec::{Access, Layout, MAX_MANIFEST_LEN, MAX_NAME_LEN, Metadata, Params, PublicId};
 use n0_future::StreamExt;
 use serde::Deserialize;
@@ -107,7 +107,7 @@ pub(crate) async fn upload(
     let spool_dir = state.options.cache_dir.join("uploads");
     let io = |e: std::io::Error| AppError::Failed {
         what: "spooling the upload",
-        source: Box::new(mosaic_client::ClientError::Output(e)),
+        source: Box::new(ClientError::Output(e)),
     };
     tokio::fs::create_dir_all(&spool_dir).await.map_err(io)?;
     // Deleted when dropped, whatever happens below.
@@ -133,17 +133,12 @@ pub(crate) async fn upload(
         name: Some(name.clone()),
         modified: None,
     };
-    let report = state
-        .client
-        .put(spool.path(), Params::default(), Access::Public, metadata)
-        .await
-        .map_err(|e| AppError::Failed {
-            what: "storing the upload",
-            source: Box::new(e),
-        })?;
-    let public = PublicId {
-        id: report.manifest.id(),
-    };
+    let public = stored(
+        state
+            .client
+            .put(spool.path(), Params::default(), Access::Public, metadata)
+            .await,
+    )?;
     Ok(json_answer(&json!({
         "id": public.to_string(), "href": format!("/p/{public}"), "size": size, "name": name,
     })))
@@ -269,19 +264,21 @@ pub(crate) async fn private_manifest(
     };
     let Session { upload, .. } = session.into_inner();
     let size = upload.layout().length();
-    let report = upload
-        .finish(&manifest)
-        .await
-        .map_err(|e| AppError::Failed {
-            what: "storing the upload",
-            source: Box::new(e),
-        })?;
-    let public = PublicId {
-        id: report.manifest.id(),
-    };
+    let public = stored(upload.finish(&manifest).await)?;
     Ok(json_answer(
         &json!({"id": public.to_string(), "size": size}),
     ))
+}
+
+/// The stored file's id, or why storing failed.
+fn stored(report: Result<PutReport, ClientError>) -> Result<PublicId, AppError> {
+    let report = report.map_err(|e| AppError::Failed {
+        what: "storing the upload",
+        source: Box::new(e),
+    })?;
+    Ok(PublicId {
+        id: report.manifest.id(),
+    })
 }
 
 /// The whole body, refused once it passes `max` bytes.

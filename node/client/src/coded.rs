@@ -19,7 +19,7 @@ use tokio::{sync::mpsc, task::JoinHandle};
 
 use crate::{
     Client, ClientError, PutReport, Role, StorageNode,
-    put::{PUT_PIPE_DEPTH, Undo, store_manifest},
+    put::{PUT_PIPE_DEPTH, Undo, settle, store_manifest},
 };
 
 /// A coded upload in progress.
@@ -164,18 +164,6 @@ impl ColumnUpload {
             Ok(manifest)
         }
         .await;
-        match result {
-            Ok(manifest) => {
-                undo.disarm();
-                Ok(PutReport {
-                    manifest,
-                    placement: nodes.iter().map(|n| n.id).collect(),
-                })
-            }
-            Err(e) => {
-                undo.run().await;
-                Err(e)
-            }
-        }
+        settle(result, undo, &nodes).await
     }
 }

@@ -111,19 +111,7 @@ impl Client {
             Ok(manifest)
         }
         .await;
-        match stored {
-            Ok(manifest) => {
-                undo.disarm();
-                Ok(PutReport {
-                    manifest,
-                    placement: nodes.iter().map(|n| n.id).collect(),
-                })
-            }
-            Err(e) => {
-                undo.run().await;
-                Err(e)
-            }
-        }
+        settle(stored, undo, &nodes).await
     }
 
     /// Stage 2: `n` distinct storage nodes with room for a column of `column_len`
@@ -434,6 +422,27 @@ fn encode_some(
         manifest: encoder.finish(&encoding.metadata)?,
         tags,
     }))
+}
+
+/// The end of a put: its pins kept if the manifest is everywhere, else undone.
+pub(crate) async fn settle(
+    stored: Result<Manifest, ClientError>,
+    undo: Undo,
+    nodes: &[StorageNode],
+) -> Result<PutReport, ClientError> {
+    match stored {
+        Ok(manifest) => {
+            undo.disarm();
+            Ok(PutReport {
+                manifest,
+                placement: nodes.iter().map(|n| n.id).collect(),
+            })
+        }
+        Err(e) => {
+            undo.run().await;
+            Err(e)
+        }
+    }
 }
 
 /// Stage 4: the manifest, on every column's node.

@@ -26,6 +26,8 @@ use crate::store::Store;
 const NAMES: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("names-0");
 /// Names one node keeps at most (a record is ~1 KiB): beyond it, new names are refused.
 pub const MAX_NAMES: u64 = 100_000;
+/// Names republished at once (each a DHT get, then a put).
+const PARALLEL: usize = 8;
 /// A DHT put or lookup of one name may take this long.
 const STEP_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -156,50 +158,54 @@ impl Names {
         }
     }
 
-    /// One republish round over every kept name.
+    /// One republish round over every kept name, [`PARALLEL`] at a time.
     async fn round(&self) -> Result<(usize, usize), HoldError> {
         let (mut published, mut failed) = (0, 0);
-        for held in self.all()? {
-            let key = held.record.key;
-            if !matches!(
-                self.store.size_of(&Hash::from_bytes(held.file)),
-                Ok(Some(_))
-            ) {
-                debug!(name = %held.record.name(), "file gone from this node: name dropped");
-                self.remove(&key)?;
-                continue;
-            }
-            let newest = tokio::time::timeout(STEP_TIMEOUT, self.routing.resolve_record(&key))
-                .await
-                .unwrap_or(Err(RoutingError::Shutdown));
-            match newest {
-                // The publisher's latest: keep and spread it instead of ours.
-                Ok(Some(found)) if found.seq > held.record.seq && found.verify().is_ok() => {
-                    let file = held.file;
-                    let newer = Held {
-                        record: found,
-                        file,
-                    };
-                    if self.publish(&newer.record).await {
-                        published += 1;
-                    } else {
-                        failed += 1;
-                    }
-                    // A concurrent client's even newer record wins over this one.
-                    if let Err(e) = self.keep(newer) {
-                        debug!("kept name not replaced: {e}");
-                    }
-                }
-                _ => {
-                    if self.publish(&held.record).await {
-                        published += 1;
-                    } else {
-                        failed += 1;
-                    }
+        let all = self.all()?;
+        for chunk in all.chunks(PARALLEL) {
+            for ok in n0_future::join_all(chunk.iter().map(|held| self.refresh(held))).await {
+                match ok? {
+                    Some(true) => published += 1,
+                    Some(false) => failed += 1,
+                    None => {}
                 }
             }
         }
         Ok((published, failed))
+    }
+
+    /// Republishes one name: the DHT's newer record if there is one (adopted), else
+    /// ours. `None` if the name was dropped (its file is gone from this node), else
+    /// whether the put took.
+    async fn refresh(&self, held: &Held) -> Result<Option<bool>, HoldError> {
+        let key = held.record.key;
+        if !matches!(
+            self.store.size_of(&Hash::from_bytes(held.file)),
+            Ok(Some(_))
+        ) {
+            debug!(name = %held.record.name(), "file gone from this node: name dropped");
+            self.remove(&key)?;
+            return Ok(None);
+        }
+        let newest = tokio::time::timeout(STEP_TIMEOUT, self.routing.resolve_record(&key))
+            .await
+            .unwrap_or(Err(RoutingError::Shutdown));
+        match newest {
+            // The publisher's latest: keep and spread it instead of ours.
+            Ok(Some(found)) if found.seq > held.record.seq && found.verify().is_ok() => {
+                let newer = Held {
+                    record: found,
+                    file: held.file,
+                };
+                let took = self.publish(&newer.record).await;
+                // A concurrent client's even newer record wins over this one.
+                if let Err(e) = self.keep(newer) {
+                    debug!("kept name not replaced: {e}");
+                }
+                Ok(Some(took))
+            }
+            _ => Ok(Some(self.publish(&held.record).await)),
+        }
     }
 }
 

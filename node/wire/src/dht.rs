@@ -404,21 +404,10 @@ impl Routing {
         &self,
         key: &[u8; 32],
     ) -> Result<Option<SignedRecord>, RoutingError> {
-        let _turn = self.lookup_permit().await?;
-        let mut stream = self
-            .dht
-            .get_mutable(key, Some(mosaic_codec::name::NAME_SALT), None)
-            .await
-            .map_err(|_| RoutingError::Shutdown)?;
-        let mut best: Option<MutableItem> = None;
-        self.collect_settled(&mut stream, |item: MutableItem| {
-            if best.as_ref().is_none_or(|b| item.seq() > b.seq()) {
-                best = Some(item);
-            }
-            true
-        })
-        .await;
-        Ok(best.map(|item| SignedRecord::from_item(&item)))
+        Ok(self
+            .newest_item(key, mosaic_codec::name::NAME_SALT)
+            .await?
+            .map(|item| SignedRecord::from_item(&item)))
     }
 
     /// The EndpointIds that announced `key`, freshest first, stale records dropped.
@@ -548,12 +537,25 @@ impl Routing {
     /// Where `id` said it can be reached (the record with the highest sequence
     /// number); empty if it published nothing readable.
     pub async fn resolve(&self, id: &EndpointId) -> Result<PeerAddr, RoutingError> {
-        // Not `get_mutable_most_recent`: in n0-mainline 0.7.1 it keeps the first item
-        // received and ignores a later one with a higher sequence number.
+        Ok(self
+            .newest_item(id.as_bytes(), ADDR_SALT)
+            .await?
+            .and_then(|item| postcard::from_bytes::<PeerAddr>(item.value()).ok())
+            .unwrap_or_default())
+    }
+
+    /// The mutable item under `key` and `salt` with the highest sequence number found.
+    /// Not `get_mutable_most_recent`: in n0-mainline 0.7.1 it keeps the first item
+    /// received and ignores a later one with a higher sequence number.
+    async fn newest_item(
+        &self,
+        key: &[u8; 32],
+        salt: &[u8],
+    ) -> Result<Option<MutableItem>, RoutingError> {
         let _turn = self.lookup_permit().await?;
         let mut stream = self
             .dht
-            .get_mutable(id.as_bytes(), Some(ADDR_SALT), None)
+            .get_mutable(key, Some(salt), None)
             .await
             .map_err(|_| RoutingError::Shutdown)?;
         let mut best: Option<MutableItem> = None;
@@ -564,9 +566,7 @@ impl Routing {
             true
         })
         .await;
-        Ok(best
-            .and_then(|item| postcard::from_bytes::<PeerAddr>(item.value()).ok())
-            .unwrap_or_default())
+        Ok(best)
     }
 }
 
