@@ -66,6 +66,12 @@ port="$(free_port)"
 GATEWAY_ARGS="--allow-uploads" start_gateway "$port" RUST_LOG=info,mosaic::access=debug
 gw="http://127.0.0.1:$port"
 curl -fs "$gw/health" >/dev/null || fail "the gateway is not healthy: $(tail -n 5 "$work/gateway.log")"
+# The page is compiled into the binary: an older build would test an older page.
+for asset in "/ ui.html" "/ui/ui.js ui.js" "/ui/ui.css ui.css"; do
+  read -r path file <<<"$asset"
+  curl -fs "$gw$path" | cmp -s - "gateway/assets/$file" ||
+    fail "$MOSAIC serves another $file than gateway/assets/$file: rebuild it (cargo build)"
+done
 
 cdp_port="$(free_port)"
 start_chromium "$cdp_port"

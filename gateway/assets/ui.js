@@ -497,7 +497,7 @@ async function postJson(url, body) {
   if (!response.ok) {
     const wait = response.headers.get("Retry-After");
     const text = await errorText(response);
-    throw new Error(response.status === 503 && wait ? `${text} (try again in ${wait} s)` : text);
+    throw new Error(response.status === 503 && wait && !/try again/i.test(text) ? `${text} (try again in ${wait} s)` : text);
   }
   try {
     return await response.json();
@@ -524,6 +524,17 @@ async function sealAndSend(file) {
       `this page ${plan.segments} of ${plan.segment_size} in ${plan.columns}: reload the page`);
   }
   const session = `/api/private-upload/${encodeURIComponent(begun.session)}`;
+  try {
+    return await sendSegments(codec, file, plan, session);
+  } catch (e) {
+    // Free the gateway's slot now rather than when the session times out.
+    fetch(`${session}/abort`, { method: "POST" }).catch(() => {});
+    throw e;
+  }
+}
+
+// The segments of FILE, then the manifest, to SESSION (see sealAndSend).
+async function sendSegments(codec, file, plan, session) {
   const { segments, segment_size: size } = plan;
   const code = async (i) => {
     let plain;
@@ -586,7 +597,7 @@ async function uploadPrivate(file) {
   }
   // The key is in the fragment, which browsers never send.
   const link = `${location.origin}/s/#${done.readcap}/${encodeURIComponent(file.name)}`;
-  showProgress(done.segments, done.segments, `all ${plural(done.segments, "segment", "segments")} stored`);
+  showProgress(done.segments, done.segments, `segment ${done.segments} of ${done.segments}: all stored`);
   const copy = navigator.clipboard ? el("button", { type: "button", id: "upload-copy" }, "Copy the link") : null;
   if (copy) {
     copy.addEventListener("click", () => navigator.clipboard.writeText(link).then(

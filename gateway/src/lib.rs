@@ -184,6 +184,10 @@ fn router(state: AppStateRef) -> Router {
             "/api/private-upload/{session}/manifest",
             axum::routing::post(upload::private_manifest),
         )
+        .route(
+            "/api/private-upload/{session}/abort",
+            axum::routing::post(upload::private_abort),
+        )
         .route("/blob/{hash}", get(blob::raw_blob))
         .route("/s", get(share::page_redirect))
         .route("/s/", get(share::page))

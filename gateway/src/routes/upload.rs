@@ -11,9 +11,12 @@
 //!   session); the manifest is checked against what the nodes stored. The gateway never
 //!   has the key or the plaintext: the page makes the readcap.
 //!
-//! Both kinds are stored with the gateway's identity; at most [`PARALLEL_UPLOADS`] run at
-//! once, and a private session idle for [`SESSION_IDLE`] is dropped (its columns are not
-//! kept by the nodes: their streams end short).
+//! Both kinds are stored with the gateway's identity; at most [`PARALLEL_UPLOADS`] of
+//! each run at once. A private session is dropped (its columns are not kept by the
+//! nodes: their streams end short) when the page aborts it (`POST …/{session}/abort`),
+//! when it has sent no segment within [`FIRST_SEGMENT`] of its start, or when it is idle
+//! for [`SESSION_IDLE`]; the sweep runs before each new session, so a stalled page
+//! holds a slot for at most that long.
 
 use std::{
     collections::HashMap,
@@ -39,7 +42,9 @@ use crate::{AppStateRef, error::AppError, routes::api::json_answer};
 /// sessions, which hold nodes' streams open).
 pub(crate) const PARALLEL_UPLOADS: usize = 4;
 /// A private session that receives nothing for this long is dropped.
-pub(crate) const SESSION_IDLE: Duration = Duration::from_secs(120);
+pub(crate) const SESSION_IDLE: Duration = Duration::from_secs(60);
+/// A private session that has sent no segment this long after it began is dropped.
+pub(crate) const FIRST_SEGMENT: Duration = Duration::from_secs(15);
 
 static UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PARALLEL_UPLOADS);
 
@@ -162,8 +167,14 @@ pub(crate) async fn private_begin(
     }
     // Idle sessions give their turn back first.
     state.uploads.lock().expect("not poisoned").retain(|_, s| {
-        s.try_lock()
-            .map_or(true, |s| s.last.elapsed() < SESSION_IDLE)
+        s.try_lock().map_or(true, |s| {
+            let limit = if s.upload.next_segment() == 0 {
+                FIRST_SEGMENT
+            } else {
+                SESSION_IDLE
+            };
+            s.last.elapsed() < limit
+        })
     });
     let turn = PRIVATE
         .clone()
@@ -254,20 +265,39 @@ pub(crate) async fn private_manifest(
     body: Body,
 ) -> Result<Response, AppError> {
     allowed(&state)?;
+    session(&state, &token)?;
+    // Read first: a manifest that does not arrive leaves the session as it was.
+    let manifest = read_bounded(body, MAX_MANIFEST_LEN).await?;
     let session = session(&state, &token)?;
     drop_session(&state, &token);
-    let manifest = read_bounded(body, MAX_MANIFEST_LEN).await?;
-    let Ok(session) = Arc::try_unwrap(session) else {
-        return Err(AppError::BadRequest(
-            "the session is still receiving a segment: send the manifest after the last segment's answer".into(),
-        ));
+    let session = match Arc::try_unwrap(session) {
+        Ok(session) => session,
+        Err(session) => {
+            state
+                .uploads
+                .lock()
+                .expect("not poisoned")
+                .insert(token, session);
+            return Err(AppError::BadRequest(
+                "the session is still receiving a segment: send the manifest after the last segment's answer".into(),
+            ));
+        }
     };
     let Session { upload, .. } = session.into_inner();
     let size = upload.layout().length();
     let public = stored(upload.finish(&manifest).await)?;
-    Ok(json_answer(
-        &json!({"id": public.to_string(), "size": size}),
-    ))
+    Ok(json_answer(&json!({"id": public.to_string(), "size": size})))
+}
+
+/// `POST /api/private-upload/{session}/abort`: the page gave up; the slot is freed and
+/// the nodes keep nothing of it.
+pub(crate) async fn private_abort(
+    State(state): State<AppStateRef>,
+    Path(token): Path<String>,
+) -> Result<Response, AppError> {
+    session(&state, &token)?;
+    drop_session(&state, &token);
+    Ok(json_answer(&json!({"aborted": true})))
 }
 
 /// The stored file's id, or why storing failed.

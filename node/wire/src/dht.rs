@@ -252,9 +252,9 @@ impl Routing {
         } else {
             builder.bootstrap(&all);
         }
-        if let Some(port) = options.port {
-            builder.port(port);
-        }
+        // n0-mainline binds 6881 when no port is given and it is free: a client (or a
+        // gateway) started first would take the port a storage node needs. Any port.
+        builder.port(options.port.unwrap_or(0));
         if options.server {
             builder.server_mode();
             builder.server_settings(ServerSettings {
