@@ -23,6 +23,7 @@ is written to "private_cap_out", for the caller's checks of the gateway's log.
 import base64
 import hashlib
 import json
+import os
 import sys
 import time
 import urllib.request
@@ -220,6 +221,30 @@ def open_error():
 
 
 # 0. The page loads under the gateway's Content-Security-Policy.
+if spec.get("bench_file"):
+    # Bench mode (benches/upload.sh): time uploads of one file through the page, private
+    # (sealed and coded in the page) then public, and stop. Nothing is asserted.
+    def timed_upload(choice):
+        navigate(gw + "/")
+        wait_for("!document.getElementById('upload-button').disabled", 20)
+        evaluate(f"document.getElementById('upload-{choice}').click(), true")
+        handle = call("Runtime.evaluate", page, expression="document.getElementById('upload-file')")["result"]
+        call("DOM.setFileInputFiles", page, files=[spec["bench_file"]], objectId=handle["objectId"])
+        start = time.time()
+        evaluate("document.getElementById('upload-button').click(), true")
+        link = wait_for("(() => { const a = document.getElementById('upload-link'); return a ? a.getAttribute('href') : null; })()",
+                        600, every=0.05)
+        took = time.time() - start
+        if not link:
+            print(f"FAIL the {choice} upload gave no link: {evaluate('document.getElementById(`upload-result`).textContent')}")
+            sys.exit(1)
+        return took
+    mib = os.path.getsize(spec["bench_file"]) / (1 << 20)
+    for choice in ("private", "public"):
+        took = timed_upload(choice)
+        print(f"bench {choice} upload through the page: {mib:.0f} MiB in {took:.2f} s = {mib / took:.1f} MiB/s", flush=True)
+    sys.exit(0)
+
 ready = navigate(gw + "/")
 check(bool(ready) and evaluate("document.title") == "Mosaic gateway", f"the home page loads ({evaluate('document.title')})")
 csp = documents.get(gw + "/", {}).get("content-security-policy", "")
