@@ -286,7 +286,9 @@ pub(crate) async fn private_manifest(
     let Session { upload, .. } = session.into_inner();
     let size = upload.layout().length();
     let public = stored(upload.finish(&manifest).await)?;
-    Ok(json_answer(&json!({"id": public.to_string(), "size": size})))
+    Ok(json_answer(
+        &json!({"id": public.to_string(), "size": size}),
+    ))
 }
 
 /// `POST /api/private-upload/{session}/abort`: the page gave up; the slot is freed and
