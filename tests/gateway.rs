@@ -488,6 +488,10 @@ fn a_private_upload_coded_like_the_page_reaches_the_nodes_as_ciphertext_only() {
     drop(closed);
 
     let gw = Gateway::start(&c, &["--allow-uploads", "--upload-max", "8MiB"]);
+    // Only the page's requests, which carry its header: no other site can send one.
+    let r = gw.request("POST", "/api/private-upload/begin?length=10", &[]);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("x-mosaic-upload"), "{}", r.text());
     let marker = b"MOSAIC-PRIVATE-UPLOAD-MARKER-7f3a9c ";
     let data: Vec<u8> = marker.iter().copied().cycle().take(2_600_000).collect();
 

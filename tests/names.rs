@@ -114,6 +114,14 @@ fn a_name_serves_a_site_follows_updates_and_outlives_its_publisher() {
     assert_eq!(index.status, 200, "{}", index.text());
     assert_eq!(index.text(), "<h1>version one</h1>");
     assert_eq!(index.header("cache-control"), "public, max-age=30");
+    // Anyone's content on the gateway's origin runs sandboxed (an opaque origin).
+    assert!(
+        index
+            .header("content-security-policy")
+            .starts_with("sandbox"),
+        "{:?}",
+        index.headers
+    );
     let etag1 = index.header("etag").to_owned();
     let page = gw.get(&format!("/n/{key}/sub/page.txt"));
     assert_eq!(page.text(), "version one");

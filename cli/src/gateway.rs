@@ -36,9 +36,10 @@ pub struct GatewayArgs {
     /// Gateway: file of denied ids and hashes (one per line, reloaded when it changes)
     #[arg(long, env = "MOSAIC_GATEWAY_DENYLIST")]
     pub denylist: Option<PathBuf>,
-    /// Gateway: accept uploads from its web page (`POST /api/upload`). They are public
-    /// files stored with the gateway's identity: allow it only where the people who can
-    /// reach the gateway may store on the network
+    /// Gateway: accept uploads from its web page: private ones sealed and erasure-coded
+    /// in the page (the gateway never sees their key), or public ones. Both are stored
+    /// with the gateway's identity: allow it only where the people who can reach the
+    /// gateway may store on the network
     #[arg(long, env = "MOSAIC_GATEWAY_ALLOW_UPLOADS")]
     pub allow_uploads: bool,
     /// Gateway: the largest upload accepted [default: 1GiB]

@@ -357,7 +357,8 @@ enum NameCommand {
         #[arg(long, default_value = "")]
         path: String,
         /// Seal the record: only holders of the `ms1…` form learn the target (DHT
-        /// nodes, storage nodes and gateways see that the name exists and changes).
+        /// nodes and gateways see that the name exists and changes; the nodes holding
+        /// the target learn which file it is, not its key).
         #[arg(long)]
         private: bool,
         #[command(flatten)]

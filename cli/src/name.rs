@@ -127,7 +127,11 @@ pub fn publish(
 pub fn resolve_name(g: &Global, net: NetworkArgs, args: ClientArgs, arg: &str) -> Result<()> {
     let name: NameRef = match arg.parse() {
         Ok(n) => n,
-        Err(e) if arg.trim().starts_with("mn") || arg.trim().starts_with("ms") => {
+        Err(e)
+            if ["mn1", "ms1"]
+                .iter()
+                .any(|p| arg.trim().to_ascii_lowercase().starts_with(p)) =>
+        {
             return Err(e.into());
         }
         Err(_) => {

@@ -383,6 +383,7 @@ function upload(event) {
 function uploadPublic(file) {
   const xhr = new XMLHttpRequest();
   xhr.open("POST", `/api/upload?name=${encodeURIComponent(file.name)}`);
+  xhr.setRequestHeader("X-Mosaic-Upload", "1");
   xhr.setRequestHeader("Content-Type", "application/octet-stream");
   xhr.upload.addEventListener("progress", (e) => {
     if (e.lengthComputable) showProgress(e.loaded, e.total);
@@ -489,7 +490,8 @@ async function postJson(url, body) {
   try {
     response = await fetch(url, {
       method: "POST", cache: "no-store", body,
-      headers: body ? { "Content-Type": "application/octet-stream" } : {},
+      // The gateway takes uploads only with this header (no other site can send it).
+      headers: body ? { "Content-Type": "application/octet-stream", "X-Mosaic-Upload": "1" } : { "X-Mosaic-Upload": "1" },
     });
   } catch (e) {
     throw new Error(`the gateway did not answer (${message(e)})`);
@@ -528,7 +530,7 @@ async function sealAndSend(file) {
     return await sendSegments(codec, file, plan, session);
   } catch (e) {
     // Free the gateway's slot now rather than when the session times out.
-    fetch(`${session}/abort`, { method: "POST" }).catch(() => {});
+    fetch(`${session}/abort`, { method: "POST", headers: { "X-Mosaic-Upload": "1" } }).catch(() => {});
     throw e;
   }
 }

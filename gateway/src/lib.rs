@@ -228,15 +228,33 @@ async fn observe(State(state): State<AppStateRef>, request: Request, next: Next)
 fn access_line(request: &Request) -> (axum::http::Method, String, String) {
     let uri = if request.uri().path().starts_with("/f/") {
         "/f/(readcap withheld)".to_owned()
+    } else if holds_key(request.uri().path()) {
+        "(path with a readcap or private name withheld)".to_owned()
     } else {
         request.uri().to_string()
     };
     let referer = match request.headers().get(header::REFERER) {
         None => "-".to_owned(),
-        Some(r) if String::from_utf8_lossy(r.as_bytes()).contains("/f/") => "(withheld)".into(),
-        Some(r) => String::from_utf8_lossy(r.as_bytes()).into_owned(),
+        Some(r) => {
+            let r = String::from_utf8_lossy(r.as_bytes());
+            if r.contains("/f/") || holds_key(&r) {
+                "(withheld)".into()
+            } else {
+                r.into_owned()
+            }
+        }
     };
     (request.method().clone(), uri, referer)
+}
+
+/// Whether a path may hold a key: a segment that starts like a readcap (`mr…`) or a
+/// private name (`ms…`), plain or percent-encoded. Routes refuse them, but the log must
+/// not keep them.
+fn holds_key(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let s = segment.trim().to_ascii_lowercase();
+        s.starts_with("mr") || s.starts_with("ms") || s.starts_with("%6d")
+    })
 }
 
 async fn not_found() -> AppError {

@@ -24,11 +24,40 @@ pub(crate) fn immutable(mut r: Response) -> Response {
     r
 }
 
-/// A permanent redirect to `to`.
+/// Characters a path keeps as they are in a `Location` (ASCII letters, digits, `/` and
+/// the unreserved and sub-delimiter marks); everything else, non-ASCII included, is
+/// percent-encoded.
+const PATH: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@');
+
+/// A path as it goes in a URL (decoded paths from the router go back out encoded).
+pub(crate) fn encode_path(path: &str) -> String {
+    percent_encoding::utf8_percent_encode(path, PATH).to_string()
+}
+
+/// A permanent redirect to path `to` (not yet percent-encoded).
 pub(crate) fn redirect(to: &str) -> Response {
     let mut r = Response::new(Body::empty());
     *r.status_mut() = StatusCode::MOVED_PERMANENTLY;
-    r.headers_mut().insert(header::LOCATION, value(to));
+    r.headers_mut()
+        .insert(header::LOCATION, value(&encode_path(to)));
     r
 }
 

@@ -115,6 +115,7 @@ impl Gateway {
                 &[
                     ("Content-Length", &len),
                     ("Content-Type", "application/octet-stream"),
+                    ("X-Mosaic-Upload", "1"),
                 ],
             )?;
             s.write_all(body)?;

@@ -20,7 +20,11 @@ use mosaic_codec::{Decoder, PublicId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{AppStateRef, error::AppError, routes::name::parse_public};
+use crate::{
+    AppStateRef,
+    error::AppError,
+    routes::name::{join, parse_public},
+};
 
 /// How long a network report is reused.
 const NETWORK_TTL: Duration = Duration::from_secs(5);
@@ -147,7 +151,7 @@ pub(crate) async fn open(
     } else {
         format!("{rel}/")
     };
-    let full = format!("{inner}{rel}");
+    let full = join(&inner, Some(rel.clone())).unwrap_or_default();
     match directory.lookup(&full) {
         Lookup::Dir => {}
         Lookup::File(_) => {

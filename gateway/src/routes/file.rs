@@ -97,6 +97,10 @@ async fn private(
 
 /// Serves one file: validators, range, headers, then the body streamed from its
 /// segments, trimmed to the range.
+/// The policy of every file served (see `serve_file`).
+pub(crate) const USER_CONTENT_POLICY: &str =
+    "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads";
+
 pub(crate) async fn serve_file(
     state: &AppState,
     decoder: Decoder,
@@ -165,6 +169,13 @@ pub(crate) async fn serve_file(
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
+    );
+    // Files are anyone's content on the gateway's origin: as documents they run in a
+    // sandbox with an opaque origin, so a hostile page cannot script the gateway's own
+    // page or API (a static site's scripts still run).
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(USER_CONTENT_POLICY),
     );
     if let Some(modified) = metadata.modified {
         h.insert(

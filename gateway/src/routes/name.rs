@@ -24,6 +24,7 @@ use mosaic_codec::{
 use crate::{
     AppState, AppStateRef,
     error::AppError,
+    respond::encode_path,
     routes::{file::FileQuery, site::public_at},
 };
 
@@ -129,7 +130,7 @@ impl AppState {
 }
 
 /// Joins the name's path and the request's.
-fn join(base: &str, rest: Option<String>) -> Option<String> {
+pub(crate) fn join(base: &str, rest: Option<String>) -> Option<String> {
     match (base, rest) {
         ("", rest) => rest,
         // `/n/{name}` itself: a directory redirects to `/n/{name}/`, a file is served.
@@ -155,6 +156,10 @@ async fn serve(
     } else {
         // The name points inside a directory: its paths are relative to that.
         let full = join(&inner, path.clone());
+        // Validators were issued with the path mixed in (below): the inner ones differ.
+        let mut headers = headers;
+        headers.remove(header::IF_NONE_MATCH);
+        headers.remove(header::IF_RANGE);
         let mut r = public_at(&state, &base, public, full, q, method, headers).await?;
         // A redirect names the directory's path; the client knows only the name's.
         if let Some(to) = r
@@ -162,10 +167,19 @@ async fn serve(
             .get(header::LOCATION)
             .and_then(|l| l.to_str().ok())
         {
-            let rel = to.strip_prefix(&format!("{base}/{inner}")).unwrap_or(to);
+            let prefix = encode_path(&format!("{base}/{}", inner.trim_end_matches('/')));
+            let rel = to.strip_prefix(&prefix).unwrap_or(to);
             let fixed = format!("{base}/{}", rel.trim_start_matches('/'));
             if let Ok(v) = HeaderValue::from_str(&fixed) {
                 r.headers_mut().insert(header::LOCATION, v);
+            }
+        }
+        // A listing's ETag is its directory's id: the name's path must count too, or a
+        // name moved to another directory of the same tree would revalidate as fresh.
+        if let Some(tag) = r.headers().get(header::ETAG).and_then(|t| t.to_str().ok()) {
+            let mixed = mosaic_codec::Hash::of(format!("{tag} {inner}").as_bytes()).to_hex();
+            if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", &mixed[..32])) {
+                r.headers_mut().insert(header::ETAG, v);
             }
         }
         r

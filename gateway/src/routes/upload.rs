@@ -27,6 +27,7 @@ use std::{
 use axum::{
     body::{Body, Bytes},
     extract::{Path, Query, State},
+    http::HeaderMap,
     response::Response,
 };
 use mosaic_client::{ClientError, ColumnUpload, PutReport};
@@ -62,12 +63,28 @@ pub(crate) type Sessions = std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mut
 static PRIVATE: std::sync::LazyLock<Arc<tokio::sync::Semaphore>> =
     std::sync::LazyLock::new(|| Arc::new(tokio::sync::Semaphore::new(PARALLEL_UPLOADS)));
 
-fn allowed(state: &AppStateRef) -> Result<u64, AppError> {
-    state.options.uploads.ok_or_else(|| {
+/// The header every upload request must carry. A page on another site (or a file on
+/// this one, which runs sandboxed) cannot send it without a CORS preflight, which the
+/// gateway never grants: no cross-site request can upload through a visitor's browser.
+pub(crate) const UPLOAD_HEADER: &str = "x-mosaic-upload";
+
+/// Each request body (a segment's shards, the manifest, a public file) must arrive
+/// within this long, and each segment be handed to the nodes within it: a session is
+/// never held by a request that trickles.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn allowed(state: &AppStateRef, headers: &HeaderMap) -> Result<u64, AppError> {
+    let max = state.options.uploads.ok_or_else(|| {
         AppError::Forbidden(
             "this gateway does not accept uploads: its operator can allow them with --allow-uploads".into(),
         )
-    })
+    })?;
+    if headers.get(UPLOAD_HEADER).is_none() {
+        return Err(AppError::Forbidden(format!(
+            "uploads come from the gateway's page, which sends an {UPLOAD_HEADER} header; this request has none"
+        )));
+    }
+    Ok(max)
 }
 
 /// `?name=` of `/api/upload`.
@@ -101,9 +118,10 @@ fn clean_name(name: Option<&str>) -> String {
 pub(crate) async fn upload(
     State(state): State<AppStateRef>,
     Query(q): Query<UploadQuery>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
-    let max = allowed(&state)?;
+    let max = allowed(&state, &headers)?;
     let name = clean_name(q.name.as_deref());
     let _turn = UPLOADS
         .acquire()
@@ -120,7 +138,12 @@ pub(crate) async fn upload(
     let mut file = tokio::fs::File::create(spool.path()).await.map_err(io)?;
     let mut size = 0u64;
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
+    // A slow link may take long; a body that stalls gives its slot back.
+    let stalled = || AppError::BadRequest(format!("the upload stalled for {REQUEST_TIMEOUT:?}"));
+    while let Some(chunk) = tokio::time::timeout(REQUEST_TIMEOUT, stream.next())
+        .await
+        .map_err(|_| stalled())?
+    {
         let chunk = chunk
             .map_err(|e| AppError::BadRequest(format!("the upload stopped before its end: {e}")))?;
         size += chunk.len() as u64;
@@ -160,8 +183,9 @@ pub(crate) struct BeginQuery {
 pub(crate) async fn private_begin(
     State(state): State<AppStateRef>,
     Query(q): Query<BeginQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let max = allowed(&state)?;
+    let max = allowed(&state, &headers)?;
     if q.length > max {
         return Err(AppError::TooLarge { max });
     }
@@ -233,9 +257,10 @@ fn drop_session(state: &AppStateRef, token: &str) {
 pub(crate) async fn private_segment(
     State(state): State<AppStateRef>,
     Path((token, index)): Path<(String, u64)>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
-    allowed(&state)?;
+    allowed(&state, &headers)?;
     let session = session(&state, &token)?;
     let mut session = session.lock().await;
     let expected = if index < session.upload.layout().segments() {
@@ -244,7 +269,13 @@ pub(crate) async fn private_segment(
         0
     };
     let stripe = read_bounded(body, expected).await?;
-    let sent = session.upload.send_segment(index, stripe).await;
+    let sent = tokio::time::timeout(REQUEST_TIMEOUT, session.upload.send_segment(index, stripe))
+        .await
+        .unwrap_or_else(|_| {
+            Err(ClientError::Coded(format!(
+                "the column nodes did not take segment {index} within {REQUEST_TIMEOUT:?}"
+            )))
+        });
     session.last = Instant::now();
     if let Err(e) = sent {
         drop(session);
@@ -262,9 +293,10 @@ pub(crate) async fn private_segment(
 pub(crate) async fn private_manifest(
     State(state): State<AppStateRef>,
     Path(token): Path<String>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
-    allowed(&state)?;
+    allowed(&state, &headers)?;
     session(&state, &token)?;
     // Read first: a manifest that does not arrive leaves the session as it was.
     let manifest = read_bounded(body, MAX_MANIFEST_LEN).await?;
@@ -296,7 +328,9 @@ pub(crate) async fn private_manifest(
 pub(crate) async fn private_abort(
     State(state): State<AppStateRef>,
     Path(token): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    allowed(&state, &headers)?;
     session(&state, &token)?;
     drop_session(&state, &token);
     Ok(json_answer(&json!({"aborted": true})))
@@ -313,8 +347,19 @@ fn stored(report: Result<PutReport, ClientError>) -> Result<PublicId, AppError> 
     })
 }
 
-/// The whole body, refused once it passes `max` bytes.
+/// The whole body, refused once it passes `max` bytes or takes longer than
+/// [`REQUEST_TIMEOUT`].
 async fn read_bounded(body: Body, max: usize) -> Result<Bytes, AppError> {
+    tokio::time::timeout(REQUEST_TIMEOUT, read_all(body, max))
+        .await
+        .unwrap_or_else(|_| {
+            Err(AppError::BadRequest(format!(
+                "the body did not arrive within {REQUEST_TIMEOUT:?}"
+            )))
+        })
+}
+
+async fn read_all(body: Body, max: usize) -> Result<Bytes, AppError> {
     let mut stream = body.into_data_stream();
     let mut out = Vec::with_capacity(max.min(64 << 20));
     while let Some(chunk) = stream.next().await {

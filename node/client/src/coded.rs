@@ -8,8 +8,11 @@
 //! layout gives; the manifest is accepted only if its layout is the one begun and every
 //! node's hash of what it received equals the manifest's column hash; the manifest is
 //! stored on the column nodes only then. A session that fails or is dropped leaves no
-//! pin behind (the put's [`Undo`] guard; a column stream cut short is not kept by its
-//! node). No spare nodes: the bytes cannot be produced again here, so a column node that
+//! pin behind: the last segment's shards are held back until [`ColumnUpload::finish`]
+//! has checked the manifest's layout, so a session dropped or refused before that ends
+//! every column stream short (a node keeps nothing of a short stream); after that,
+//! every pin a node reports is recorded in the put's [`Undo`] guard before anything
+//! else can fail. No spare nodes: the bytes cannot be produced again here, so a column node that
 //! fails fails the upload, and the page may start again.
 
 use bytes::Bytes;
@@ -30,6 +33,8 @@ pub struct ColumnUpload {
     senders: Vec<mpsc::Sender<Bytes>>,
     uploads: Vec<JoinHandle<Result<Stored, RequestError>>>,
     next: u64,
+    /// The last segment's shards, sent only by `finish`.
+    last: Option<Bytes>,
 }
 
 impl Client {
@@ -55,6 +60,7 @@ impl Client {
             senders,
             uploads,
             next: 0,
+            last: None,
         })
     }
 }
@@ -76,7 +82,8 @@ impl ColumnUpload {
     }
 
     /// Sends segment `index`'s shards (`stripe`: shard 0, then 1, … each of the
-    /// segment's shard length). It must be the next segment.
+    /// segment's shard length). It must be the next segment. The last segment's shards
+    /// are held back until [`ColumnUpload::finish`].
     pub async fn send_segment(&mut self, index: u64, stripe: Bytes) -> Result<(), ClientError> {
         if index != self.next || index >= self.layout.segments() {
             return Err(ClientError::Coded(format!(
@@ -92,25 +99,18 @@ impl ColumnUpload {
                 stripe.len()
             )));
         }
-        let shard = self.layout.segment_shard_len(index);
-        for (j, tx) in self.senders.iter().enumerate() {
-            if tx
-                .send(stripe.slice(j * shard..(j + 1) * shard))
-                .await
-                .is_err()
-            {
-                return Err(ClientError::UploadStopped {
-                    node: self.nodes[j].id,
-                    what: Role::Column(j),
-                });
-            }
+        if index + 1 == self.layout.segments() {
+            self.last = Some(stripe);
+        } else {
+            send_stripe(&self.senders, &self.nodes, &self.layout, index, stripe).await?;
         }
         self.next += 1;
         Ok(())
     }
 
-    /// Checks `manifest` against the layout and what every node stored, then stores it
-    /// on every column's node. On any error the upload's pins are undone.
+    /// Checks `manifest` against the layout, sends the last segment, checks what every
+    /// node stored against the manifest, then stores it on every column's node. On any
+    /// error the upload's pins are undone.
     pub async fn finish(self, manifest: &[u8]) -> Result<PutReport, ClientError> {
         let Self {
             layout,
@@ -118,47 +118,55 @@ impl ColumnUpload {
             senders,
             uploads,
             next,
+            last,
         } = self;
-        let mut undo = Undo::default();
+        let manifest = Manifest::from_bytes(manifest)?;
+        let last = match last {
+            Some(last) if *manifest.layout() == layout && next == layout.segments() => last,
+            // Dropped here, every column stream ends short: no node keeps anything.
+            _ => {
+                return Err(ClientError::Coded(format!(
+                    "the manifest describes another file than the one sent ({next} of {} segments sent)",
+                    layout.segments()
+                )));
+            }
+        };
+        let sent = send_stripe(&senders, &nodes, &layout, next - 1, last).await;
         // Ends every column stream: complete ones are answered, short ones refused.
         drop(senders);
         let mut answers = Vec::with_capacity(uploads.len());
         for task in uploads {
             answers.push(task.await.expect("upload tasks do not panic"));
         }
-        let result = async {
-            let manifest = Manifest::from_bytes(manifest)?;
-            if *manifest.layout() != layout || next != layout.segments() {
-                return Err(ClientError::Coded(format!(
-                    "the manifest describes another file than the one sent ({next} of {} segments sent)",
-                    layout.segments()
-                )));
+        // Every new pin is recorded before anything can fail.
+        let mut undo = Undo::default();
+        for (column, answer) in answers.iter().enumerate() {
+            if let Ok(stored) = answer {
+                undo.record(&nodes[column], stored);
             }
-            let mut first_error = None;
+        }
+        let result = async {
+            sent?;
             for (column, answer) in answers.into_iter().enumerate() {
                 let expected = manifest.columns()[column];
-                let failure = match answer {
+                match answer {
+                    Ok(stored) if stored.hash == expected => {}
                     Ok(stored) => {
-                        undo.record(&nodes[column], &stored);
-                        (stored.hash != expected).then_some(ClientError::StoredHashMismatch {
+                        return Err(ClientError::StoredHashMismatch {
                             node: nodes[column].id,
                             what: Role::Column(column),
                             got: stored.hash,
                             expected,
-                        })
+                        });
                     }
-                    Err(source) => Some(ClientError::Upload {
-                        node: nodes[column].id,
-                        what: Role::Column(column),
-                        source,
-                    }),
-                };
-                if let Some(e) = failure {
-                    first_error.get_or_insert(e);
+                    Err(source) => {
+                        return Err(ClientError::Upload {
+                            node: nodes[column].id,
+                            what: Role::Column(column),
+                            source,
+                        });
+                    }
                 }
-            }
-            if let Some(e) = first_error {
-                return Err(e);
             }
             store_manifest(&nodes, &manifest, &mut undo).await?;
             Ok(manifest)
@@ -166,4 +174,28 @@ impl ColumnUpload {
         .await;
         settle(result, undo, &nodes).await
     }
+}
+
+/// Hands segment `index`'s shards to the column uploads, shard `j` to column `j`.
+async fn send_stripe(
+    senders: &[mpsc::Sender<Bytes>],
+    nodes: &[StorageNode],
+    layout: &Layout,
+    index: u64,
+    stripe: Bytes,
+) -> Result<(), ClientError> {
+    let shard = layout.segment_shard_len(index);
+    for (j, tx) in senders.iter().enumerate() {
+        if tx
+            .send(stripe.slice(j * shard..(j + 1) * shard))
+            .await
+            .is_err()
+        {
+            return Err(ClientError::UploadStopped {
+                node: nodes[j].id,
+                what: Role::Column(j),
+            });
+        }
+    }
+    Ok(())
 }

@@ -9,8 +9,9 @@
 //! Text forms (same alphabet and 4-byte BLAKE3 checksum as caps, see [`crate::Cap`]):
 //! - `mn1…`: a name's public key ([`NameKey`]). Enough to resolve a public name.
 //! - `ms1…`: a private name ([`SealedName`]): the public key and the name's read key.
-//!   Its records are sealed: DHT nodes, storage nodes and gateways see that the name
-//!   exists and when it changes, not what it points to.
+//!   Its records are sealed: DHT nodes and gateways see that the name exists and when
+//!   it changes, not what it points to (the nodes holding the target, told by the
+//!   publisher so they keep the record alive, learn which file; never its key).
 //!
 //! The value (at most [`MAX_VALUE`] bytes, BEP 44's limit):
 //! ```text

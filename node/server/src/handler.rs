@@ -230,7 +230,9 @@ impl StorageProtocol {
             Ok(Err(e)) => {
                 let reason = match e {
                     HoldError::Stale { .. } => Refusal::Stale,
-                    HoldError::Record(_) | HoldError::NotHeld(_) => Refusal::BadRequest,
+                    HoldError::Record(_) | HoldError::NotHeld(_) | HoldError::OtherFile(_) => {
+                        Refusal::BadRequest
+                    }
                     HoldError::Full => Refusal::NoSpace,
                     HoldError::Db(_) => Refusal::Internal,
                 };

@@ -12,7 +12,7 @@
 
 use std::{path::Path, sync::Arc, time::Duration};
 
-use mosaic_codec::Hash;
+use mosaic_codec::{Hash, name::Pointer};
 use mosaic_wire::{
     dht::{Routing, RoutingError},
     record::{RecordError, SignedRecord},
@@ -47,6 +47,8 @@ pub(crate) enum HoldError {
     Stale { have: i64, offered: i64 },
     #[error("this node holds nothing of file {0}: send the name to the file's holders")]
     NotHeld(Hash),
+    #[error("the record points to another file than {0}")]
+    OtherFile(Hash),
     #[error("this node keeps {MAX_NAMES} names already")]
     Full,
     #[error("names database: {0}")]
@@ -82,6 +84,13 @@ impl Names {
         if !matches!(self.store.size_of(&file), Ok(Some(_))) {
             return Err(HoldError::NotHeld(file));
         }
+        // A public record says its target: `file` must be it (a sealed one cannot be
+        // checked; see `keep` for why a replay with another file changes nothing).
+        if let Ok(pointer) = Pointer::decode(&record.value, &record.name(), None) {
+            if pointer.target.id() != file {
+                return Err(HoldError::OtherFile(file));
+            }
+        }
         self.keep(Held {
             record,
             file: *file.as_bytes(),
@@ -105,6 +114,9 @@ impl Names {
                         offered: held.record.seq,
                     });
                 }
+                // The same record again (anyone may replay it): nothing changes, so a
+                // replay naming another file cannot make the node drop the name.
+                Some(p) if p.record.seq == held.record.seq => return Ok(()),
                 None if table.len().map_err(db_err)? >= MAX_NAMES => return Err(HoldError::Full),
                 _ => {}
             }
@@ -129,12 +141,20 @@ impl Names {
         Ok(out)
     }
 
-    fn remove(&self, key: &[u8; 32]) -> Result<(), HoldError> {
+    /// Removes name `key` if the record kept is still the one of sequence `seq` (a
+    /// newer one that arrived meanwhile stays).
+    fn remove(&self, key: &[u8; 32], seq: i64) -> Result<(), HoldError> {
         let tx = self.db.begin_write().map_err(db_err)?;
-        tx.open_table(NAMES)
-            .map_err(db_err)?
-            .remove(key)
-            .map_err(db_err)?;
+        {
+            let mut table = tx.open_table(NAMES).map_err(db_err)?;
+            let kept = table
+                .get(key)
+                .map_err(db_err)?
+                .and_then(|v| postcard::from_bytes::<Held>(v.value()).ok());
+            if kept.is_some_and(|k| k.record.seq == seq) {
+                table.remove(key).map_err(db_err)?;
+            }
+        }
         tx.commit().map_err(db_err)
     }
 
@@ -184,7 +204,7 @@ impl Names {
             Ok(Some(_))
         ) {
             debug!(name = %held.record.name(), "file gone from this node: name dropped");
-            self.remove(&key)?;
+            self.remove(&key, held.record.seq)?;
             return Ok(None);
         }
         let newest = tokio::time::timeout(STEP_TIMEOUT, self.routing.resolve_record(&key))
@@ -204,7 +224,13 @@ impl Names {
                 }
                 Ok(Some(took))
             }
-            _ => Ok(Some(self.publish(&held.record).await)),
+            // The DHT holds ours, an older one or none: put ours.
+            Ok(_) => Ok(Some(self.publish(&held.record).await)),
+            // Not knowing what the DHT holds, put nothing (it may be newer than ours).
+            Err(e) => {
+                debug!(name = %held.record.name(), "name lookup failed, not republished: {e}");
+                Ok(Some(false))
+            }
         }
     }
 }
