@@ -309,9 +309,10 @@ fn stale_forged_and_oversized_records_are_refused_by_dht_and_storage_nodes() {
         let holders: Vec<EndpointId> = dht.providers(&v2_id.id).await.unwrap();
         assert!(!holders.is_empty());
 
-        // Stale: a validly signed record with a lower sequence number, pointing back.
+        // Stale: a validly signed record with a lower sequence number (an older
+        // publication of the same target, as a replayer would have it).
         let old_value = Pointer {
-            target: Cap::Public(v1_id),
+            target: Cap::Public(v2_id),
             path: String::new(),
         }
         .encode(&name, None, [0; 24])
@@ -331,6 +332,23 @@ fn stale_forged_and_oversized_records_are_refused_by_dht_and_storage_nodes() {
                 }))
             ),
             "a node holding the newer record took a stale one: {refused:?}"
+        );
+
+        // The current record offered for another file than its target: refused, so a
+        // replayer cannot tie the name to a blob it controls and then unpin.
+        let v1_holder = dht.providers(&v1_id.id).await.unwrap()[0];
+        let other = client
+            .offer_name(v1_holder, &current.record, &v1_id.id)
+            .await;
+        assert!(
+            matches!(
+                &other,
+                Err(mosaic_client::PeerError::Request(RequestError::Refused {
+                    reason: Refusal::BadRequest,
+                    message,
+                })) if message.contains("points to another file")
+            ),
+            "a node took a record for another file than its target: {other:?}"
         );
 
         // Forged: a newer sequence number under the old signature.
