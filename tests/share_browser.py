@@ -18,9 +18,8 @@ import json
 import os
 import sys
 import time
-import urllib.request
 
-import websocket  # websocket-client, from PyPI
+import cdp  # tests/cdp.py
 
 port, spec = sys.argv[1], json.loads(sys.argv[2])
 failures = []
@@ -32,99 +31,12 @@ def check(ok, what):
         failures.append(what)
 
 
-deadline = time.time() + 30
-while True:
-    try:
-        version = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/version"))
-        break
-    except Exception:
-        if time.time() > deadline:
-            print("FAIL chromium did not start")
-            sys.exit(1)
-        time.sleep(0.3)
-
-ws = websocket.create_connection(version["webSocketDebuggerUrl"], timeout=60)
-next_id = [0]
-events = []  # every event, in order
-requests = []  # (target type, url, headers, post data)
-sessions = {}  # session id -> target type
-
-
-def send(method, session=None, **params):
-    next_id[0] += 1
-    msg = {"id": next_id[0], "method": method, "params": params}
-    if session:
-        msg["sessionId"] = session
-    ws.send(json.dumps(msg))
-    return next_id[0]
-
-
-def on_event(msg):
-    method, params, session = msg.get("method"), msg.get("params", {}), msg.get("sessionId")
-    if method == "Target.attachedToTarget":
-        sid, kind = params["sessionId"], params["targetInfo"]["type"]
-        sessions[sid] = kind
-        send("Network.enable", sid)
-        if kind == "page":
-            send("Page.enable", sid)
-        send("Runtime.enable", sid)
-        send("Runtime.runIfWaitingForDebugger", sid)
-    elif method == "Target.targetCreated" and params["targetInfo"]["type"] == "service_worker":
-        send("Target.attachToTarget", targetId=params["targetInfo"]["targetId"], flatten=True)
-    elif method == "Runtime.exceptionThrown":
-        d = params["exceptionDetails"]
-        print(f"  ({sessions.get(session)}) exception: {d.get('exception', {}).get('description') or d.get('text')}", flush=True)
-    elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "warning"):
-        args = " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", []))
-        print(f"  ({sessions.get(session)}) console.{params['type']}: {args}", flush=True)
-    elif method == "Network.requestWillBeSent":
-        r = params["request"]
-        requests.append((sessions.get(session, "?"), r["url"], r.get("headers", {}), r.get("postData", "")))
-    elif method == "Network.requestWillBeSentExtraInfo":
-        requests.append((sessions.get(session, "?"), "(extra info)", params.get("headers", {}), ""))
-    events.append(msg)
-
-
-def call(method, session=None, **params):
-    i = send(method, session, **params)
-    while True:
-        msg = json.loads(ws.recv())
-        if msg.get("id") == i:
-            if "error" in msg:
-                raise RuntimeError(f"{method}: {msg['error']}")
-            return msg.get("result", {})
-        if "method" in msg:
-            on_event(msg)
-
-
-def pump(seconds):
-    ws.settimeout(seconds)
-    try:
-        while True:
-            on_event(json.loads(ws.recv()))
-    except websocket.WebSocketTimeoutException:
-        pass
-    finally:
-        ws.settimeout(60)
-
-
-# The page and every service worker are attached explicitly (Target.setAutoAttach at
-# the browser level stops <video> requests from reaching the worker in Chromium 156).
-# A worker is attached as it is created; requests it makes before Network.enable lands
-# (its module fetch, at most) are still in the gateway's access log, checked too.
-call("Target.setDiscoverTargets", discover=True)
+browser = cdp.Browser(port, keep_events=True)
+send, call, pump = browser.send, browser.call, browser.pump
+requests, events = browser.requests, browser.events
+browser.discover()
 call("Browser.setDownloadBehavior", behavior="allow", downloadPath=spec["downloads"], eventsEnabled=True)
-target = call("Target.createTarget", url="about:blank")["targetId"]
-call("Target.attachToTarget", targetId=target, flatten=True)
-page = None
-for _ in range(50):
-    pump(0.1)
-    page = next((s for s, k in sessions.items() if k == "page"), None)
-    if page:
-        break
-if not page:
-    print("FAIL no page session")
-    sys.exit(1)
+page = browser.open_page()
 
 
 def evaluate(expression):

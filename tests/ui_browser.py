@@ -26,9 +26,8 @@ import json
 import os
 import sys
 import time
-import urllib.request
 
-import websocket  # websocket-client, from PyPI
+import cdp  # tests/cdp.py
 
 port, spec = sys.argv[1], json.loads(sys.argv[2])
 gw = spec["gateway"].rstrip("/")
@@ -41,109 +40,11 @@ def check(ok, what):
         failures.append(what)
 
 
-deadline = time.time() + 30
-while True:
-    try:
-        version = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/version"))
-        break
-    except Exception:
-        if time.time() > deadline:
-            print("FAIL chromium did not start")
-            sys.exit(1)
-        time.sleep(0.3)
-
-ws = websocket.create_connection(version["webSocketDebuggerUrl"], timeout=60)
-next_id = [0]
-requests = []  # (target type, url, headers, post data)
-documents = {}  # document URL -> response headers (lower-case names)
-problems = []  # exceptions and CSP reports in the page
-sessions = {}  # session id -> target type
-
-
-def send(method, session=None, **params):
-    next_id[0] += 1
-    msg = {"id": next_id[0], "method": method, "params": params}
-    if session:
-        msg["sessionId"] = session
-    ws.send(json.dumps(msg))
-    return next_id[0]
-
-
-def on_event(msg):
-    method, params, session = msg.get("method"), msg.get("params", {}), msg.get("sessionId")
-    if method == "Target.attachedToTarget":
-        sid, kind = params["sessionId"], params["targetInfo"]["type"]
-        sessions[sid] = kind
-        send("Network.enable", sid)
-        if kind == "page":
-            send("Page.enable", sid)
-            send("Log.enable", sid)
-        send("Runtime.enable", sid)
-        send("Runtime.runIfWaitingForDebugger", sid)
-    elif method == "Target.targetCreated" and params["targetInfo"]["type"] == "service_worker":
-        send("Target.attachToTarget", targetId=params["targetInfo"]["targetId"], flatten=True)
-    elif method == "Runtime.exceptionThrown":
-        d = params["exceptionDetails"]
-        text = d.get("exception", {}).get("description") or d.get("text")
-        print(f"  ({sessions.get(session)}) exception: {text}", flush=True)
-        if sessions.get(session) == "page":
-            problems.append(f"exception: {text}")
-    elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "warning"):
-        args = " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", []))
-        print(f"  ({sessions.get(session)}) console.{params['type']}: {args}", flush=True)
-    elif method == "Log.entryAdded":
-        entry = params["entry"]
-        if "Content Security Policy" in entry.get("text", "") and sessions.get(session) == "page":
-            print(f"  ({sessions.get(session)}) {entry['text']}", flush=True)
-            problems.append(entry["text"])
-    elif method == "Network.requestWillBeSent":
-        r = params["request"]
-        # request.url never holds the fragment (CDP keeps it in urlFragment): what was sent.
-        requests.append((sessions.get(session, "?"), r["url"], r.get("headers", {}), r.get("postData", ""), r.get("method", "")))
-    elif method == "Network.requestWillBeSentExtraInfo":
-        requests.append((sessions.get(session, "?"), "(extra info)", params.get("headers", {}), "", ""))
-    elif method == "Network.responseReceived" and params.get("type") == "Document":
-        r = params["response"]
-        documents[r["url"]] = {k.lower(): v for k, v in r.get("headers", {}).items()}
-
-
-def call(method, session=None, **params):
-    i = send(method, session, **params)
-    while True:
-        msg = json.loads(ws.recv())
-        if msg.get("id") == i:
-            if "error" in msg:
-                raise RuntimeError(f"{method}: {msg['error']}")
-            return msg.get("result", {})
-        if "method" in msg:
-            on_event(msg)
-
-
-def pump(seconds):
-    ws.settimeout(seconds)
-    try:
-        while True:
-            on_event(json.loads(ws.recv()))
-    except websocket.WebSocketTimeoutException:
-        pass
-    finally:
-        ws.settimeout(60)
-
-
-# The page is attached explicitly, as in share_browser.py (browser-level
-# Target.setAutoAttach stops <video> requests reaching a service worker in Chromium 156).
-call("Target.setDiscoverTargets", discover=True)
-target = call("Target.createTarget", url="about:blank")["targetId"]
-call("Target.attachToTarget", targetId=target, flatten=True)
-page = None
-for _ in range(50):
-    pump(0.1)
-    page = next((s for s, k in sessions.items() if k == "page"), None)
-    if page:
-        break
-if not page:
-    print("FAIL no page session")
-    sys.exit(1)
+browser = cdp.Browser(port)
+send, call, pump = browser.send, browser.call, browser.pump
+requests, documents, problems = browser.requests, browser.documents, browser.problems
+browser.discover()
+page = browser.open_page()
 
 
 def evaluate(expression):
