@@ -158,14 +158,6 @@ impl Names {
         tx.commit().map_err(db_err)
     }
 
-    /// Names kept.
-    pub(crate) fn count(&self) -> u64 {
-        let tx = self.db.begin_read().ok();
-        tx.and_then(|tx| tx.open_table(NAMES).ok())
-            .and_then(|t| t.len().ok())
-            .unwrap_or(0)
-    }
-
     /// Puts a record to the DHT, bounded in time; whether it took.
     pub(crate) async fn publish(&self, record: &SignedRecord) -> bool {
         match tokio::time::timeout(STEP_TIMEOUT, self.routing.publish_record(record)).await {

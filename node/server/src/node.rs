@@ -156,7 +156,6 @@ pub struct Node {
     health: Arc<Health>,
     checker: JoinHandle<()>,
     scrubber: JoinHandle<()>,
-    names: Arc<Names>,
     republisher: JoinHandle<()>,
 }
 
@@ -300,7 +299,6 @@ impl Node {
             health,
             checker,
             scrubber,
-            names,
             republisher,
         })
     }
@@ -356,11 +354,6 @@ impl Node {
     /// Re-hashes every held blob now (one scrub pass, at `rate` bytes per second).
     pub async fn scrub(&self, rate: u64) {
         scrub::pass(&self.health, rate).await
-    }
-
-    /// Name records this node keeps and republishes.
-    pub fn names_kept(&self) -> u64 {
-        self.names.count()
     }
 
     /// Stops accepting, closes connections, flushes the store.
