@@ -21,17 +21,18 @@
 
 #[path = "support/cluster.rs"]
 mod cluster;
+#[path = "support/http.rs"]
+mod http;
 
 use std::{
     fs,
     io::{Read, Write},
-    net::{SocketAddr, TcpListener, TcpStream},
-    path::Path,
-    process::{Child, Command, Stdio},
+    net::{SocketAddr, TcpStream},
     time::{Duration, Instant},
 };
 
 use cluster::Cluster;
+use http::{GatewayProc, Nginx, put, write_random};
 
 fn main() {
     let mut mib = 256usize;
@@ -64,7 +65,7 @@ fn main() {
     write_random(&file, mib << 20, b"gateway bench");
     let public = put(&cluster, &file, true);
     let private = put(&cluster, &file, false);
-    let nginx = Nginx::start(tmp.path(), &www);
+    let nginx = Nginx::start(tmp.path(), &www, 64);
     let len = (mib as u64) << 20;
     let mid = format!("bytes={}-{}", len / 2, len / 2 + (1 << 20) - 1);
 
@@ -83,7 +84,7 @@ fn main() {
             ("private", format!("/f/{private}")),
         ] {
             let cache = tmp.path().join(format!("cache-{kind}-{round}"));
-            let gateway = GatewayProc::start(&cluster, &cache, tmp.path());
+            let gateway = GatewayProc::start(&cluster, &cache, tmp.path(), &[]);
             record(
                 &format!("{kind} cold"),
                 fetch(gateway.addr, &path, None, len),
@@ -131,7 +132,7 @@ fn main() {
         let id = put(&cluster, &big, true);
         fs::remove_file(&big).expect("remove");
         let cache = tmp.path().join("cache-rss");
-        let gateway = GatewayProc::start(&cluster, &cache, tmp.path());
+        let gateway = GatewayProc::start(&cluster, &cache, tmp.path(), &[]);
         let (rate, _) = fetch(
             gateway.addr,
             &format!("/p/{id}"),
@@ -155,42 +156,6 @@ fn main() {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
-}
-
-fn write_random(path: &Path, len: usize, seed: &[u8]) {
-    let mut out = fs::File::create(path).expect("create");
-    let mut xof = blake3::Hasher::new().update(seed).finalize_xof();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut left = len;
-    while left > 0 {
-        let n = left.min(buf.len());
-        xof.fill(&mut buf[..n]);
-        out.write_all(&buf[..n]).expect("write");
-        left -= n;
-    }
-}
-
-fn put(cluster: &Cluster, file: &Path, public: bool) -> String {
-    // One keyring name per upload: the same file goes up public and private.
-    let name = format!(
-        "{}-{}",
-        file.display(),
-        if public { "public" } else { "private" }
-    );
-    let mut args = vec!["put", file.to_str().expect("utf-8"), "--name", &name];
-    if public {
-        args.push("--public");
-    }
-    let out = cluster.mosaic(&args);
-    assert!(
-        out.status.success(),
-        "put: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned()
 }
 
 /// One GET over a fresh connection: (MiB/s over the body, seconds to the first body
@@ -238,118 +203,4 @@ fn fetch(addr: SocketAddr, path: &str, range: Option<&str>, want: u64) -> (f64, 
     assert_eq!(body, want, "{path}: body length");
     let first = first.expect("a body").as_secs_f64();
     (body as f64 / (1 << 20) as f64 / secs, first)
-}
-
-/// A `mosaic gateway run` process, healthy before it is returned.
-struct GatewayProc {
-    addr: SocketAddr,
-    child: Child,
-}
-
-impl GatewayProc {
-    fn start(cluster: &Cluster, cache: &Path, home: &Path) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        let mut cmd = cluster.command(&[
-            "gateway",
-            "run",
-            "--listen",
-            &addr.to_string(),
-            "--cache-dir",
-            cache.to_str().expect("utf-8"),
-            "--cache-size",
-            "2GiB",
-        ]);
-        cmd.env("XDG_CONFIG_HOME", home.join("gateway"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // Owned by the guard at once, so it is killed and reaped on every path.
-        let gateway = Self {
-            addr,
-            child: cmd.spawn().expect("start gateway"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(mut s) = TcpStream::connect(addr) {
-                let _ =
-                    s.write_all(b"GET /health HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n");
-                let mut r = String::new();
-                let _ = s.read_to_string(&mut r);
-                if r.starts_with("HTTP/1.1 200") {
-                    return gateway;
-                }
-            }
-            assert!(Instant::now() < deadline, "gateway did not become healthy");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for GatewayProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Debian's nginx serving `root` on a free port.
-struct Nginx {
-    addr: SocketAddr,
-    child: Child,
-}
-
-impl Nginx {
-    fn start(dir: &Path, root: &Path) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let prefix = dir.join("nginx");
-        fs::create_dir_all(prefix.join("logs")).expect("nginx dir");
-        let conf = prefix.join("nginx.conf");
-        fs::write(
-            &conf,
-            format!(
-                "daemon off;\nmaster_process off;\nworker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/logs/error.log;\n\
-                 events {{ worker_connections 64; }}\n\
-                 http {{ access_log off; sendfile on; tcp_nopush on;\n\
-                 client_body_temp_path {p}; proxy_temp_path {p}; fastcgi_temp_path {p}; uwsgi_temp_path {p}; scgi_temp_path {p};\n\
-                 server {{ listen 127.0.0.1:{port}; root {root}; }} }}\n",
-                p = prefix.display(),
-                root = root.display()
-            ),
-        )
-        .expect("nginx.conf");
-        let nginx = ["/usr/sbin/nginx", "nginx"]
-            .into_iter()
-            .find(|p| Command::new(p).arg("-v").output().is_ok())
-            .expect("nginx is needed for the comparison (apt-get install nginx-light)");
-        let child = Command::new(nginx)
-            .args(["-p", prefix.to_str().expect("utf-8"), "-c"])
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "nginx did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { addr, child }
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

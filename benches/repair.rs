@@ -296,6 +296,7 @@ fn cpu_seconds() -> f64 {
 /// (scrub MiB/s, in-memory BLAKE3 MiB/s, CPU seconds per GiB scrubbed).
 async fn scrub_rate(dir: &std::path::Path, mib: usize) -> (f64, f64, f64) {
     let node = Node::spawn(NodeOptions {
+        peer_limits: Default::default(),
         data_dir: dir.join("scrub-node"),
         listen: "127.0.0.1:0".parse().expect("addr"),
         public_addrs: vec![],

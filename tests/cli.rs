@@ -211,10 +211,6 @@ fn the_keyring_records_shares_removes_and_moves_to_another_machine() {
     assert_eq!(ls[0]["cap"], cap.as_str());
     assert_eq!(ls[0]["size"], 300_000);
     assert_eq!(ls[0]["nodes"].as_array().unwrap().len(), 5);
-    // The same name again is refused before any upload.
-    let dup = c.mosaic_as("alice", &["put", file.to_str().unwrap()]);
-    assert_eq!(dup.status.code(), Some(4));
-    assert!(stderr(&dup).contains("--name"), "{}", stderr(&dup));
     // Share: the cap and a gateway URL with the name.
     let share = j(
         &c,
@@ -670,4 +666,267 @@ fn a_column_refused_by_one_node_goes_to_a_spare() {
         ok(c.get(&cap, &out));
         assert!(fs::read(&out).unwrap() == data, "big{i} round trip");
     }
+}
+
+/// A name already in the keyring is never lost: another file put under it is kept as
+/// `NAME (2)`, `NAME (3)`…, the same file again adds nothing, and `--replace` replaces
+/// the entry, says what it held, and unpins that file.
+#[test]
+fn a_taken_name_keeps_both_files_unless_replace_is_asked() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = Cluster::start(5, &["--open"]);
+    c.wait_for_nodes(5);
+    let (file, v1) = write_file(c.tmp.path(), "report.pdf", 100_000);
+    let path = file.to_str().unwrap();
+    let first = j(&c, "alice", &["put", path]);
+    assert_eq!(first["name"], "report.pdf", "{first}");
+    assert_eq!(first["keyring"], "added", "{first}");
+    let cap1 = first["cap"].as_str().unwrap().to_owned();
+    // The same file again, private: a new key, so another file. It is kept beside the
+    // first, and stderr says under which name.
+    let again = ok(c.mosaic_as("alice", &["put", path]));
+    let cap2 = stdout(&again);
+    assert_ne!(cap2, cap1);
+    let said = stderr(&again);
+    assert!(
+        said.contains("this upload is \"report (2).pdf\"") && said.contains("--replace"),
+        "{said}"
+    );
+    assert!(
+        said.contains("in your keyring as \"report (2).pdf\""),
+        "{said}"
+    );
+    // Public: another file again, the next number; `--json` says so.
+    let public = j(&c, "alice", &["put", path, "--public"]);
+    assert_eq!(public["name"], "report (3).pdf", "{public}");
+    assert_eq!(public["requested_name"], "report.pdf", "{public}");
+    assert_eq!(public["keyring"], "renamed", "{public}");
+    // The same public file again: the same cap, in the keyring already, nothing added.
+    let same = j(&c, "alice", &["put", path, "--public"]);
+    assert_eq!(same["cap"], public["cap"]);
+    assert_eq!(same["name"], "report (3).pdf", "{same}");
+    assert_eq!(same["keyring"], "existing", "{same}");
+    let ls = j(&c, "alice", &["ls"]);
+    let names: Vec<&str> = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["report (2).pdf", "report (3).pdf", "report.pdf"]);
+    // Each is retrievable by its name.
+    let out = c.tmp.path().join("out");
+    for name in ["report.pdf", "report (2).pdf", "report (3).pdf"] {
+        ok(c.mosaic_as("alice", &["get", name, "-o", out.to_str().unwrap()]));
+        assert!(fs::read(&out).unwrap() == v1, "{name}");
+    }
+    // A new version with --replace: the name holds it now; the answer says what the
+    // entry held, and that file is unpinned.
+    fs::write(&file, b"version 2").unwrap();
+    let replaced = j(&c, "alice", &["put", path, "--replace"]);
+    assert_eq!(replaced["name"], "report.pdf", "{replaced}");
+    assert_eq!(replaced["keyring"], "replaced", "{replaced}");
+    assert_eq!(replaced["replaced"]["cap"], cap1.as_str(), "{replaced}");
+    assert!(
+        replaced["replaced"]["unpinned_on"].as_u64().unwrap() >= 5,
+        "{replaced}"
+    );
+    assert_eq!(replaced["replaced"]["problems"], Value::Array(vec![]));
+    ok(c.mosaic_as("alice", &["get", "report.pdf", "-o", out.to_str().unwrap()]));
+    assert_eq!(fs::read(&out).unwrap(), b"version 2");
+    let old = j(&c, "alice", &["pin", "ls", &cap1]);
+    assert_eq!(old[0]["columns_pinned_by_you"], 0, "{old}");
+    assert_eq!(j(&c, "alice", &["ls"]).as_array().unwrap().len(), 3);
+    // On stderr, a replace names the cap it replaced.
+    let out = ok(c.mosaic_as(
+        "alice",
+        &["put", path, "--replace", "--name", "report (2).pdf"],
+    ));
+    let said = stderr(&out);
+    assert!(
+        said.contains("replaced \"report (2).pdf\"") && said.contains(&cap2),
+        "{said}"
+    );
+    // Human listings end with a newline, so the shell's prompt starts on its own line.
+    for args in [
+        &["pin", "ls"][..],
+        &["ls"],
+        &["status"],
+        &["nodes"],
+        &["check", "report.pdf"],
+    ] {
+        let out = ok(c.mosaic_as("alice", args));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !text.is_empty() && text.ends_with('\n'),
+            "{args:?}: {text:?}"
+        );
+        let notes = stderr(&out);
+        assert!(
+            notes.is_empty() || notes.ends_with('\n'),
+            "{args:?}: {notes:?}"
+        );
+    }
+}
+
+/// With nothing to list, a listing says so (on stderr) rather than print nothing, and
+/// every line ends with a newline.
+#[test]
+fn empty_listings_say_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    for args in [
+        &["pin", "ls"][..],
+        &["ls"],
+        &["name", "ls"],
+        &["key", "list"],
+    ] {
+        let out = ok(offline(tmp.path(), args, None));
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let notes = stderr(&out);
+        assert!(
+            !notes.is_empty() && notes.ends_with('\n'),
+            "{args:?}: {notes:?}"
+        );
+    }
+    let out = ok(offline(tmp.path(), &["--json", "pin", "ls"], None));
+    assert_eq!(json(&out), Value::Array(vec![]));
+}
+
+/// A node too full for its column is named, with what to do, and the put exits 6
+/// (space). Two puts race for the one column's room node 4 has: the second meets either
+/// the node's refusal mid-put or, if the first is done, its `Stat` before any byte.
+#[test]
+fn a_put_that_meets_a_full_node_names_it_and_exits_6() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut c = Cluster::start(5, &["--open"]);
+    // Room for one column of a 3 MB file (k = 3: 1 MB) and its manifest, not for two.
+    c.kill(4);
+    let args = &mut c.nodes[4].args;
+    let at = args.iter().position(|a| a == "--capacity").unwrap();
+    args[at + 1] = "1600KiB".into();
+    c.spawn(4);
+    c.wait_for_nodes(5);
+    let full = c.node_id(4);
+    let (a, _) = write_file(c.tmp.path(), "a.bin", 3_000_000);
+    let (b, _) = write_file(c.tmp.path(), "b.bin", 3_000_000);
+    let puts: Vec<_> = [&a, &b]
+        .iter()
+        .map(|f| {
+            c.mosaic_command(&["put", f.to_str().unwrap(), "-k", "3", "-m", "2"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<Output> = puts
+        .into_iter()
+        .map(|p| p.wait_with_output().unwrap())
+        .collect();
+    let (won, lost): (Vec<&Output>, Vec<&Output>) = outs.iter().partition(|o| o.status.success());
+    assert_eq!(
+        won.len(),
+        1,
+        "one put fits: {:?}",
+        outs.iter().map(stderr).collect::<Vec<_>>()
+    );
+    let said = stderr(lost[0]);
+    assert_eq!(lost[0].status.code(), Some(6), "{said}");
+    assert!(said.contains(&full), "the full node is not named: {said}");
+    assert!(said.contains("--capacity"), "{said}");
+    // Now the node is full for anyone: the next put is refused before any byte moves,
+    // naming it. Nothing of the failed puts is in the keyring.
+    let out = c.mosaic(&["put", b.to_str().unwrap(), "-k", "3", "-m", "2"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&full), "{}", stderr(&out));
+    assert_eq!(j(&c, "client", &["ls"]).as_array().unwrap().len(), 1);
+}
+
+/// Each command's help lists only the flags it uses; the flags earlier versions took
+/// before any command still work there for the commands that have them.
+#[test]
+fn each_command_lists_only_its_own_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path();
+    let help = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.push("--help");
+        stdout(&ok(offline(home, &all, None)))
+    };
+    let flags = |text: &str| -> Vec<String> {
+        text.split_whitespace()
+            .filter(|w| w.starts_with("--"))
+            .map(|w| w.trim_end_matches([',', '.', ')', '`']).to_owned())
+            .collect()
+    };
+    let gateway = flags(&help(&["gateway", "run"]));
+    for absent in ["--local-dir", "--timings", "--replace"] {
+        assert!(
+            !gateway.iter().any(|f| f == absent),
+            "gateway run lists {absent}: {gateway:?}"
+        );
+    }
+    // The gateway acts as an identity: its uploads are stored with it.
+    for present in ["--key", "--listen", "--bootstrap", "--json"] {
+        assert!(
+            gateway.iter().any(|f| f == present),
+            "gateway run lacks {present}"
+        );
+    }
+    let put = flags(&help(&["put"]));
+    for present in ["--key", "--timings", "--replace", "--bootstrap", "--json"] {
+        assert!(
+            put.iter().any(|f| f == present),
+            "put lacks {present}: {put:?}"
+        );
+    }
+    assert!(!put.iter().any(|f| f == "--local-dir"), "{put:?}");
+    let encode = flags(&help(&["encode"]));
+    assert!(encode.iter().any(|f| f == "--local-dir"), "{encode:?}");
+    for absent in ["--key", "--timings", "--bootstrap"] {
+        assert!(!encode.iter().any(|f| f == absent), "encode lists {absent}");
+    }
+    let ls = flags(&help(&["ls"]));
+    for absent in ["--key", "--timings", "--local-dir", "--bootstrap"] {
+        assert!(!ls.iter().any(|f| f == absent), "ls lists {absent}");
+    }
+    let share = flags(&help(&["share"]));
+    assert!(share.iter().any(|f| f == "--config"), "{share:?}");
+    assert!(
+        !share.iter().any(|f| f == "--bootstrap" || f == "--key"),
+        "{share:?}"
+    );
+    // Before the command, as earlier versions took them: the same as after it.
+    let work = json(&ok(offline(home, &["key", "new", "work", "--json"], None)));
+    assert_eq!(
+        stdout(&ok(offline(home, &["--key", "work", "id"], None))),
+        work["id"].as_str().unwrap()
+    );
+    let blobs = home.join("blobs");
+    let (file, _) = write_file(home, "f.bin", 5_000);
+    let cap = stdout(&ok(offline(
+        home,
+        &[
+            "--local-dir",
+            blobs.to_str().unwrap(),
+            "encode",
+            file.to_str().unwrap(),
+        ],
+        None,
+    )));
+    ok(offline(
+        home,
+        &["inspect", &cap, "--local-dir", blobs.to_str().unwrap()],
+        None,
+    ));
+    // A command without the flag refuses it there too, and says why.
+    let wrong = offline(home, &["--timings", "ls"], None);
+    assert_eq!(wrong.status.code(), Some(2), "{}", stderr(&wrong));
+    assert!(
+        stderr(&wrong).contains("`mosaic ls` has no --timings"),
+        "{}",
+        stderr(&wrong)
+    );
+    let wrong = offline(home, &["gateway", "run", "--local-dir", "x"], None);
+    assert_eq!(wrong.status.code(), Some(2), "{}", stderr(&wrong));
 }

@@ -214,4 +214,6 @@ with open(spec["requests_out"], "w") as f:
 kinds = sorted({k for k, *_ in requests})
 check("service_worker" in kinds and "page" in kinds,
       f"requests recorded from the page and its service worker ({len(requests)} records from {kinds})")
+icons = [r[1] for r in requests if "favicon" in r[1]]
+check(not icons, f"the share page does not ask for a favicon ({icons})")
 sys.exit(1 if failures else 0)

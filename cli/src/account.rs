@@ -15,15 +15,17 @@ use anyhow::{Context, Result};
 use iroh::EndpointId;
 use mosaic_client::{Client, UnpinReport, file_blobs};
 use mosaic_codec::{Cap, Hash};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::{
     exit::{Code, fail},
-    keyring::Record,
-    keys::{self, Exported},
+    keyring::{Added, Record},
+    keys,
     settings::{ClientArgs, Global, NetworkArgs, keyring, keys, with_client},
-    vault::{self, PassphraseArgs},
+    vault::{
+        self, PassphraseArgs,
+        format::{BUNDLE_VERSION, Bundle},
+    },
 };
 
 fn now() -> u64 {
@@ -44,14 +46,6 @@ fn confirm(question: &str, yes: bool) -> Result<bool> {
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
-}
-
-/// What an export holds.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Bundle {
-    version: u32,
-    keys: Vec<Exported>,
-    files: Vec<Record>,
 }
 
 fn write_sealed(g: &Global, output: Option<&Path>, sealed: &[u8]) -> Result<()> {
@@ -89,11 +83,11 @@ fn read_bundle(file: &Path, pass: &PassphraseArgs) -> Result<Bundle> {
     let plain = vault::open(&passphrase, &sealed)?;
     let bundle: Bundle = serde_json::from_slice(&plain)
         .with_context(|| format!("{} does not hold a Mosaic export", file.display()))?;
-    if bundle.version != 1 {
+    if bundle.version != BUNDLE_VERSION {
         return fail(
             Code::BadInput,
             format!(
-                "{} is a version {} export; this mosaic reads version 1: upgrade mosaic",
+                "{} is a version {} export; this mosaic reads version {BUNDLE_VERSION}: upgrade mosaic",
                 file.display(),
                 bundle.version
             ),
@@ -167,7 +161,7 @@ pub fn key_export(
     let key = keys()?.export(name)?;
     let passphrase = pass.get(true)?;
     let bundle = Bundle {
-        version: 1,
+        version: BUNDLE_VERSION,
         keys: vec![key],
         files: vec![],
     };
@@ -245,7 +239,7 @@ pub fn key_rm(g: &Global, name: &str, yes: bool) -> Result<()> {
 pub fn export(g: &Global, output: Option<&Path>, pass: &PassphraseArgs) -> Result<()> {
     let keys = keys()?;
     let bundle = Bundle {
-        version: 1,
+        version: BUNDLE_VERSION,
         keys: keys
             .list()?
             .iter()
@@ -267,7 +261,8 @@ pub fn export(g: &Global, output: Option<&Path>, pass: &PassphraseArgs) -> Resul
 }
 
 /// `mosaic import FILE`: adds what an export holds; an entry or key already here is
-/// kept, a name taken by something else gets a suffix (files) or is skipped (keys).
+/// kept, a name taken by something else gets a number (files: `NAME (2)`, as `put`
+/// does) or is skipped (keys).
 pub fn import(g: &Global, file: &Path, pass: &PassphraseArgs) -> Result<()> {
     let bundle = read_bundle(file, pass)?;
     let keys = keys()?;
@@ -284,24 +279,17 @@ pub fn import(g: &Global, file: &Path, pass: &PassphraseArgs) -> Result<()> {
     let mut new_files = 0;
     for record in bundle.files {
         let mut record = record;
-        match ring.get(&record.name)? {
-            Some(have) if have.cap == record.cap => continue,
-            Some(_) => {
-                let base = record.name.clone();
-                let mut n = 2;
-                while ring.get(&format!("{base} ({n})"))?.is_some() {
-                    n += 1;
-                }
-                record.name = format!("{base} ({n})");
+        match ring.add(&mut record, false)? {
+            Added::Existing => {}
+            Added::Renamed { taken } => {
                 notes.push(format!(
-                    "{base:?} exists here with another file: imported as {:?}",
+                    "{taken:?} exists here with another file: imported as {:?}",
                     record.name
                 ));
+                new_files += 1;
             }
-            None => {}
+            Added::New | Added::Replaced(_) => new_files += 1,
         }
-        ring.put(&record)?;
-        new_files += 1;
     }
     g.emit(
         json!({"keys": new_keys, "files": new_files, "notes": notes}),
@@ -419,34 +407,121 @@ pub(crate) fn node_ids(ids: &[String]) -> Vec<EndpointId> {
     ids.iter().filter_map(|s| s.parse().ok()).collect()
 }
 
-/// Records a file just put. If that fails the upload still happened: the error carries
-/// the cap, so it is not lost.
-pub fn record_upload(
-    name: &str,
-    cap: &Cap,
-    size: u64,
-    kind: &str,
-    key: &str,
-    blobs: &[Hash],
-    nodes: &BTreeSet<EndpointId>,
-) -> Result<()> {
-    let record = Record {
-        name: name.to_owned(),
-        size,
-        cap: cap.to_string(),
+/// What `put` uploaded, to record.
+#[derive(Debug)]
+pub struct Upload<'a> {
+    /// The name asked for.
+    pub name: &'a str,
+    /// Its cap.
+    pub cap: &'a Cap,
+    /// Plaintext bytes.
+    pub size: u64,
+    /// `file` or `directory`.
+    pub kind: &'a str,
+    /// The identity that pinned it.
+    pub key: &'a str,
+    /// Its blobs: the manifest's, then the columns'.
+    pub blobs: &'a [Hash],
+    /// Where it is pinned.
+    pub nodes: &'a BTreeSet<EndpointId>,
+}
+
+/// Records a file just put ([`crate::keyring::Keyring::add`]: under a free name, never
+/// over another entry unless `replace`); returns the entry as stored and what was done.
+/// If recording fails the upload still happened: the error carries the cap, so it is
+/// not lost.
+pub fn record_upload(upload: &Upload<'_>, replace: bool) -> Result<(Record, Added)> {
+    let mut record = Record {
+        name: upload.name.to_owned(),
+        size: upload.size,
+        cap: upload.cap.to_string(),
         created: now(),
-        kind: kind.to_owned(),
-        key: key.to_owned(),
-        blobs: hex_hashes(blobs),
-        nodes: nodes.iter().map(ToString::to_string).collect(),
+        kind: upload.kind.to_owned(),
+        key: upload.key.to_owned(),
+        blobs: hex_hashes(upload.blobs),
+        nodes: upload.nodes.iter().map(ToString::to_string).collect(),
     };
-    keyring()
-        .and_then(|ring| ring.insert_new(&record))
+    let added = keyring()
+        .and_then(|ring| ring.add(&mut record, replace))
         .with_context(|| {
             format!(
-                "the upload succeeded but recording it as {name:?} in your keyring failed; keep its cap: {cap}"
+                "the upload succeeded but recording it as {:?} in your keyring failed; keep its cap: {}",
+                upload.name, upload.cap
             )
+        })?;
+    Ok((record, added))
+}
+
+/// What unpinning the file a `put --replace` replaced did.
+#[derive(Debug, Default)]
+pub struct ReplacedUnpin {
+    /// Nodes that dropped the pins.
+    pub unpinned_on: usize,
+    /// What went wrong, for humans (its pins stay where it did).
+    pub problems: Vec<String>,
+}
+
+/// Unpins the file of `old`, an entry `put --replace` replaced (already gone from the
+/// keyring), as the identity that pinned it: what `rm` does, less the blobs an entry
+/// of that identity still uses (the new upload, when it is the same content). Never
+/// fails: the put is done, so what could not be unpinned is reported.
+pub fn unpin_replaced(
+    g: &Global,
+    net: &NetworkArgs,
+    args: &ClientArgs,
+    old: &Record,
+) -> ReplacedUnpin {
+    let unpinned = (|| {
+        let cap: Cap = old.cap.parse()?;
+        let key = if old.key.is_empty() {
+            g.key_name()
+        } else {
+            old.key.clone()
+        };
+        if !keys()?.exists(&key) {
+            return fail(
+                Code::NotFound,
+                format!("the key {key:?} that pinned it is not on this machine"),
+            );
+        }
+        // Its own `--timings` would describe a second session: the put's are enough.
+        let owner = Global {
+            key: Some(key.clone()),
+            timings: false,
+            ..g.clone()
+        };
+        let extra = node_ids(&old.nodes);
+        with_client(&owner, net, args, |client| async move {
+            let mut blobs = own_blobs(&client, old, &cap).await?;
+            let in_use = blobs_in_use(&key)?;
+            blobs.retain(|h| !in_use.contains(&h.to_hex()));
+            anyhow::Ok(client.unpin_blobs(&blobs, &extra).await?)
         })
+    })();
+    match unpinned {
+        Ok(report) => ReplacedUnpin {
+            unpinned_on: report.done.len(),
+            problems: report.problems(),
+        },
+        Err(e) => ReplacedUnpin {
+            unpinned_on: 0,
+            problems: vec![format!("{e:#}")],
+        },
+    }
+}
+
+/// The blobs of `record`'s file: as recorded, or (for a record from before the list)
+/// through its manifest.
+async fn own_blobs(client: &Client, record: &Record, cap: &Cap) -> Result<Vec<Hash>> {
+    let blobs: Vec<Hash> = record
+        .blobs
+        .iter()
+        .filter_map(|h| Hash::from_hex(h).ok())
+        .collect();
+    if blobs.is_empty() {
+        return Ok(file_blobs(&client.manifest(&cap.id()).await?));
+    }
+    Ok(blobs)
 }
 
 /// The blobs of `record` to unpin: its own (fetched through the manifest if the record
@@ -459,14 +534,7 @@ pub(crate) async fn blobs_to_unpin(
     cap: &Cap,
     acting_key: &str,
 ) -> Result<Vec<Hash>> {
-    let mut blobs: Vec<Hash> = record
-        .blobs
-        .iter()
-        .filter_map(|h| Hash::from_hex(h).ok())
-        .collect();
-    if blobs.is_empty() {
-        blobs = file_blobs(&client.manifest(&cap.id()).await?);
-    }
+    let mut blobs = own_blobs(client, record, cap).await?;
     let shared: BTreeSet<String> = keyring()?
         .list()?
         .into_iter()

@@ -5,10 +5,10 @@
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use mosaic_client::Client;
-use mosaic_gateway::{Gateway, GatewayOptions};
+use mosaic_gateway::{Gateway, GatewayOptions, ServeLimits};
 use serde::Deserialize;
 
 /// How long a gateway's DHT lookups wait for more answers after the first: not at all.
@@ -45,6 +45,28 @@ pub struct GatewayArgs {
     /// Gateway: the largest upload accepted [default: 1GiB]
     #[arg(long, env = "MOSAIC_GATEWAY_UPLOAD_MAX")]
     pub upload_max: Option<bytesize::ByteSize>,
+    /// Gateway: HTTP connections open at once, from everyone [default: 4096]
+    #[arg(long, env = "MOSAIC_GATEWAY_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Gateway: HTTP connections one client (IPv4 address or IPv6 /64) may have open;
+    /// one more is answered 429. 0: no limit (behind a proxy, limit there) [default: 64]
+    #[arg(long, env = "MOSAIC_GATEWAY_CLIENT_CONNECTIONS")]
+    pub client_connections: Option<usize>,
+    /// Gateway: requests a second one client may make, sustained; over it, 429 with
+    /// Retry-After. 0: no limit [default: 100]
+    #[arg(long, env = "MOSAIC_GATEWAY_CLIENT_RATE")]
+    pub client_rate: Option<f64>,
+    /// Gateway: requests one client may make at once above its rate [default: 400]
+    #[arg(long, env = "MOSAIC_GATEWAY_CLIENT_BURST")]
+    pub client_burst: Option<u32>,
+    /// Gateway: how long a connection may take to send a request's head, from its
+    /// opening or its previous response (closes idle and trickling sockets) [default: 10s]
+    #[arg(long, env = "MOSAIC_GATEWAY_HEADER_TIMEOUT")]
+    pub header_timeout: Option<humantime::Duration>,
+    /// Gateway: how long a response may wait on a client that reads nothing before the
+    /// connection ends [default: 60s]
+    #[arg(long, env = "MOSAIC_GATEWAY_WRITE_TIMEOUT")]
+    pub write_timeout: Option<humantime::Duration>,
 }
 
 /// `[gateway]` in the configuration file.
@@ -65,6 +87,18 @@ pub struct GatewaySection {
     pub allow_uploads: Option<bool>,
     /// The largest upload, e.g. "1GiB".
     pub upload_max: Option<String>,
+    /// HTTP connections open at once.
+    pub max_connections: Option<usize>,
+    /// HTTP connections per client; 0: no limit.
+    pub client_connections: Option<usize>,
+    /// Requests a second per client; 0: no limit.
+    pub client_rate: Option<f64>,
+    /// Requests at once above the rate, per client.
+    pub client_burst: Option<u32>,
+    /// Time to send a request head, e.g. "10s".
+    pub header_timeout: Option<String>,
+    /// Time a response may make no progress, e.g. "60s".
+    pub write_timeout: Option<String>,
 }
 
 impl GatewayArgs {
@@ -88,12 +122,12 @@ impl GatewayArgs {
                 .as_u64(),
             (None, None) => 1 << 30,
         };
-        let lookup_timeout: Duration = match (self.lookup_timeout, &file.lookup_timeout) {
-            (Some(d), _) => d.into(),
-            (None, Some(s)) => humantime::parse_duration(s)
-                .map_err(|e| anyhow!("gateway lookup_timeout {s:?}: {e}"))?,
-            (None, None) => Duration::from_secs(5),
-        };
+        let lookup_timeout = duration_setting(
+            "lookup_timeout",
+            self.lookup_timeout,
+            &file.lookup_timeout,
+            Duration::from_secs(5),
+        )?;
         let upload_max = match (self.upload_max, &file.upload_max) {
             (Some(c), _) => c.as_u64(),
             (None, Some(s)) => s
@@ -104,8 +138,49 @@ impl GatewayArgs {
         };
         let uploads =
             (self.allow_uploads || file.allow_uploads.unwrap_or(false)).then_some(upload_max);
+        let defaults = ServeLimits::default();
+        let limits = ServeLimits {
+            max_connections: self
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(defaults.max_connections),
+            client_connections: self
+                .client_connections
+                .or(file.client_connections)
+                .unwrap_or(defaults.client_connections),
+            client_rate: self
+                .client_rate
+                .or(file.client_rate)
+                .unwrap_or(defaults.client_rate),
+            client_burst: self
+                .client_burst
+                .or(file.client_burst)
+                .unwrap_or(defaults.client_burst),
+            header_timeout: duration_setting(
+                "header_timeout",
+                self.header_timeout,
+                &file.header_timeout,
+                defaults.header_timeout,
+            )?,
+            write_timeout: duration_setting(
+                "write_timeout",
+                self.write_timeout,
+                &file.write_timeout,
+                defaults.write_timeout,
+            )?,
+        };
+        if limits.max_connections == 0 {
+            bail!("gateway max_connections is 0: no connection could be served; give at least 1");
+        }
+        if !limits.client_rate.is_finite() || limits.client_rate < 0.0 {
+            bail!(
+                "gateway client_rate {} is not a rate: give requests a second, 0 for no limit",
+                limits.client_rate
+            );
+        }
         Ok(GatewayOptions {
             uploads,
+            limits,
             listen,
             cache_dir: self
                 .cache_dir
@@ -117,6 +192,21 @@ impl GatewayArgs {
             denylist: self.denylist.clone().or_else(|| file.denylist.clone()),
         })
     }
+}
+
+/// A duration from the flag, else the config file's `[gateway] name`, else `default`.
+fn duration_setting(
+    name: &str,
+    flag: Option<humantime::Duration>,
+    file: &Option<String>,
+    default: Duration,
+) -> Result<Duration> {
+    Ok(match (flag, file) {
+        (Some(d), _) => d.into(),
+        (None, Some(s)) => humantime::parse_duration(s)
+            .map_err(|e| anyhow!("gateway {name} {s:?} in the config file: {e}"))?,
+        (None, None) => default,
+    })
 }
 
 /// Starts a gateway on `client`.

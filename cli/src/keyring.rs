@@ -4,9 +4,10 @@
 //!
 //! One table, `files-0`: name → a JSON [`Record`]. JSON so fields can be added without
 //! a migration (unknown fields are ignored, missing ones take defaults). Names are
-//! unique: an upload under a taken name is refused before any byte is sent.
+//! unique, and an entry is never overwritten unless asked ([`Keyring::add`]): a new
+//! file under a taken name is kept as `NAME (2)`, `NAME (3)`…
 
-use std::path::Path;
+use std::{collections::BTreeSet, path::Path};
 
 use anyhow::{Context, Result};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -36,33 +37,87 @@ pub struct Published {
     pub published: u64,
 }
 
-/// One upload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    /// The name it is known by here.
-    pub name: String,
-    /// Plaintext size in bytes (for a directory: the sum of its files).
-    pub size: u64,
-    /// The readcap (`mr1…`) or, for public files, the id (`mi1…`).
-    pub cap: String,
-    /// When it was uploaded (unix seconds).
-    pub created: u64,
-    /// `file` or `directory`.
-    #[serde(default = "file_kind")]
-    pub kind: String,
-    /// The identity (key name) it was pinned with.
-    #[serde(default)]
-    pub key: String,
-    /// The blobs to unpin on `rm`: the manifest's hash, then the columns' (hex).
-    #[serde(default)]
-    pub blobs: Vec<String>,
-    /// Nodes where this user pinned it (ids), as last known.
-    #[serde(default)]
-    pub nodes: Vec<String>,
+// One upload: the JSON the keyring stores is the one an export carries.
+pub use crate::vault::format::Record;
+
+impl Record {
+    /// The same file pinned by the same identity: one entry is enough for both.
+    fn same_file(&self, other: &Record) -> bool {
+        self.cap == other.cap && self.key == other.key
+    }
 }
 
-fn file_kind() -> String {
-    "file".into()
+/// What [`Keyring::add`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Added {
+    /// Recorded under the name asked for.
+    New,
+    /// The name asked for holds another file, kept as it was: recorded under the next
+    /// free numbered name.
+    Renamed {
+        /// The name asked for.
+        taken: String,
+    },
+    /// The same file, pinned by the same identity, was in the keyring already (under
+    /// the name now in the record): nothing was added.
+    Existing,
+    /// The entry under the name asked for was replaced; this is what it held.
+    Replaced(Box<Record>),
+}
+
+/// A name and its numbered variants: `report.pdf`, `report (2).pdf`, `report (3).pdf`…
+/// (the number goes before a file's extension, so the name keeps its type; after a
+/// directory's whole name).
+#[derive(Debug)]
+struct Series {
+    stem: String,
+    ext: String,
+}
+
+impl Series {
+    fn new(name: &str, kind: &str) -> Self {
+        let split = name.rfind('.').filter(|&dot| {
+            let ext = &name[dot + 1..];
+            kind != "directory"
+                && dot > 0
+                && (1..=8).contains(&ext.len())
+                && ext.bytes().all(|b| b.is_ascii_alphanumeric())
+                && ext.bytes().any(|b| b.is_ascii_alphabetic())
+        });
+        match split {
+            Some(dot) => Self {
+                stem: name[..dot].to_owned(),
+                ext: name[dot..].to_owned(),
+            },
+            None => Self {
+                stem: name.to_owned(),
+                ext: String::new(),
+            },
+        }
+    }
+
+    /// Name number `n` (1 is the name itself).
+    fn name(&self, n: u64) -> String {
+        if n <= 1 {
+            format!("{}{}", self.stem, self.ext)
+        } else {
+            format!("{} ({n}){}", self.stem, self.ext)
+        }
+    }
+
+    /// What every numbered name starts with.
+    fn prefix(&self) -> String {
+        format!("{} (", self.stem)
+    }
+
+    /// The number of `name` in this series, if it is a numbered one.
+    fn number(&self, name: &str) -> Option<u64> {
+        let rest = name.strip_prefix(&self.prefix())?;
+        let rest = rest.strip_suffix(&self.ext)?;
+        let digits = rest.strip_suffix(')')?;
+        let n: u64 = digits.parse().ok()?;
+        (n >= 2 && self.name(n) == name).then_some(n)
+    }
 }
 
 /// The keyring database.
@@ -84,7 +139,12 @@ impl Keyring {
         }
         if !path.exists() {
             // Private before any secret lands in it; redb initializes an empty file.
-            crate::keys::write_private(path, b"")?;
+            // Another `mosaic` may create it at the same moment: then it is there.
+            if let Err(e) = crate::keys::write_private(path, b"") {
+                if !path.exists() {
+                    return Err(e);
+                }
+            }
         }
         if let Some(mode) = mosaic_wire::identity::exposed_mode(path)? {
             return fail(
@@ -163,37 +223,98 @@ impl Keyring {
         Ok(out)
     }
 
-    /// Refuses if `name` is taken (by another cap).
-    pub fn check_free(&self, name: &str) -> Result<()> {
-        if self.get(name)?.is_some() {
-            return fail(
-                Code::Refused,
-                format!(
-                    "{name:?} is already in your keyring: choose another name with --name, or forget the old one with `mosaic rm {name}`"
-                ),
-            );
-        }
-        Ok(())
-    }
-
-    /// Inserts a record under a name that must be free (checked in the transaction: of
-    /// two concurrent uploads under one name, the second is refused, not lost).
-    pub fn insert_new(&self, record: &Record) -> Result<()> {
+    /// Records `record` without losing any entry: under its name if that is free; if
+    /// the name's series (`NAME`, `NAME (2)`, …) already holds the same file pinned by
+    /// the same identity, adds nothing (that entry learns the nodes of `record`);
+    /// with `replace`, in place of the entry under its name; else under the first free
+    /// numbered name. One transaction: concurrent uploads never overwrite each other.
+    /// `record` becomes the entry as stored.
+    pub fn add(&self, record: &mut Record, replace: bool) -> Result<Added> {
         let tx = self.db.begin_write().map_err(err)?;
-        {
+        let added = {
             let mut table = tx.open_table(FILES).map_err(err)?;
-            if table.get(record.name.as_str()).map_err(err)?.is_some() {
-                return fail(
-                    Code::Refused,
-                    format!("{:?} was added to your keyring meanwhile", record.name),
-                );
+            let asked = record.name.clone();
+            let read = |name: &str| -> Result<Option<Option<Record>>> {
+                // A damaged entry is taken, and never the same file.
+                Ok(table
+                    .get(name)
+                    .map_err(err)?
+                    .map(|v| serde_json::from_slice::<Record>(v.value()).ok()))
+            };
+            let (added, found) = if replace {
+                match read(&asked)? {
+                    None => (Added::New, None),
+                    Some(Some(old)) if old.same_file(record) => (Added::Existing, Some(old)),
+                    Some(Some(old)) => (Added::Replaced(Box::new(old)), None),
+                    // Its cap cannot be read back: what it held is lost either way.
+                    Some(None) => (Added::New, None),
+                }
+            } else {
+                let series = Series::new(&asked, &record.kind);
+                let mut taken = BTreeSet::new();
+                let mut same = None;
+                if let Some(entry) = read(&asked)? {
+                    taken.insert(1);
+                    same = entry.filter(|r| r.same_file(record));
+                }
+                if same.is_none() {
+                    let prefix = series.prefix();
+                    for entry in table.range(prefix.as_str()..).map_err(err)? {
+                        let (name, value) = entry.map_err(err)?;
+                        let name = name.value();
+                        if !name.starts_with(&prefix) {
+                            break;
+                        }
+                        let Some(n) = series.number(name) else {
+                            continue;
+                        };
+                        taken.insert(n);
+                        if let Ok(r) = serde_json::from_slice::<Record>(value.value()) {
+                            if r.same_file(record) {
+                                same = Some(r);
+                                break;
+                            }
+                        }
+                    }
+                }
+                match same {
+                    Some(old) => (Added::Existing, Some(old)),
+                    None if !taken.contains(&1) => (Added::New, None),
+                    None => {
+                        let n = (2..).find(|n| !taken.contains(n)).unwrap_or(u64::MAX);
+                        record.name = series.name(n);
+                        (Added::Renamed { taken: asked }, None)
+                    }
+                }
+            };
+            if let Some(old) = found {
+                // The same blobs, pinned by the same identity: keep the entry, with the
+                // nodes where this upload pinned them too.
+                let mut nodes = old.nodes.clone();
+                for n in &record.nodes {
+                    if !nodes.contains(n) {
+                        nodes.push(n.clone());
+                    }
+                }
+                let blobs = if old.blobs.is_empty() {
+                    record.blobs.clone()
+                } else {
+                    old.blobs.clone()
+                };
+                *record = Record {
+                    nodes,
+                    blobs,
+                    ..old
+                };
             }
-            let json = serde_json::to_vec(record)?;
+            let json = serde_json::to_vec(&*record)?;
             table
                 .insert(record.name.as_str(), json.as_slice())
                 .map_err(err)?;
-        }
-        tx.commit().map_err(err)
+            added
+        };
+        tx.commit().map_err(err)?;
+        Ok(added)
     }
 
     /// Inserts or replaces a record.
@@ -241,5 +362,87 @@ impl Keyring {
         };
         tx.commit().map_err(err)?;
         Ok(had)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str, cap: &str, key: &str) -> Record {
+        Record {
+            name: name.into(),
+            size: 1,
+            cap: cap.into(),
+            created: 1,
+            kind: "file".into(),
+            key: key.into(),
+            blobs: vec![],
+            nodes: vec![],
+        }
+    }
+
+    #[test]
+    fn numbered_names_keep_the_extension() {
+        assert_eq!(Series::new("report.pdf", "file").name(2), "report (2).pdf");
+        assert_eq!(Series::new("report", "file").name(3), "report (3)");
+        assert_eq!(Series::new(".bashrc", "file").name(2), ".bashrc (2)");
+        assert_eq!(Series::new("v1.2", "file").name(2), "v1.2 (2)");
+        assert_eq!(Series::new("site.d", "directory").name(2), "site.d (2)");
+        assert_eq!(Series::new("a.tar.gz", "file").name(2), "a.tar (2).gz");
+        let s = Series::new("report.pdf", "file");
+        assert_eq!(s.number("report (12).pdf"), Some(12));
+        assert_eq!(s.number("report (1).pdf"), None);
+        assert_eq!(s.number("report (02).pdf"), None);
+        assert_eq!(s.number("report (x).pdf"), None);
+        assert_eq!(s.number("report (2).txt"), None);
+    }
+
+    #[test]
+    fn add_keeps_every_file_and_one_entry_per_file() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let ring = Keyring::open(&dir.path().join("k.redb")).expect("opens");
+        let add = |name: &str, cap: &str, key: &str, replace: bool| {
+            let mut r = record(name, cap, key);
+            let added = ring.add(&mut r, replace).expect("adds");
+            (r.name, added)
+        };
+        assert_eq!(add("r.pdf", "A", "k", false), ("r.pdf".into(), Added::New));
+        let taken = Added::Renamed {
+            taken: "r.pdf".into(),
+        };
+        assert_eq!(
+            add("r.pdf", "B", "k", false),
+            ("r (2).pdf".into(), taken.clone())
+        );
+        assert_eq!(
+            add("r.pdf", "C", "k", false),
+            ("r (3).pdf".into(), taken.clone())
+        );
+        // The same file again, wherever in the series it is: nothing added.
+        assert_eq!(
+            add("r.pdf", "B", "k", false),
+            ("r (2).pdf".into(), Added::Existing)
+        );
+        assert_eq!(
+            add("r.pdf", "A", "k", false),
+            ("r.pdf".into(), Added::Existing)
+        );
+        // Pinned by another identity: an entry of its own (`rm` unpins as each).
+        assert_eq!(
+            add("r.pdf", "A", "j", false),
+            ("r (4).pdf".into(), taken.clone())
+        );
+        // A gap is filled first.
+        assert!(ring.remove("r (2).pdf").expect("removes"));
+        assert_eq!(add("r.pdf", "D", "k", false), ("r (2).pdf".into(), taken));
+        // Replacing says what the entry held.
+        let (name, added) = add("r.pdf", "E", "k", true);
+        assert_eq!(name, "r.pdf");
+        match added {
+            Added::Replaced(old) => assert_eq!(old.cap, "A"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(ring.list().expect("lists").len(), 4);
     }
 }

@@ -16,53 +16,24 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use iroh::SecretKey;
 use mosaic_codec::ConvergenceSecret;
 use mosaic_wire::identity;
-use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::exit::{Code, fail};
+use crate::{
+    exit::{Code, fail},
+    vault::format::{secret_from_hex, secret_to_hex},
+};
 
 /// The identity used when none is named.
 pub const DEFAULT: &str = "default";
 /// The reserved name of the convergence secret.
 pub const CONVERGENCE: &str = "convergence";
 
-/// What a key is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// An ed25519 identity.
-    Identity,
-    /// The convergence secret.
-    Convergence,
-    /// A mutable name's ed25519 secret.
-    Name,
-}
-
-/// A key as exported: its name, kind and secret bytes (wiped when dropped).
-#[derive(Clone, Serialize, Deserialize, zeroize::ZeroizeOnDrop)]
-pub struct Exported {
-    /// Its name.
-    #[zeroize(skip)]
-    pub name: String,
-    /// Its kind.
-    #[zeroize(skip)]
-    pub kind: Kind,
-    /// The 32 secret bytes, hex.
-    pub secret: String,
-}
-
-impl std::fmt::Debug for Exported {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Exported")
-            .field("name", &self.name)
-            .field("kind", &self.kind)
-            .finish_non_exhaustive()
-    }
-}
+// A key's kind and its exported form are part of the export file's format.
+pub use crate::vault::format::{Exported, Kind};
 
 /// A key in a listing: name, kind, and its id (empty for the convergence secret) or
 /// why it cannot be used.
@@ -93,20 +64,11 @@ pub fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn hex(bytes: &[u8]) -> Zeroizing<String> {
-    Zeroizing::new(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
 fn unhex(s: &str) -> Result<Zeroizing<[u8; 32]>> {
-    let mut out = Zeroizing::new([0u8; 32]);
-    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return fail(Code::BadInput, "a key in the file is not 32 hex bytes");
+    match secret_from_hex(s) {
+        Some(secret) => Ok(secret),
+        None => fail(Code::BadInput, "a key in the file is not 32 hex bytes"),
     }
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)
-            .map_err(|_| anyhow!("a key in the file is not hex"))?;
-    }
-    Ok(out)
 }
 
 impl Keys {
@@ -299,7 +261,7 @@ impl Keys {
             } else {
                 Kind::Identity
             },
-            secret: hex(bytes.as_ref()).to_string(),
+            secret: secret_to_hex(&bytes).to_string(),
         })
     }
 

@@ -36,30 +36,35 @@ mod vault;
 use std::{io, path::PathBuf, process::ExitCode};
 
 use anyhow::{Context, Result};
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use mosaic_codec::{DEFAULT_DATA_COLUMNS, DEFAULT_PARITY_COLUMNS, DEFAULT_SEGMENT_SIZE, Params};
 
 pub use blob_dir::BlobDir;
-use settings::{ClientArgs, Global, NetworkArgs, data_home};
+use settings::{ClientArgs, ConfigArgs, Global, KeyArgs, NetworkArgs, TimingsArgs, data_home};
 
 /// Mosaic: encrypted, erasure-coded, content-addressed storage.
 #[derive(Debug, Parser)]
 #[command(name = "mosaic", version, about, long_about = None)]
 pub struct Cli {
-    /// Local blob directory for `encode` and `decode` [default: $XDG_DATA_HOME/mosaic/local]
-    #[arg(long, global = true, env = "MOSAIC_LOCAL_DIR")]
-    pub local_dir: Option<PathBuf>,
     /// Print the result as one JSON value on stdout (errors too), for scripts.
     #[arg(long, global = true)]
     pub json: bool,
-    /// The identity to act as (`mosaic key list`) [default: `key` in the config file,
-    /// else "default"]
-    #[arg(long, global = true, env = "MOSAIC_KEY")]
+    // Each command lists only the flags it uses. These are also taken before the
+    // command, where earlier versions had them for every command (`mosaic --timings
+    // get …`, `mosaic --config FILE …`): hidden there, the same as the command's own
+    // flag, and refused before a command that has no such flag.
+    /// The same as the command's own --key.
+    #[arg(long, hide = true)]
     pub key: Option<String>,
-    /// After a network command, print on stderr where its time went: each DHT lookup,
-    /// dial and request, when it started and how long it took.
-    #[arg(long, global = true)]
+    /// The same as the command's own --timings.
+    #[arg(long, hide = true)]
     pub timings: bool,
+    /// The same as the command's own --local-dir.
+    #[arg(long, hide = true)]
+    pub local_dir: Option<PathBuf>,
+    /// The same as the command's own --config.
+    #[arg(long, hide = true)]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -93,7 +98,9 @@ enum Command {
     /// Print this client's identity (what nodes' --allow lists), creating it if needed.
     Id {
         #[command(flatten)]
-        network: NetworkArgs,
+        identity: KeyArgs,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
     /// Manage your keys: identities and the convergence secret.
     Key {
@@ -112,6 +119,8 @@ enum Command {
         network: NetworkArgs,
         #[command(flatten)]
         client: ClientArgs,
+        #[command(flatten)]
+        timings: TimingsArgs,
     },
     /// The DHT, the storage nodes and what each holds for you (usage, quota, announce
     /// backlog).
@@ -120,6 +129,8 @@ enum Command {
         network: NetworkArgs,
         #[command(flatten)]
         client: ClientArgs,
+        #[command(flatten)]
+        timings: TimingsArgs,
     },
     /// List your uploads (the keyring).
     Ls,
@@ -138,7 +149,7 @@ enum Command {
         #[arg(long)]
         gateway_decrypts: bool,
         #[command(flatten)]
-        network: NetworkArgs,
+        config: ConfigArgs,
     },
     /// Unpin a file from the nodes and forget it (asks first on a terminal).
     Rm {
@@ -154,6 +165,8 @@ enum Command {
         network: NetworkArgs,
         #[command(flatten)]
         client: ClientArgs,
+        #[command(flatten)]
+        timings: TimingsArgs,
     },
     /// Write every key and keyring entry to one passphrase-protected file (to move to
     /// another machine: `mosaic import` there).
@@ -184,6 +197,8 @@ enum Command {
         network: NetworkArgs,
         #[command(flatten)]
         client: ClientArgs,
+        #[command(flatten)]
+        timings: TimingsArgs,
     },
     /// Ask the file's holders to rebuild its missing columns now, on nodes that hold
     /// nothing of it (no key needed). Exits 5 if columns are still missing.
@@ -194,6 +209,8 @@ enum Command {
         network: NetworkArgs,
         #[command(flatten)]
         client: ClientArgs,
+        #[command(flatten)]
+        timings: TimingsArgs,
     },
     /// Keep files on the nodes for your identity, drop them, or see where they are.
     Pin {
@@ -210,9 +227,16 @@ enum Command {
     Put {
         /// The file to upload (a directory with -r).
         file: PathBuf,
-        /// Its name in your keyring [default: the file's name]
+        /// Its name in your keyring [default: the file's name]. A name that holds another
+        /// file is left as it is: this upload gets the first free `NAME (2)`, `NAME
+        /// (3)`… (printed); the same file again adds nothing.
         #[arg(long)]
         name: Option<String>,
+        /// If the name holds another file, replace that entry, and unpin that file as
+        /// `mosaic rm` does (its cap is printed on stderr, to pin it back before the
+        /// nodes collect it).
+        #[arg(long)]
+        replace: bool,
         /// Upload a directory tree as one public directory (needs --public): every
         /// file, then an index; prints the directory's id, which a gateway serves as a
         /// static site at /p/ID/.
@@ -224,6 +248,8 @@ enum Command {
         network: NetworkArgs,
         #[command(flatten)]
         client: ClientArgs,
+        #[command(flatten)]
+        timings: TimingsArgs,
     },
     /// Fetch a file from the network and decrypt it to OUT or stdout.
     Get {
@@ -236,6 +262,8 @@ enum Command {
         network: NetworkArgs,
         #[command(flatten)]
         client: ClientArgs,
+        #[command(flatten)]
+        timings: TimingsArgs,
     },
     /// Encrypt and erasure-code FILE into the local blob directory; print its readcap.
     Encode {
@@ -243,6 +271,8 @@ enum Command {
         file: PathBuf,
         #[command(flatten)]
         coding: CodingArgs,
+        #[command(flatten)]
+        local: LocalDirArgs,
     },
     /// Decode a file from the local blob directory.
     Decode {
@@ -257,12 +287,37 @@ enum Command {
         /// Number of bytes to output [default: to the end].
         #[arg(long)]
         length: Option<u64>,
+        #[command(flatten)]
+        local: LocalDirArgs,
     },
     /// Show what a file's manifest says: layout, columns, and (with a readcap) metadata.
     Inspect {
         /// A readcap (mr1…) or id (mi1…).
         cap: String,
+        #[command(flatten)]
+        local: LocalDirArgs,
     },
+}
+
+/// The blob directory of the offline commands (`encode`, `decode`, `inspect`).
+#[derive(Debug, Clone, clap::Args)]
+struct LocalDirArgs {
+    /// Local blob directory [default: $XDG_DATA_HOME/mosaic/local]
+    #[arg(long, env = "MOSAIC_LOCAL_DIR")]
+    local_dir: Option<PathBuf>,
+}
+
+impl LocalDirArgs {
+    /// Opens the directory: the flag's (or one given before the command), else the
+    /// default.
+    fn open(&self, before: Option<PathBuf>) -> Result<BlobDir> {
+        let dir = match before.or_else(|| self.local_dir.clone()) {
+            Some(d) => d,
+            None => data_home()?.join("local"),
+        };
+        BlobDir::open(&dir)
+            .with_context(|| format!("cannot open the local blob directory {}", dir.display()))
+    }
 }
 
 /// How a file is encoded: shared by `put` and `encode`.
@@ -306,7 +361,9 @@ enum KeyCommand {
     /// List your keys; `*` marks the identity in use.
     List {
         #[command(flatten)]
-        network: NetworkArgs,
+        identity: KeyArgs,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
     /// Write a key to a passphrase-protected file.
     Export {
@@ -365,6 +422,8 @@ enum NameCommand {
         network: NetworkArgs,
         #[command(flatten)]
         client: ClientArgs,
+        #[command(flatten)]
+        timings: TimingsArgs,
     },
     /// Print what a name points to now: `mn1…`, `ms1…`, or one of your names.
     Resolve {
@@ -374,6 +433,8 @@ enum NameCommand {
         network: NetworkArgs,
         #[command(flatten)]
         client: ClientArgs,
+        #[command(flatten)]
+        timings: TimingsArgs,
     },
     /// List your names and what each last published.
     Ls,
@@ -390,6 +451,8 @@ enum PinCommand {
         network: NetworkArgs,
         #[command(flatten)]
         client: ClientArgs,
+        #[command(flatten)]
+        timings: TimingsArgs,
     },
     /// Drop your pins on a file (other owners' pins stay).
     Rm {
@@ -399,6 +462,8 @@ enum PinCommand {
         network: NetworkArgs,
         #[command(flatten)]
         client: ClientArgs,
+        #[command(flatten)]
+        timings: TimingsArgs,
     },
     /// Where each column of a file (or of every keyring file) is held and pinned, and
     /// whether the file is readable (k of n).
@@ -409,6 +474,8 @@ enum PinCommand {
         network: NetworkArgs,
         #[command(flatten)]
         client: ClientArgs,
+        #[command(flatten)]
+        timings: TimingsArgs,
     },
 }
 
@@ -457,7 +524,19 @@ enum NodeCommand {
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some(flag) = cli.misplaced_flag() {
+        let path = command_path(&matches);
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::UnknownArgument,
+                format!(
+                    "`mosaic {path}` has no {flag}: remove it (`mosaic {path} --help` lists its flags)"
+                ),
+            )
+            .exit();
+    }
     let default_level = match &cli.command {
         Command::Node {
             command: NodeCommand::Run { .. },
@@ -508,15 +587,16 @@ pub fn main() -> ExitCode {
 }
 
 impl Command {
-    /// The network flags of a command that has them (they name the config file).
-    fn network(&self) -> Option<&NetworkArgs> {
+    /// The configuration file flag of a command that reads the file.
+    fn config(&self) -> Option<&ConfigArgs> {
         match self {
+            Command::Id { config, .. }
+            | Command::Key {
+                command: KeyCommand::List { config, .. },
+            }
+            | Command::Share { config, .. } => Some(config),
             Command::Node {
                 command: NodeCommand::Run { network, .. },
-            }
-            | Command::Id { network }
-            | Command::Key {
-                command: KeyCommand::List { network },
             }
             | Command::Gateway {
                 command: GatewayCommand::Run { network, .. },
@@ -526,7 +606,6 @@ impl Command {
             }
             | Command::Nodes { network, .. }
             | Command::Status { network, .. }
-            | Command::Share { network, .. }
             | Command::Rm { network, .. }
             | Command::Check { network, .. }
             | Command::Repair { network, .. }
@@ -537,19 +616,118 @@ impl Command {
                     | PinCommand::Ls { network, .. },
             }
             | Command::Put { network, .. }
-            | Command::Get { network, .. } => Some(network),
+            | Command::Get { network, .. } => Some(&network.config),
             _ => None,
+        }
+    }
+
+    /// `--key` of a command that acts as one of your identities.
+    fn identity(&self) -> Option<&KeyArgs> {
+        match self {
+            Command::Id { identity, .. }
+            | Command::Key {
+                command: KeyCommand::List { identity, .. },
+            } => Some(identity),
+            Command::Gateway {
+                command: GatewayCommand::Run { client, .. },
+            }
+            | Command::Name {
+                command: NameCommand::Publish { client, .. } | NameCommand::Resolve { client, .. },
+            }
+            | Command::Nodes { client, .. }
+            | Command::Status { client, .. }
+            | Command::Rm { client, .. }
+            | Command::Check { client, .. }
+            | Command::Repair { client, .. }
+            | Command::Pin {
+                command:
+                    PinCommand::Add { client, .. }
+                    | PinCommand::Rm { client, .. }
+                    | PinCommand::Ls { client, .. },
+            }
+            | Command::Put { client, .. }
+            | Command::Get { client, .. } => Some(&client.identity),
+            _ => None,
+        }
+    }
+
+    /// `--timings` of a command that has it.
+    fn timings(&self) -> Option<TimingsArgs> {
+        match self {
+            Command::Name {
+                command: NameCommand::Publish { timings, .. } | NameCommand::Resolve { timings, .. },
+            }
+            | Command::Nodes { timings, .. }
+            | Command::Status { timings, .. }
+            | Command::Rm { timings, .. }
+            | Command::Check { timings, .. }
+            | Command::Repair { timings, .. }
+            | Command::Pin {
+                command:
+                    PinCommand::Add { timings, .. }
+                    | PinCommand::Rm { timings, .. }
+                    | PinCommand::Ls { timings, .. },
+            }
+            | Command::Put { timings, .. }
+            | Command::Get { timings, .. } => Some(*timings),
+            _ => None,
+        }
+    }
+
+    /// Whether the command has `--local-dir`.
+    fn has_local_dir(&self) -> bool {
+        matches!(
+            self,
+            Command::Encode { .. } | Command::Decode { .. } | Command::Inspect { .. }
+        )
+    }
+}
+
+impl Cli {
+    /// A flag given before a command that has no such flag of its own.
+    fn misplaced_flag(&self) -> Option<&'static str> {
+        let c = &self.command;
+        if self.key.is_some() && c.identity().is_none() {
+            Some("--key")
+        } else if self.timings && c.timings().is_none() {
+            Some("--timings")
+        } else if self.local_dir.is_some() && !c.has_local_dir() {
+            Some("--local-dir")
+        } else if self.config.is_some() && c.config().is_none() {
+            Some("--config")
+        } else {
+            None
         }
     }
 }
 
+/// The command's words, e.g. `pin ls`.
+fn command_path(matches: &ArgMatches) -> String {
+    let mut words = Vec::new();
+    let mut m = matches;
+    while let Some((name, sub)) = m.subcommand() {
+        words.push(name.to_owned());
+        m = sub;
+    }
+    words.join(" ")
+}
+
 fn run(cli: Cli) -> Result<()> {
-    let dir = match cli.local_dir {
-        Some(d) => d,
-        None => data_home()?.join("local"),
-    };
-    let mut g = Global::load(cli.json, cli.key, cli.command.network())?;
-    g.timings = cli.timings;
+    // A flag before the command wins over the command's environment variable.
+    let key = cli
+        .key
+        .or_else(|| cli.command.identity().and_then(|k| k.key.clone()));
+    let timings = cli.timings || cli.command.timings().is_some_and(|t| t.timings);
+    let config = cli.config.map(|config| ConfigArgs {
+        config: Some(config),
+    });
+    let g = Global::load(
+        cli.json,
+        key,
+        timings,
+        config.as_ref().or(cli.command.config()),
+    )?;
+    let before = cli.local_dir;
     match cli.command {
         Command::Node {
             command: NodeCommand::Run { network, args },
@@ -599,16 +777,22 @@ fn run(cli: Cli) -> Result<()> {
                 private,
                 network,
                 client,
+                ..
             } => name::publish(&g, network, client, &name, &target, &path, private),
             NameCommand::Resolve {
                 name,
                 network,
                 client,
+                ..
             } => name::resolve_name(&g, network, client, &name),
             NameCommand::Ls => name::ls(&g),
         },
-        Command::Nodes { network, client } => transfer::nodes(&g, network, client),
-        Command::Status { network, client } => pins::status(&g, network, client),
+        Command::Nodes {
+            network, client, ..
+        } => transfer::nodes(&g, network, client),
+        Command::Status {
+            network, client, ..
+        } => pins::status(&g, network, client),
         Command::Ls => account::ls(&g),
         Command::Share {
             file,
@@ -627,6 +811,7 @@ fn run(cli: Cli) -> Result<()> {
             force,
             network,
             client,
+            ..
         } => account::rm(&g, network, client, &name, yes, force),
         Command::Export { output, passphrase } => {
             account::export(&g, output.as_deref(), &passphrase)
@@ -637,27 +822,32 @@ fn run(cli: Cli) -> Result<()> {
             verify,
             network,
             client,
+            ..
         } => health::check(&g, network, client, &file, verify),
         Command::Repair {
             file,
             network,
             client,
+            ..
         } => health::repair(&g, network, client, &file),
         Command::Pin { command } => match command {
             PinCommand::Add {
                 file,
                 network,
                 client,
+                ..
             } => pins::pin_add(&g, network, client, &file),
             PinCommand::Rm {
                 file,
                 network,
                 client,
+                ..
             } => pins::pin_rm(&g, network, client, &file),
             PinCommand::Ls {
                 file,
                 network,
                 client,
+                ..
             } => pins::pin_ls(&g, network, client, file.as_deref()),
         },
         Command::Completions { shell } => {
@@ -667,18 +857,22 @@ fn run(cli: Cli) -> Result<()> {
         Command::Put {
             file,
             name,
+            replace,
             recursive: true,
             coding,
             network,
             client,
-        } => transfer::put_dir(&g, network, client, &file, coding.params()?, name),
+            ..
+        } => transfer::put_dir(&g, network, client, &file, coding.params()?, name, replace),
         Command::Put {
             file,
             name,
+            replace,
             recursive: false,
             coding,
             network,
             client,
+            ..
         } => transfer::put(
             &g,
             network,
@@ -690,6 +884,7 @@ fn run(cli: Cli) -> Result<()> {
                 convergent: coding.convergent,
                 media_type: coding.media_type,
                 name,
+                replace,
             },
         ),
         Command::Get {
@@ -697,12 +892,15 @@ fn run(cli: Cli) -> Result<()> {
             output,
             network,
             client,
+            ..
         } => transfer::get(&g, network, client, &cap, output.as_deref()),
-        Command::Encode { file, coding } => {
+        Command::Encode {
+            file,
+            coding,
+            local,
+        } => {
             let params = coding.params()?;
-            let blobs = BlobDir::open(&dir).with_context(|| {
-                format!("cannot open the local blob directory {}", dir.display())
-            })?;
+            let blobs = local.open(before)?;
             offline::cmd_encode(
                 &g,
                 &blobs,
@@ -718,10 +916,9 @@ fn run(cli: Cli) -> Result<()> {
             output,
             offset,
             length,
+            local,
         } => {
-            let blobs = BlobDir::open(&dir).with_context(|| {
-                format!("cannot open the local blob directory {}", dir.display())
-            })?;
+            let blobs = local.open(before)?;
             if g.json && output.is_none() {
                 return exit::fail(
                     exit::Code::Usage,
@@ -731,10 +928,8 @@ fn run(cli: Cli) -> Result<()> {
             offline::cmd_decode(&blobs, &cap, output.as_deref(), offset, length)?;
             g.emit(serde_json::json!({"output": output}), || Ok(()))
         }
-        Command::Inspect { cap } => {
-            let blobs = BlobDir::open(&dir).with_context(|| {
-                format!("cannot open the local blob directory {}", dir.display())
-            })?;
+        Command::Inspect { cap, local } => {
+            let blobs = local.open(before)?;
             offline::cmd_inspect(&g, &blobs, &cap)
         }
     }

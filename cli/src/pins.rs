@@ -162,6 +162,15 @@ pub fn pin_ls(g: &Global, net: NetworkArgs, args: ClientArgs, arg: Option<&str>)
             .filter_map(|r| Some((r.name.clone(), r.cap.parse().ok()?, node_ids(&r.nodes))))
             .collect(),
     };
+    if targets.is_empty() {
+        // Nothing to ask the network about; say so rather than print nothing.
+        return g.emit(json!([]), || {
+            eprintln!(
+                "your keyring is empty: nothing to list (`mosaic put FILE` uploads and records a file; `mosaic pin ls CAP` shows any file)"
+            );
+            Ok(())
+        });
+    }
     let results = with_client(g, &net, &args, |client| async move {
         let mut out = Vec::new();
         for (name, cap, extra) in targets {

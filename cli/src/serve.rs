@@ -3,17 +3,18 @@
 //! resolved from [`crate::settings`]; the node's own settings (flags, `MOSAIC_*`,
 //! the `[node]` table) are resolved here, once, into `NodeOptions`.
 
-use std::{collections::HashSet, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{collections::HashSet, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use iroh::EndpointId;
 use mosaic_client::{Client, ClientOptions};
 use mosaic_server::{
-    Admission, HealthOptions, Node, NodeOptions, policy::RepairPolicy, relay::RelayServeOptions,
-    store::Limits,
+    Admission, HealthOptions, Node, NodeOptions, PeerLimitOptions, policy::RepairPolicy,
+    relay::RelayServeOptions, store::Limits,
 };
-use mosaic_wire::{dht::RoutingOptions, identity};
+use mosaic_wire::{dht::RoutingOptions, identity, limit::Rate};
+use tracing::warn;
 
 use crate::settings::{
     ClientArgs, DEFAULT_DHT_PORT, DEFAULT_QUIC_PORT, Global, NetworkArgs, client_with,
@@ -38,7 +39,8 @@ pub struct NodeRunArgs {
     /// Bytes this node may store, e.g. `500GiB` [default: 10GiB]
     #[arg(long, env = "MOSAIC_CAPACITY")]
     pub capacity: Option<bytesize::ByteSize>,
-    /// Bytes each client may pin on this node, e.g. `50GiB` [default: no quota]
+    /// Bytes each client may pin on this node, e.g. `50GiB` [default: with --open, a
+    /// tenth of the capacity but at least 1GiB; otherwise no quota]
     #[arg(long, env = "MOSAIC_QUOTA")]
     pub quota: Option<bytesize::ByteSize>,
     /// Usage (percent of the capacity) above which unpinned data is collected
@@ -111,6 +113,18 @@ pub struct NodeRunArgs {
     /// limit]
     #[arg(long, env = "MOSAIC_RELAY_RATE")]
     pub relay_rate: Option<bytesize::ByteSize>,
+    /// Serve Prometheus metrics at /metrics and a health check at /health on this
+    /// HTTP address (e.g. 127.0.0.1:9100) [default: not served]
+    #[arg(long, env = "MOSAIC_METRICS")]
+    pub metrics: Option<SocketAddr>,
+    /// Request cost units a second one peer may spend (a lookup in the node's database
+    /// costs 1, a MiB stored 1 more, a DHT lookup 16, a repair check 64); over it,
+    /// requests are refused as busy. 0: no limit [default: 1000]
+    #[arg(long, env = "MOSAIC_PEER_RATE")]
+    pub peer_rate: Option<f64>,
+    /// Uploads one peer may have in flight at once. 0: no limit [default: 32]
+    #[arg(long, env = "MOSAIC_PEER_UPLOADS")]
+    pub peer_uploads: Option<usize>,
     #[command(flatten)]
     pub gateway_settings: crate::gateway::GatewayArgs,
 }
@@ -274,7 +288,7 @@ pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
         .or(n.dht_listen)
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], DEFAULT_DHT_PORT)));
     let capacity = size_setting("capacity", args.capacity, &n.capacity)?.unwrap_or(10 << 30);
-    let quota = size_setting("quota", args.quota, &n.quota)?;
+    let explicit_quota = size_setting("quota", args.quota, &n.quota)?;
     let announce_interval = duration_setting(
         "announce_interval",
         args.announce_interval,
@@ -319,6 +333,14 @@ pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
             "garbage collection runs from --gc-high down to --gc-low (percent of the capacity): need gc_low ({gc_low}) <= gc_high ({gc_high}) <= 100"
         );
     }
+    let allow = if args.allow.is_empty() {
+        n.allow.clone().unwrap_or_default()
+    } else {
+        args.allow.clone()
+    };
+    let open = args.open || (allow.is_empty() && n.open.unwrap_or(false));
+    // On a node open to anyone, one stranger may not take it all.
+    let quota = explicit_quota.or_else(|| open.then(|| open_quota(capacity)));
     let limits = Limits {
         capacity,
         quota,
@@ -326,12 +348,6 @@ pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
         gc_low: f64::from(gc_low) / 100.0,
         sweep_interval: gc_interval,
     };
-    let allow = if args.allow.is_empty() {
-        n.allow.clone().unwrap_or_default()
-    } else {
-        args.allow.clone()
-    };
-    let open = args.open || (allow.is_empty() && n.open.unwrap_or(false));
     let admission = if open {
         Admission::Open
     } else if !allow.is_empty() {
@@ -378,7 +394,29 @@ pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
                 .and_then(|r| std::num::NonZeroU32::new(r.min(u64::from(u32::MAX)) as u32)),
         }),
     };
+    let defaults = PeerLimitOptions::default();
+    let peer_rate = args
+        .peer_rate
+        .or(n.peer_rate)
+        .unwrap_or(defaults.rate.per_second);
+    if !peer_rate.is_finite() || peer_rate < 0.0 {
+        bail!("--peer-rate {peer_rate} is not a rate: give cost units a second, 0 for no limit");
+    }
+    let peer_limits = PeerLimitOptions {
+        uploads: args
+            .peer_uploads
+            .or(n.peer_uploads)
+            .unwrap_or(defaults.uploads),
+        rate: Rate {
+            per_second: peer_rate,
+            // Four seconds' worth at once.
+            burst: (peer_rate * 4.0).clamp(1.0, f64::from(u32::MAX)) as u32,
+        },
+        ..defaults
+    };
+    let metrics_addr = args.metrics.or(n.metrics);
     let options = NodeOptions {
+        peer_limits,
         data_dir: data_dir.clone(),
         listen,
         public_addrs: if args.public_addr.is_empty() {
@@ -399,7 +437,11 @@ pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
         health,
     };
     runtime()?.block_on(async move {
-        let node = Node::spawn(options).await?;
+        let node = Arc::new(Node::spawn(options).await?);
+        let metrics = match metrics_addr {
+            None => None,
+            Some(addr) => Some(serve_metrics(addr, node.clone()).await?),
+        };
         // The embedded gateway is a client of the network like any other, with its own
         // identity, joining the DHT through this node.
         let gateway = match gateway {
@@ -451,9 +493,62 @@ pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
         if let Some(g) = gateway {
             g.shutdown();
         }
-        node.shutdown().await;
+        if let Some(task) = metrics {
+            task.abort();
+            let _ = task.await;
+        }
+        match Arc::try_unwrap(node) {
+            Ok(node) => node.shutdown().await,
+            Err(_) => warn!("the node is still in use; stopping without a clean shutdown"),
+        }
         anyhow::Ok(())
     })
+}
+
+/// A tenth of the capacity, but at least 1 GiB (at most the capacity): what one client
+/// may pin on a node open to anyone, unless `--quota` says otherwise.
+fn open_quota(capacity: u64) -> u64 {
+    (capacity / 10).max(1 << 30).min(capacity)
+}
+
+/// Serves the node's `/metrics` (Prometheus text) and `/health` (200 when it has DHT
+/// peers and its store answers, 503 saying what is wrong otherwise) on `addr`.
+async fn serve_metrics(addr: SocketAddr, node: Arc<Node>) -> Result<tokio::task::JoinHandle<()>> {
+    use axum::{
+        Router,
+        extract::State,
+        http::{StatusCode, header},
+        response::IntoResponse,
+        routing::get,
+    };
+    async fn metrics(State(node): State<Arc<Node>>) -> impl IntoResponse {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            node.metrics_text().await,
+        )
+    }
+    async fn health(State(node): State<Arc<Node>>) -> impl IntoResponse {
+        match node.healthy().await {
+            Ok(ok) => (StatusCode::OK, ok + "\n"),
+            Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e + "\n"),
+        }
+    }
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .with_state(node);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot serve metrics on {addr} (address in use? use another with --metrics)")
+    })?;
+    eprintln!("node metrics on http://{}/metrics", listener.local_addr()?);
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            warn!("the metrics server stopped: {e}");
+        }
+    }))
 }
 
 /// `mosaic gateway run`.
@@ -507,6 +602,7 @@ pub fn devnet(
         for i in 0..count {
             let dht = DEFAULT_DHT_PORT + i as u16;
             let options = NodeOptions {
+                peer_limits: Default::default(),
                 data_dir: dir.join(format!("node{i}")),
                 listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_QUIC_PORT + i as u16)),
                 public_addrs: vec![],

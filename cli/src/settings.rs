@@ -59,9 +59,37 @@ pub struct NetworkArgs {
     /// system's, from /etc/resolv.conf, with /etc/hosts first]
     #[arg(long, env = "MOSAIC_DNS_SERVER", global = true)]
     pub dns_server: Option<SocketAddr>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// The configuration file: on every command that reads a setting from it (alone on
+/// those that read it but never touch the network: `id`, `key list`, `share`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigArgs {
     /// TOML configuration file.
     #[arg(long, env = "MOSAIC_CONFIG", global = true)]
     pub config: Option<PathBuf>,
+}
+
+/// The identity to act as: on the commands that act as one of your identities (those
+/// that connect to storage nodes, `id`, `key list`), and on no other.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KeyArgs {
+    /// The identity to act as (`mosaic key list`) [default: `key` in the config file,
+    /// else "default"]
+    #[arg(long, env = "MOSAIC_KEY")]
+    pub key: Option<String>,
+}
+
+/// `--timings`: on the commands that run client requests and then exit (not on the
+/// long-running `gateway run`, which has no end to report at).
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct TimingsArgs {
+    /// After the command, print on stderr where its time went: each DHT lookup, dial
+    /// and request, when it started and how long it took.
+    #[arg(long)]
+    pub timings: bool,
 }
 
 /// Flags every command shares.
@@ -79,13 +107,18 @@ pub struct Global {
 
 impl Global {
     /// Resolves the shared flags once per command, reading the configuration file
-    /// `network` names (if any).
-    pub fn load(json: bool, key: Option<String>, network: Option<&NetworkArgs>) -> Result<Self> {
-        let file = load_config(network.and_then(|n| n.config.as_deref()))?;
+    /// `config` names (if any).
+    pub fn load(
+        json: bool,
+        key: Option<String>,
+        timings: bool,
+        config: Option<&ConfigArgs>,
+    ) -> Result<Self> {
+        let file = load_config(config.and_then(|c| c.config.as_deref()))?;
         Ok(Self {
             json,
             key,
-            timings: false,
+            timings,
             file: Arc::new(file),
         })
     }
@@ -190,6 +223,12 @@ pub struct NodeSection {
     pub relay_tls_key: Option<PathBuf>,
     /// Bytes per second each peer may send through the relay, e.g. "4MiB".
     pub relay_rate: Option<String>,
+    /// HTTP address of `/metrics` and `/health`.
+    pub metrics: Option<SocketAddr>,
+    /// Request cost units a second one peer may spend (0: no limit).
+    pub peer_rate: Option<f64>,
+    /// Uploads one peer may have in flight (0: no limit).
+    pub peer_uploads: Option<usize>,
 }
 
 pub(crate) fn load_config(path: Option<&Path>) -> Result<ConfigFile> {
@@ -238,7 +277,7 @@ pub(crate) fn relay_settings(
     Ok((relays, net.relay_only || file.relay_only.unwrap_or(false)))
 }
 
-/// Settings for `put` and `get`.
+/// Settings of every command that connects to storage nodes as a client.
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
     /// UDP address the client binds.
@@ -247,6 +286,8 @@ pub struct ClientArgs {
     /// How long to wait for one node to answer.
     #[arg(long, env = "MOSAIC_CONNECT_TIMEOUT", default_value = "5s")]
     pub connect_timeout: humantime::Duration,
+    #[command(flatten)]
+    pub identity: KeyArgs,
 }
 
 async fn client(g: &Global, net: &NetworkArgs, args: &ClientArgs) -> Result<Arc<Client>> {
@@ -365,6 +406,6 @@ fn xdg_dir(var: &str, fallback: &str) -> Result<PathBuf> {
     }
     let home = std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
-        .ok_or_else(|| anyhow!("neither {var} nor HOME is set: pass --local-dir"))?;
+        .ok_or_else(|| anyhow!("neither {var} nor HOME is set: set one of them"))?;
     Ok(PathBuf::from(home).join(fallback).join("mosaic"))
 }

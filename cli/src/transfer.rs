@@ -77,9 +77,12 @@ pub struct PutSpec {
     pub media_type: Option<String>,
     /// The keyring name [default: the file name].
     pub name: Option<String>,
+    /// Replace the keyring entry of that name, if any.
+    pub replace: bool,
 }
 
-/// The keyring name for an upload of `path`, checked free before any byte is sent.
+/// The keyring name asked for an upload of `path`. Whether it is free is decided when
+/// the upload is recorded ([`record`]): a taken one is never refused.
 fn upload_name(name: Option<String>, path: &Path) -> Result<String> {
     let name = match name {
         Some(n) => n,
@@ -89,8 +92,89 @@ fn upload_name(name: Option<String>, path: &Path) -> Result<String> {
             .and_then(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
             .ok_or_else(|| anyhow!("{} has no usable name: pass --name", path.display()))?,
     };
-    crate::settings::keyring()?.check_free(&name)?;
+    if name.is_empty() {
+        return crate::exit::fail(
+            crate::exit::Code::BadInput,
+            "a keyring name cannot be empty: pass another --name",
+        );
+    }
+    // Read now, so an unusable keyring fails the put before any byte is sent.
+    crate::settings::keyring()?;
     Ok(name)
+}
+
+/// Records an upload in the keyring ([`Keyring::add`]); returns the name it got, what
+/// the JSON answer says about it, and the notes for humans. A replaced entry's file is
+/// unpinned (see [`crate::account::unpin_replaced`]).
+///
+/// [`Keyring::add`]: crate::keyring::Keyring::add
+fn record(
+    g: &Global,
+    net: &NetworkArgs,
+    args: &ClientArgs,
+    upload: &crate::account::Upload<'_>,
+    replace: bool,
+) -> Result<(String, serde_json::Value, Vec<String>)> {
+    use crate::keyring::Added;
+    let (entry, added) = crate::account::record_upload(upload, replace)?;
+    let name = entry.name.clone();
+    let mut notes = Vec::new();
+    let mut replaced = serde_json::Value::Null;
+    let outcome = match &added {
+        Added::New => "added",
+        Added::Renamed { taken } => {
+            notes.push(format!(
+                "note: {taken:?} in your keyring holds another file, left as it is; this upload is {name:?} (--replace replaces the entry instead)"
+            ));
+            "renamed"
+        }
+        Added::Existing => {
+            notes.push(format!(
+                "note: the same file, pinned by the same identity, was in your keyring already as {name:?}: nothing was added"
+            ));
+            "existing"
+        }
+        Added::Replaced(old) => {
+            let unpin = crate::account::unpin_replaced(g, net, args, old);
+            notes.push(format!(
+                "replaced {name:?} in your keyring: it held {} ({} bytes, {}), now unpinned on {} nodes (blobs still in use stay pinned)",
+                old.cap,
+                old.size,
+                old.kind,
+                unpin.unpinned_on
+            ));
+            for p in &unpin.problems {
+                notes.push(format!(
+                    "warning: unpinning the replaced file: {p}; its pins there stay until `mosaic pin rm {}`",
+                    old.cap
+                ));
+            }
+            replaced = serde_json::json!({
+                "cap": old.cap,
+                "size": old.size,
+                "kind": old.kind,
+                "created": old.created,
+                "unpinned_on": unpin.unpinned_on,
+                "problems": unpin.problems,
+            });
+            "replaced"
+        }
+    };
+    let value = serde_json::json!({
+        "name": name,
+        "requested_name": upload.name,
+        "keyring": outcome,
+        "replaced": replaced,
+    });
+    Ok((name, value, notes))
+}
+
+/// `a` with the fields of the object `b` added.
+fn merged(mut a: serde_json::Value, b: serde_json::Value) -> serde_json::Value {
+    if let (Some(a), serde_json::Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
 }
 
 /// `mosaic put`: uploads, prints the cap, records the upload in the keyring.
@@ -146,23 +230,27 @@ pub fn put(g: &Global, net: NetworkArgs, args: ClientArgs, spec: PutSpec) -> Res
         }),
     };
     let nodes: BTreeSet<EndpointId> = report.placement.iter().copied().collect();
-    crate::account::record_upload(
-        &name,
-        &cap,
-        meta.len(),
-        "file",
-        &key_name,
-        &file_blobs(&report.manifest),
-        &nodes,
-    )?;
+    let blobs = file_blobs(&report.manifest);
+    let upload = crate::account::Upload {
+        name: &name,
+        cap: &cap,
+        size: meta.len(),
+        kind: "file",
+        key: &key_name,
+        blobs: &blobs,
+        nodes: &nodes,
+    };
+    let (name, entry, notes) = record(g, &net, &args, &upload, spec.replace)?;
     let value = serde_json::json!({
         "cap": cap.to_string(),
-        "name": name,
         "size": meta.len(),
         "id": id.to_hex(),
         "nodes": nodes.iter().map(ToString::to_string).collect::<Vec<_>>(),
     });
-    g.emit(value, || {
+    g.emit(merged(value, entry), || {
+        for note in &notes {
+            eprintln!("{note}");
+        }
         eprintln!(
             "stored {} ({} bytes) as {} columns on {} nodes; any {} rebuild it; in your keyring as {name:?}",
             spec.file.display(),
@@ -186,6 +274,7 @@ pub fn put_dir(
     dir: &Path,
     params: Params,
     name: Option<String>,
+    replace: bool,
 ) -> Result<()> {
     if !fs::metadata(dir)
         .with_context(|| format!("cannot open {}", dir.display()))?
@@ -240,19 +329,29 @@ pub fn put_dir(
         }
     })?;
     let cap = Cap::Public(id);
-    crate::account::record_upload(
-        &name,
-        &cap,
-        total_size,
-        "directory",
-        &key_name,
-        &blobs,
-        &nodes,
-    )?;
+    let upload = crate::account::Upload {
+        name: &name,
+        cap: &cap,
+        size: total_size,
+        kind: "directory",
+        key: &key_name,
+        blobs: &blobs,
+        nodes: &nodes,
+    };
+    let (name, entry, notes) = record(g, &net, &args, &upload, replace)?;
     g.emit(
-        serde_json::json!({"cap": cap.to_string(), "name": name, "size": total_size}),
+        merged(
+            serde_json::json!({"cap": cap.to_string(), "size": total_size}),
+            entry,
+        ),
         || {
-            eprintln!("stored directory {} as {name:?}", dir.display());
+            for note in &notes {
+                eprintln!("{note}");
+            }
+            eprintln!(
+                "stored directory {} as {id}; in your keyring as {name:?}",
+                dir.display()
+            );
             println!("{id}");
             Ok(())
         },

@@ -1,41 +1,15 @@
-//! Passphrase-protected files: exported keys and keyrings.
-//!
-//! Format (all integers little-endian):
-//! ```text
-//! magic      8 bytes  "MOSVLT01"
-//! m_cost     u32      argon2id memory, KiB
-//! t_cost     u32      argon2id passes
-//! p_cost     u32      argon2id lanes
-//! salt       16 bytes random
-//! nonce      24 bytes random
-//! sealed     XChaCha20-Poly1305(key, nonce, aad = all of the above, plaintext) ‖ tag
-//! ```
-//! The key is argon2id(passphrase, salt, m_cost, t_cost, p_cost), 32 bytes. The cost
-//! parameters travel in the header (authenticated as associated data), so they can be
-//! raised later without breaking old files; a file asking for more than
-//! [`MAX_M_COST_KIB`] / [`MAX_T_COST`] is refused before any work, so a crafted file
-//! cannot make `import` exhaust memory. A wrong passphrase and an altered file both
-//! fail the tag check, and nothing is imported.
+//! Passphrase-protected files: exported keys and keyrings. The format (container and
+//! bundle) is [`format`], pure; this module adds where the passphrase comes from and
+//! the exit code of a wrong one.
 
 use std::io::IsTerminal;
 
-use anyhow::{Context, Result, anyhow, bail};
-use argon2::{Algorithm, Argon2, Params, Version};
-use chacha20poly1305::{AeadInOut, KeyInit, XChaCha20Poly1305};
+use anyhow::{Context, Result, bail};
 use zeroize::Zeroizing;
 
-const MAGIC: &[u8; 8] = b"MOSVLT01";
-const HEADER_LEN: usize = 8 + 12 + 16 + 24;
-const TAG_LEN: usize = 16;
+pub mod format;
 
-/// Argon2id memory cost of new files: 64 MiB (OWASP's first recommendation is 46 MiB).
-pub const M_COST_KIB: u32 = 64 * 1024;
-/// Argon2id passes of new files.
-pub const T_COST: u32 = 3;
-/// Most memory a file may ask for: 1 GiB.
-pub const MAX_M_COST_KIB: u32 = 1024 * 1024;
-/// Most passes a file may ask for.
-pub const MAX_T_COST: u32 = 64;
+use format::VaultError;
 
 /// Where the passphrase comes from.
 #[derive(Debug, Clone, clap::Args)]
@@ -84,72 +58,21 @@ impl PassphraseArgs {
     }
 }
 
-fn derive(pass: &str, salt: &[u8], m: u32, t: u32, p: u32) -> Result<Zeroizing<[u8; 32]>> {
-    let params = Params::new(m, t, p, Some(32)).map_err(|e| anyhow!("key derivation: {e}"))?;
-    let mut key = Zeroizing::new([0u8; 32]);
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password_into(pass.as_bytes(), salt, key.as_mut())
-        .map_err(|e| anyhow!("key derivation: {e}"))?;
-    Ok(key)
-}
-
 /// Seals `plain` under `pass`.
 pub fn seal(pass: &str, plain: &[u8]) -> Result<Vec<u8>> {
-    let mut salt = [0u8; 16];
-    let mut nonce = [0u8; 24];
-    getrandom::fill(&mut salt).map_err(|e| anyhow!("no randomness: {e}"))?;
-    getrandom::fill(&mut nonce).map_err(|e| anyhow!("no randomness: {e}"))?;
-    let mut out = Vec::with_capacity(HEADER_LEN + plain.len() + TAG_LEN);
-    out.extend_from_slice(MAGIC);
-    for v in [M_COST_KIB, T_COST, 1] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out.extend_from_slice(&salt);
-    out.extend_from_slice(&nonce);
-    let key = derive(pass, &salt, M_COST_KIB, T_COST, 1)?;
-    out.extend_from_slice(plain);
-    let (header, body) = out.split_at_mut(HEADER_LEN);
-    let tag = XChaCha20Poly1305::new(&(*key).into())
-        .encrypt_inout_detached(&nonce.into(), header, body.into())
-        .map_err(|_| anyhow!("the file is too large to seal"))?;
-    out.extend_from_slice(&tag);
-    Ok(out)
+    Ok(format::seal(pass, plain)?)
 }
 
-/// Opens a sealed file with `pass`.
+/// Opens a sealed file with `pass`. A wrong passphrase (or an altered file) exits as
+/// refused; a file that is not an export, or asks too much, as any other failure.
 pub fn open(pass: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    if sealed.len() < HEADER_LEN + TAG_LEN || &sealed[..8] != MAGIC {
-        bail!("this is not a Mosaic export (made by `mosaic export` or `mosaic key export`)");
-    }
-    let word =
-        |i: usize| u32::from_le_bytes(sealed[8 + 4 * i..12 + 4 * i].try_into().expect("4 bytes"));
-    let (m, t, p) = (word(0), word(1), word(2));
-    if m > MAX_M_COST_KIB || t > MAX_T_COST || p == 0 || p > 16 {
-        bail!(
-            "this export asks for key derivation costs beyond the limits (memory {m} KiB, {t} passes, {p} lanes): refusing to open it"
-        );
-    }
-    let (header, rest) = sealed.split_at(HEADER_LEN);
-    let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
-    let salt = &header[20..36];
-    let nonce: [u8; 24] = header[36..60].try_into().expect("24 bytes");
-    let tag: [u8; TAG_LEN] = tag.try_into().expect("16 bytes");
-    let key = derive(pass, salt, m, t, p)?;
-    let mut plain = Zeroizing::new(body.to_vec());
-    XChaCha20Poly1305::new(&(*key).into())
-        .decrypt_inout_detached(
-            &nonce.into(),
-            header,
-            plain.as_mut_slice().into(),
-            &tag.into(),
-        )
-        .map_err(|_| {
-            anyhow::Error::new(crate::exit::Failure::new(
-                crate::exit::Code::Refused,
-                "wrong passphrase, or the file was altered: nothing was imported",
-            ))
-        })?;
-    Ok(plain)
+    format::open(pass, sealed).map_err(|e| match e {
+        VaultError::WrongPassphrase => anyhow::Error::new(crate::exit::Failure::new(
+            crate::exit::Code::Refused,
+            e.to_string(),
+        )),
+        e => anyhow::Error::new(e),
+    })
 }
 
 #[cfg(test)]
@@ -165,6 +88,7 @@ mod tests {
         );
         let wrong = open("wrong horse", &sealed).unwrap_err();
         assert!(wrong.to_string().contains("wrong passphrase"), "{wrong}");
+        assert_eq!(crate::exit::classify(&wrong), crate::exit::Code::Refused);
         let mut altered = sealed.clone();
         *altered.last_mut().unwrap() ^= 1;
         assert!(open("correct horse", &altered).is_err());
@@ -176,6 +100,7 @@ mod tests {
         greedy[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
         let e = open("correct horse", &greedy).unwrap_err();
         assert!(e.to_string().contains("beyond the limits"), "{e}");
+        assert_eq!(crate::exit::classify(&e), crate::exit::Code::Failure);
         assert!(open("x", b"not a vault").is_err());
     }
 }

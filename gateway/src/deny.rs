@@ -6,6 +6,9 @@
 //! list. The file is checked for changes every [`POLL`] and re-read when its
 //! modification time or size changes; if it becomes unreadable, the last good list
 //! stays in force.
+//!
+//! Self-contained (external crates only, no `crate::` paths): the fuzz crate compiles
+//! this file on its own (`fuzz/src/lib.rs`).
 
 use std::{
     collections::HashSet,

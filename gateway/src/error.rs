@@ -112,6 +112,14 @@ pub(crate) enum AppError {
         /// Seconds to wait (`Retry-After`).
         retry_after: u64,
     },
+    /// The client is over one of its limits (requests a second, uploads at once).
+    #[error("too many requests from your address: {what}; try again in {retry_after} s")]
+    TooManyRequests {
+        /// The limit.
+        what: String,
+        /// Seconds until the client may try again (`Retry-After`).
+        retry_after: u64,
+    },
     /// The request body is larger than allowed.
     #[error("the upload is larger than this gateway's limit of {max} bytes")]
     TooLarge {
@@ -171,7 +179,8 @@ impl AppError {
             | AppError::LookupTimeout { .. }
             | AppError::RangeNotSatisfiable { .. }
             | AppError::TooLarge { .. }
-            | AppError::Busy { .. } => None,
+            | AppError::Busy { .. }
+            | AppError::TooManyRequests { .. } => None,
         }
     }
 
@@ -185,6 +194,7 @@ impl AppError {
             (AppError::RangeNotSatisfiable { .. }, _) => StatusCode::RANGE_NOT_SATISFIABLE,
             (AppError::TooLarge { .. }, _) => StatusCode::PAYLOAD_TOO_LARGE,
             (AppError::Busy { .. }, _) => StatusCode::SERVICE_UNAVAILABLE,
+            (AppError::TooManyRequests { .. }, _) => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_GATEWAY,
         }
     }
@@ -208,7 +218,9 @@ impl IntoResponse for AppError {
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let AppError::Busy { retry_after, .. } = &self {
+        if let AppError::Busy { retry_after, .. } | AppError::TooManyRequests { retry_after, .. } =
+            &self
+        {
             h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
         }
         if let AppError::RangeNotSatisfiable { len, .. } = self {

@@ -6,6 +6,9 @@
 //! whole representation). Several ranges are answered with 200 and the whole
 //! representation, which the RFC allows ("a server MAY ignore the Range header"): the
 //! clients that matter (browsers' media elements, download managers) ask for one range.
+//!
+//! Self-contained (external crates only, no `crate::` paths): the fuzz crate compiles
+//! this file on its own (`fuzz/src/lib.rs`).
 
 use std::ops::Range;
 

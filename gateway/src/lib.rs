@@ -21,6 +21,7 @@ mod http;
 mod metrics;
 mod respond;
 mod routes;
+mod serve;
 
 use std::{
     net::SocketAddr,
@@ -48,14 +49,16 @@ use mosaic_client::{
 };
 use mosaic_codec::{Decoder, Hash, Manifest, name::NameKey};
 use n0_future::StreamExt;
-use tokio::net::TcpListener;
-use tracing::{info, warn};
+use tokio::{net::TcpListener, sync::watch};
+use tracing::info;
 
 pub use cache::DiskCache;
 use deny::Denylist;
 use error::AppError;
 pub use metrics::Metrics;
 use routes::{api, blob, file, name, share, site, ui, upload};
+pub use serve::ServeLimits;
+use serve::{ClientKey, Clients, Peer};
 
 /// How to run a gateway.
 #[derive(Debug, Clone)]
@@ -74,6 +77,8 @@ pub struct GatewayOptions {
     /// Accept public uploads from the web page, up to this many bytes each; `None`:
     /// refuse them (the default).
     pub uploads: Option<u64>,
+    /// What one client, and all together, may hold of the gateway.
+    pub limits: ServeLimits,
 }
 
 /// A running gateway.
@@ -81,6 +86,7 @@ pub struct GatewayOptions {
 pub struct Gateway {
     addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
+    stop: watch::Sender<bool>,
     state: Arc<AppState>,
 }
 
@@ -100,18 +106,27 @@ impl Gateway {
             names: Mutex::new(LruCache::new(NonZeroUsize::new(1024).expect("non-zero"))),
             network: tokio::sync::Mutex::new(None),
             uploads: Default::default(),
+            clients: Arc::new(Clients::new(options.limits.clone())),
             options: options.clone(),
         });
         let listener = TcpListener::bind(options.listen).await?;
         let addr = listener.local_addr()?;
         let app = router(state.clone());
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                warn!("gateway stopped: {e}");
-            }
-        });
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(serve::serve(
+            listener,
+            app,
+            state.clients.clone(),
+            state.metrics.clone(),
+            stopped,
+        ));
         info!(%addr, cache = %options.cache_dir.display(), "gateway listening on http://{addr}");
-        Ok(Self { addr, task, state })
+        Ok(Self {
+            addr,
+            task,
+            stop,
+            state,
+        })
     }
 
     /// The address it listens on.
@@ -124,8 +139,9 @@ impl Gateway {
         &self.state.metrics
     }
 
-    /// Stops serving.
+    /// Stops serving: no new connection is accepted and open ones end.
     pub fn shutdown(self) {
+        let _ = self.stop.send(true);
         self.task.abort();
     }
 }
@@ -144,6 +160,8 @@ struct AppState {
     network: tokio::sync::Mutex<Option<(Instant, serde_json::Value)>>,
     /// Private uploads in progress (see [`routes::upload`]).
     uploads: upload::Sessions,
+    /// Connections and request rates per client (see [`serve`]).
+    clients: Arc<Clients>,
     options: GatewayOptions,
 }
 
@@ -194,6 +212,7 @@ fn router(state: AppStateRef) -> Router {
         .route("/s/file/{*rest}", get(share::worker_file))
         .route("/s/{asset}", get(share::asset))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), meter))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -221,6 +240,22 @@ async fn observe(State(state): State<AppStateRef>, request: Request, next: Next)
         .metrics
         .response(response.status().as_u16(), start.elapsed().as_secs_f64());
     response
+}
+
+/// Meters each client's requests (see [`serve`]): over its rate, `429` with the
+/// seconds until it may ask again, before any work is done for it.
+async fn meter(State(state): State<AppStateRef>, request: Request, next: Next) -> Response {
+    if let Some(Peer(peer)) = request.extensions().get::<Peer>() {
+        let key = ClientKey::of(peer.ip());
+        if let Err(wait) = state.clients.admit(key, Instant::now()) {
+            return AppError::TooManyRequests {
+                what: format!("at most {} a second here", state.options.limits.client_rate),
+                retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+            }
+            .into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// A request's method, URI and `Referer` for the access log; `/f/` paths and referers

@@ -25,6 +25,11 @@ struct StatusLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabel {
     source: &'static str,
 }
@@ -41,6 +46,8 @@ pub struct Metrics {
     cache_bytes: Gauge,
     cache_ratio: Gauge<f64, AtomicU64>,
     cache: Arc<DiskCache>,
+    connections: Gauge,
+    refused: Family<ReasonLabel, Counter>,
     /// Responses sent, for the web page (the family above is not summed cheaply).
     responses: AtomicU64,
 }
@@ -92,8 +99,22 @@ impl Metrics {
             "Segment cache lookups that hit, over all lookups since start",
             cache_ratio.clone(),
         );
+        let connections = Gauge::default();
+        registry.register(
+            "http_connections",
+            "HTTP connections open",
+            connections.clone(),
+        );
+        let refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "http_connections_refused",
+            "HTTP connections refused by a limit, by limit (client_connections)",
+            refused.clone(),
+        );
         Self {
             registry,
+            connections,
+            refused,
             requests,
             bytes_out,
             ttfb,
@@ -111,6 +132,21 @@ impl Metrics {
         self.requests.get_or_create(&StatusLabel { status }).inc();
         self.responses.fetch_add(1, Ordering::Relaxed);
         self.ttfb.observe(seconds);
+    }
+
+    /// A connection opened.
+    pub(crate) fn connection_opened(&self) {
+        self.connections.inc();
+    }
+
+    /// A connection closed.
+    pub(crate) fn connection_closed(&self) {
+        self.connections.dec();
+    }
+
+    /// A connection refused by the limit named `reason`.
+    pub(crate) fn refused(&self, reason: &'static str) {
+        self.refused.get_or_create(&ReasonLabel { reason }).inc();
     }
 
     /// Body bytes sent.

@@ -12,7 +12,8 @@
 //!   has the key or the plaintext: the page makes the readcap.
 //!
 //! Both kinds are stored with the gateway's identity; at most [`PARALLEL_UPLOADS`] of
-//! each run at once. A private session is dropped (its columns are not kept by the
+//! each run at once, and one client (see [`crate::serve`]) holds at most
+//! [`UPLOADS_PER_CLIENT`] of them, so one address cannot keep the others out. A private session is dropped (its columns are not kept by the
 //! nodes: their streams end short) when the page aborts it (`POST …/{session}/abort`),
 //! when it has sent no segment within [`FIRST_SEGMENT`] of its start, or when it is idle
 //! for [`SESSION_IDLE`]; the sweep runs before each new session, so a stalled page
@@ -26,7 +27,7 @@ use std::{
 
 use axum::{
     body::{Body, Bytes},
-    extract::{Path, Query, State},
+    extract::{Extension, Path, Query, State},
     http::HeaderMap,
     response::Response,
 };
@@ -37,11 +38,20 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::{io::AsyncWriteExt, sync::OwnedSemaphorePermit};
 
-use crate::{AppStateRef, error::AppError, routes::api::json_answer};
+use mosaic_wire::limit::Slot;
+
+use crate::{
+    AppStateRef,
+    error::AppError,
+    routes::api::json_answer,
+    serve::{ClientKey, Peer},
+};
 
 /// Uploads a gateway runs at once; more wait (public ones) or are refused (private
 /// sessions, which hold nodes' streams open).
 pub(crate) const PARALLEL_UPLOADS: usize = 4;
+/// Uploads (of either kind) one client may have in progress.
+pub(crate) const UPLOADS_PER_CLIENT: usize = 2;
 /// A private session that receives nothing for this long is dropped.
 pub(crate) const SESSION_IDLE: Duration = Duration::from_secs(60);
 /// A private session that has sent no segment this long after it began is dropped.
@@ -55,6 +65,7 @@ pub(crate) struct Session {
     upload: ColumnUpload,
     last: Instant,
     _turn: OwnedSemaphorePermit,
+    _client: Option<Slot<ClientKey>>,
 }
 
 /// The private sessions, by token.
@@ -118,11 +129,13 @@ fn clean_name(name: Option<&str>) -> String {
 pub(crate) async fn upload(
     State(state): State<AppStateRef>,
     Query(q): Query<UploadQuery>,
+    peer: Option<Extension<Peer>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
     let max = allowed(&state, &headers)?;
     let name = clean_name(q.name.as_deref());
+    let _client = client_slot(&state, peer)?;
     let _turn = UPLOADS
         .acquire()
         .await
@@ -183,6 +196,7 @@ pub(crate) struct BeginQuery {
 pub(crate) async fn private_begin(
     State(state): State<AppStateRef>,
     Query(q): Query<BeginQuery>,
+    peer: Option<Extension<Peer>>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let max = allowed(&state, &headers)?;
@@ -200,6 +214,7 @@ pub(crate) async fn private_begin(
             s.last.elapsed() < limit
         })
     });
+    let client = client_slot(&state, peer)?;
     let turn = PRIVATE
         .clone()
         .try_acquire_owned()
@@ -225,6 +240,7 @@ pub(crate) async fn private_begin(
             upload,
             last: Instant::now(),
             _turn: turn,
+            _client: client,
         })),
     );
     Ok(json_answer(&json!({
@@ -233,6 +249,26 @@ pub(crate) async fn private_begin(
         "segment_size": layout.params().segment_size(),
         "columns": layout.params().columns(),
     })))
+}
+
+/// One of the client's upload slots (none to take when the request came some other way
+/// than the gateway's listener), or 429.
+fn client_slot(
+    state: &AppStateRef,
+    peer: Option<Extension<Peer>>,
+) -> Result<Option<Slot<ClientKey>>, AppError> {
+    let Some(Extension(Peer(peer))) = peer else {
+        return Ok(None);
+    };
+    state
+        .clients
+        .uploads
+        .take(ClientKey::of(peer.ip()))
+        .map(Some)
+        .ok_or(AppError::TooManyRequests {
+            what: format!("at most {UPLOADS_PER_CLIENT} uploads from one address at once"),
+            retry_after: 10,
+        })
 }
 
 fn session(state: &AppStateRef, token: &str) -> Result<Arc<tokio::sync::Mutex<Session>>, AppError> {

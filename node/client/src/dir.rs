@@ -14,6 +14,9 @@
 //! sorted, and no path is both a file and a directory prefix of another; every id is
 //! a public id. Sub-directories are implied by paths. An index is at most
 //! [`MAX_INDEX_LEN`] bytes.
+//!
+//! Self-contained (external crates only, no `crate::` paths): the fuzz crate compiles
+//! this file on its own (`fuzz/src/lib.rs`).
 
 use std::collections::BTreeMap;
 

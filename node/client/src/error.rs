@@ -15,6 +15,7 @@ use mosaic_codec::{
 use mosaic_wire::{
     dht::RoutingError,
     endpoint::{DialError, EndpointError},
+    proto::Refusal,
     record::RecordError,
     request::{FetchError, RequestError},
 };
@@ -58,7 +59,8 @@ pub enum ClientError {
     },
     /// Too few reachable storage nodes have room for a column.
     #[error(
-        "only {with_room} of the {reachable} reachable storage nodes have room for a column of {column_len} bytes (the most free on any is {largest_free} bytes), and {needed} are needed: free space on the nodes, add nodes, or use a larger -k (smaller columns)"
+        "only {with_room} of the {reachable} reachable storage nodes have room for a column of {column_len} bytes (the most free on any is {largest_free} bytes), and {needed} are needed; without room: {}. Free space on those nodes (unpin what you no longer need; their operators can raise --capacity), start more storage nodes, or use a larger -k (smaller columns)",
+        NodesSpace(.full)
     )]
     NoRoom {
         /// Bytes of one column.
@@ -71,9 +73,11 @@ pub enum ClientError {
         needed: usize,
         /// The largest free space reported.
         largest_free: u64,
+        /// The reachable nodes without room: id, bytes free, capacity.
+        full: Vec<(EndpointId, u64, u64)>,
     },
     /// A node refused or failed while storing a blob.
-    #[error("node {node} failed to store {what}: {source}")]
+    #[error("node {node} failed to store {what}: {source}{}", SpaceAdvice(source))]
     Upload {
         /// The node.
         node: EndpointId,
@@ -307,6 +311,46 @@ impl BlobError {
             BlobError::Routing(e) => e.kind(),
             BlobError::Unavailable { .. } => ErrorKind::Network,
         }
+    }
+}
+
+/// What to do about a node's space refusal (nothing for other failures): the node's
+/// own words say how full it is; these say what the user can change.
+struct SpaceAdvice<'a>(&'a RequestError);
+
+impl fmt::Display for SpaceAdvice<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.refusal() {
+            Some(Refusal::NoSpace) => f.write_str(
+                "; free space on that node (unpin files there; its operator can raise its --capacity), or start more storage nodes with room (a put sends a column a node refuses to a spare node)",
+            ),
+            Some(Refusal::QuotaExceeded) => f.write_str(
+                "; unpin files you no longer need on that node (`mosaic rm`, `mosaic pin rm`), ask its operator for a larger --quota, or start more storage nodes (a put sends a column a node refuses to a spare node)",
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Nodes and their space, for messages: at most a few, then how many more.
+struct NodesSpace<'a>(&'a [(EndpointId, u64, u64)]);
+
+impl fmt::Display for NodesSpace<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 5;
+        for (i, (node, free, capacity)) in self.0.iter().take(SHOWN).enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{node} ({free} of {capacity} bytes free)")?;
+        }
+        if self.0.len() > SHOWN {
+            write!(f, " and {} more", self.0.len() - SHOWN)?;
+        }
+        if self.0.is_empty() {
+            f.write_str("none")?;
+        }
+        Ok(())
     }
 }
 

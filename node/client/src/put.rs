@@ -133,10 +133,9 @@ impl Client {
         let reachable = nodes.len();
         let largest_free = nodes.iter().map(StorageNode::free).max().unwrap_or(0);
         // The manifest goes with every column: a few KiB more.
-        let room: Vec<StorageNode> = nodes
+        let (room, full): (Vec<StorageNode>, Vec<StorageNode>) = nodes
             .into_iter()
-            .filter(|node| node.free() >= column_len + MANIFEST_ROOM)
-            .collect();
+            .partition(|node| node.free() >= column_len + MANIFEST_ROOM);
         if room.len() < n {
             return Err(ClientError::NoRoom {
                 column_len,
@@ -144,6 +143,10 @@ impl Client {
                 reachable,
                 needed: n,
                 largest_free,
+                full: full
+                    .iter()
+                    .map(|node| (node.id, node.free(), node.capacity))
+                    .collect(),
             });
         }
         let mut upload_key = [0u8; 32];

@@ -8,7 +8,7 @@
 
 use std::{
     sync::{Arc, atomic::Ordering},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use bytes::{Bytes, BytesMut};
@@ -29,8 +29,10 @@ use tracing::{debug, warn};
 use crate::{
     announcer::AnnounceStatus,
     health::Health,
+    metrics::NodeMetrics,
     names::{HoldError, Names},
     node::Admission,
+    peers::{self, PeerLimits},
     store::{Store, StoreError},
 };
 
@@ -43,24 +45,34 @@ pub(crate) struct StorageProtocol {
     status: Arc<AnnounceStatus>,
     health: Arc<Health>,
     names: Arc<Names>,
+    limits: Arc<PeerLimits>,
+    metrics: Arc<NodeMetrics>,
+}
+
+/// What the storage protocol's handler answers from.
+#[derive(Debug)]
+pub(crate) struct Parts {
+    pub store: Store,
+    pub routing: Routing,
+    pub names: Arc<Names>,
+    pub admission: Admission,
+    pub status: Arc<AnnounceStatus>,
+    pub health: Arc<Health>,
+    pub limits: PeerLimits,
+    pub metrics: Arc<NodeMetrics>,
 }
 
 impl StorageProtocol {
-    pub(crate) fn new(
-        store: Store,
-        routing: Routing,
-        names: Arc<Names>,
-        admission: Admission,
-        status: Arc<AnnounceStatus>,
-        health: Arc<Health>,
-    ) -> Self {
+    pub(crate) fn new(parts: Parts) -> Self {
         Self {
-            store,
-            routing,
-            admission: Arc::new(admission),
-            status,
-            health,
-            names,
+            store: parts.store,
+            routing: parts.routing,
+            admission: Arc::new(parts.admission),
+            status: parts.status,
+            health: parts.health,
+            names: parts.names,
+            limits: Arc::new(parts.limits),
+            metrics: parts.metrics,
         }
     }
 }
@@ -68,6 +80,33 @@ impl StorageProtocol {
 /// An upload that delivers nothing for this long is abandoned (it holds space and quota
 /// reserved for it).
 const UPLOAD_STALL: Duration = Duration::from_secs(30);
+
+/// Announces retried in the background at once (beyond them, the announcer's next
+/// round retries), when they were retried, and how long each try may take.
+static LATE_ANNOUNCES: std::sync::LazyLock<Arc<tokio::sync::Semaphore>> =
+    std::sync::LazyLock::new(|| Arc::new(tokio::sync::Semaphore::new(64)));
+const LATE_ANNOUNCE_DELAYS: [Duration; 3] = [
+    Duration::ZERO,
+    Duration::from_secs(10),
+    Duration::from_secs(60),
+];
+const LATE_ANNOUNCE_LIMIT: Duration = Duration::from_secs(120);
+
+/// The QUIC close code of a connection refused for being over the peer's limit.
+const CLOSE_BUSY: u32 = 429;
+
+/// Runs `f` when dropped (however the scope ends).
+fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}
 
 /// Bytes of an upload handed to the blob store at a time.
 const IMPORT_BATCH: usize = 1 << 20;
@@ -79,6 +118,17 @@ const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(5);
 impl ProtocolHandler for StorageProtocol {
     async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
         let peer = connection.remote_id();
+        let _slot = match self.limits.connection(peer) {
+            Ok(slot) => slot,
+            Err(over) => {
+                self.metrics.limited(over.limit);
+                debug!(%peer, "connection refused: {}", over.message);
+                connection.close(VarInt::from_u32(CLOSE_BUSY), over.message.as_bytes());
+                return Ok(());
+            }
+        };
+        self.metrics.connection_opened();
+        let _open = scopeguard(|| self.metrics.connection_closed());
         while let Ok((send, recv)) = connection.accept_bi().await {
             let this = self.clone();
             tokio::spawn(async move {
@@ -95,6 +145,22 @@ fn refused(reason: Refusal, message: impl Into<String>) -> Response {
     Response::Refused {
         reason,
         message: message.into(),
+    }
+}
+
+/// A response's outcome, for metrics.
+fn outcome(response: &Response) -> &'static str {
+    match response {
+        Response::Refused { reason, .. } => match reason {
+            Refusal::Unauthorized => "unauthorized",
+            Refusal::NoSpace => "no_space",
+            Refusal::BadRequest => "bad_request",
+            Refusal::Internal => "internal",
+            Refusal::QuotaExceeded => "quota_exceeded",
+            Refusal::Stale => "stale",
+            Refusal::Busy => "busy",
+        },
+        _ => "ok",
     }
 }
 
@@ -115,10 +181,20 @@ impl StorageProtocol {
         mut send: SendStream,
         mut recv: RecvStream,
     ) -> Result<(), proto::ProtoError> {
-        let response = match proto::read_frame::<Request>(&mut recv).await {
-            Err(e) => refused(Refusal::BadRequest, e.to_string()),
-            Ok(request) => self.handle(peer, request, &mut recv).await,
+        let (kind, response) = match proto::read_frame::<Request>(&mut recv).await {
+            Err(e) => ("malformed", refused(Refusal::BadRequest, e.to_string())),
+            Ok(request) => {
+                let kind = peers::kind(&request);
+                match self.limits.admit(peer, &request, Instant::now()) {
+                    Err(over) => {
+                        self.metrics.limited(over.limit);
+                        (kind, refused(Refusal::Busy, over.message))
+                    }
+                    Ok(_admitted) => (kind, self.handle(peer, request, &mut recv).await),
+                }
+            }
         };
+        self.metrics.request(kind, outcome(&response));
         if matches!(response, Response::Refused { .. }) {
             // Tell a client still sending a blob to stop; nothing it sent was kept.
             let _ = recv.stop(VarInt::from_u32(1));
@@ -445,6 +521,7 @@ impl StorageProtocol {
         let (result, client_fault) = tokio::join!(import, forward);
         match result {
             Ok((hash, new_pin)) => {
+                self.metrics.received(size);
                 self.announce(&hash).await;
                 Response::Stored {
                     hash: *hash.as_bytes(),
@@ -471,11 +548,34 @@ impl StorageProtocol {
             debug!(hash = %hash.fmt_short(), "no DHT peers yet; announcing later");
             return;
         }
-        match tokio::time::timeout(ANNOUNCE_TIMEOUT, self.routing.announce_blob(hash)).await {
-            Ok(Ok(())) => debug!(hash = %hash.fmt_short(), "announced"),
-            Ok(Err(e)) => warn!(hash = %hash.fmt_short(), "announce failed, will retry: {e}"),
-            Err(_) => warn!(hash = %hash.fmt_short(), "announce timed out, will retry"),
-        }
+        let failure =
+            match tokio::time::timeout(ANNOUNCE_TIMEOUT, self.routing.announce_blob(hash)).await {
+                Ok(Ok(())) => return debug!(hash = %hash.fmt_short(), "announced"),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {ANNOUNCE_TIMEOUT:?}"),
+            };
+        // The client is answered now, but a blob nobody can find is as good as lost
+        // until the announcer's next round (`--announce-interval`, minutes): finish the
+        // announce in the background, without the client's deadline. Seen when a peer
+        // that was frozen answers late and the DHT's timeouts grow to tens of seconds.
+        let Ok(turn) = LATE_ANNOUNCES.clone().try_acquire_owned() else {
+            warn!(hash = %hash.fmt_short(), "announce failed ({failure}); the announcer's next round retries");
+            return;
+        };
+        warn!(hash = %hash.fmt_short(), "announce failed ({failure}); retrying in the background");
+        let (routing, hash) = (self.routing.clone(), *hash);
+        tokio::spawn(async move {
+            let _turn = turn;
+            for delay in LATE_ANNOUNCE_DELAYS {
+                tokio::time::sleep(delay).await;
+                if let Ok(Ok(())) =
+                    tokio::time::timeout(LATE_ANNOUNCE_LIMIT, routing.announce_blob(&hash)).await
+                {
+                    return debug!(hash = %hash.fmt_short(), "announced late");
+                }
+            }
+            warn!(hash = %hash.fmt_short(), "announce still failing; the announcer's next round retries");
+        });
     }
 }
 

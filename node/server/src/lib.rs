@@ -8,6 +8,8 @@
 //! - `collector.rs`: drops unpinned blobs above the high watermark;
 //! - `health.rs`: checks the files it holds part of and repairs them (keyless, no
 //!   coordinator), by the pure rules of [`policy`];
+//! - [`peers`]: what one peer may make the node do (limits per peer identity);
+//! - [`metrics`]: counters and gauges for `/metrics`;
 //! - `scrub.rs`: re-hashes what it stores at a bounded rate and heals what rotted.
 //!
 //! Layer rule (enforced by this crate's dependency list): it builds on the client (a
@@ -18,8 +20,10 @@ mod announcer;
 mod collector;
 mod handler;
 mod health;
+pub mod metrics;
 mod names;
 pub mod node;
+pub mod peers;
 pub mod policy;
 pub mod relay;
 mod scrub;
@@ -28,3 +32,4 @@ pub mod store;
 pub use announcer::AnnounceStatus;
 pub use health::{CHECKS_IN_FLIGHT, HealthOptions};
 pub use node::{Admission, Node, NodeError, NodeOptions};
+pub use peers::PeerLimitOptions;

@@ -77,6 +77,15 @@ impl Names {
         Ok(Self { db, store, routing })
     }
 
+    /// Names kept (0 if the database cannot be read).
+    pub(crate) fn count(&self) -> u64 {
+        (|| -> Result<u64, redb::Error> {
+            let tx = self.db.begin_read()?;
+            Ok(tx.open_table(NAMES)?.len()?)
+        })()
+        .unwrap_or(0)
+    }
+
     /// Keeps `record` (pointing at `file`) unless it is forged, older than the one
     /// kept, or for a file this node does not hold.
     pub(crate) fn hold(&self, record: SignedRecord, file: Hash) -> Result<(), HoldError> {

@@ -45,9 +45,11 @@ use tracing::{info, warn};
 use crate::{
     announcer::{self, AnnounceStatus, PEERS_FILE},
     collector,
-    handler::StorageProtocol,
+    handler::{Parts, StorageProtocol},
     health::{Health, HealthOptions},
+    metrics::{NodeMetrics, NodeState},
     names::{self, Names},
+    peers::{PeerLimitOptions, PeerLimits},
     relay::{RelayError, RelayServeOptions, RelayService, RelayStats},
     scrub,
     store::{Limits, Store, StoreError},
@@ -88,6 +90,8 @@ pub struct NodeOptions {
     pub gc_interval: Duration,
     /// Who may store and pin.
     pub admission: Admission,
+    /// What one peer may make the node do at once and a second.
+    pub peer_limits: PeerLimitOptions,
     /// Relays to keep a home relay among; empty: those found on the DHT.
     pub relays: Vec<RelayInfo>,
     /// Reach and be reached through the home relay only (peers never learn the node's
@@ -157,6 +161,8 @@ pub struct Node {
     checker: JoinHandle<()>,
     scrubber: JoinHandle<()>,
     republisher: JoinHandle<()>,
+    names: Arc<Names>,
+    metrics: Arc<NodeMetrics>,
 }
 
 impl Node {
@@ -247,14 +253,17 @@ impl Node {
                 .map_err(|e| NodeError::Store(StoreError::Db(e)))?,
         );
         let republisher = tokio::spawn(names::run(names.clone(), options.republish_interval));
-        let storage = StorageProtocol::new(
-            store.clone(),
-            routing.clone(),
-            names.clone(),
-            options.admission.clone(),
-            status.clone(),
-            health.clone(),
-        );
+        let metrics = Arc::new(NodeMetrics::new());
+        let storage = StorageProtocol::new(Parts {
+            store: store.clone(),
+            routing: routing.clone(),
+            names: names.clone(),
+            admission: options.admission.clone(),
+            status: status.clone(),
+            health: health.clone(),
+            limits: PeerLimits::new(options.peer_limits.clone()),
+            metrics: metrics.clone(),
+        });
         let router = Router::builder(endpoint.clone())
             .accept(
                 iroh_blobs::ALPN,
@@ -300,6 +309,8 @@ impl Node {
             checker,
             scrubber,
             republisher,
+            names,
+            metrics,
         })
     }
 
@@ -343,6 +354,46 @@ impl Node {
     /// What the health checks, repairs and scrubs have done.
     pub fn health(&self) -> proto::HealthStats {
         self.health.stats()
+    }
+
+    /// The node's metrics in the Prometheus text format (`docs/operations.md`).
+    pub async fn metrics_text(&self) -> String {
+        let store = &self.store;
+        let state = NodeState {
+            capacity: store.capacity(),
+            used: store.used(),
+            blobs: store.count().unwrap_or(0),
+            announce_backlog: self
+                .status
+                .backlog
+                .load(std::sync::atomic::Ordering::Relaxed) as u64,
+            dht_peers: self.routing.routing_table_size().await.unwrap_or(0) as u64,
+            names: self.names.count(),
+            health: self.health.stats(),
+        };
+        self.metrics.render(&state)
+    }
+
+    /// Whether the node can do its job: it has DHT peers (it can announce and be
+    /// found) and its store answers. `Err` says what is wrong.
+    pub async fn healthy(&self) -> Result<String, String> {
+        let peers = self
+            .routing
+            .routing_table_size()
+            .await
+            .map_err(|e| format!("the DHT node failed: {e}"))?;
+        if peers == 0 {
+            return Err("no DHT peers: check --bootstrap and that UDP reaches the node".into());
+        }
+        let blobs = self
+            .store
+            .count()
+            .map_err(|e| format!("the store does not answer: {e}"))?;
+        Ok(format!(
+            "ok: {peers} DHT peers, {blobs} blobs, {} of {} bytes used",
+            self.store.used(),
+            self.store.capacity()
+        ))
     }
 
     /// Checks file `id` now and repairs it if any column is missing (what a client's

@@ -570,6 +570,36 @@ impl Store {
             Ok((hash, recorded.new > 0))
         }
         .await
+        .map_err(|e| self.disk_full_is_no_space(e, size))
+    }
+
+    /// A disk that filled up under the store (other files on it grew since the space
+    /// was reserved) is this node being full, for the caller as for the operator: not
+    /// the node's own failure. Told by the I/O error's kind.
+    fn disk_full_is_no_space(&self, e: StoreError, size: u64) -> StoreError {
+        let storage_full = |cause: &(dyn std::error::Error + 'static)| {
+            std::iter::successors(Some(cause), |c| c.source()).any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+            })
+        };
+        let full = match &e {
+            StoreError::Blobs(source) => storage_full(source.as_ref()),
+            StoreError::Db(source) => storage_full(source),
+            _ => false,
+        };
+        if !full {
+            return e;
+        }
+        tracing::warn!(
+            "the disk holding {} is full ({e}): a store of {size} bytes was refused as no space",
+            self.inner.dir.display()
+        );
+        StoreError::NoSpace {
+            size,
+            free: disk_free(&self.inner.dir).unwrap_or(0),
+            capacity: self.inner.limits.capacity,
+        }
     }
 
     /// Records `owner`'s pins on `blobs`, with one FsStore sync and one redb

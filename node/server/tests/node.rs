@@ -24,6 +24,7 @@ fn free_udp_port() -> u16 {
 
 async fn node(dir: &std::path::Path, capacity: u64, admission: Admission) -> Node {
     Node::spawn(NodeOptions {
+        peer_limits: Default::default(),
         data_dir: dir.to_owned(),
         listen: "127.0.0.1:0".parse().unwrap(),
         public_addrs: vec![],

@@ -30,11 +30,13 @@ use std::{
 use iroh::{EndpointId, SecretKey};
 use n0_future::{Stream, StreamExt};
 use n0_mainline::{DatagramHook, Dht, Id, MutableItem, ServerSettings, SigningKey};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use mosaic_codec::{ErrorKind, Hash};
 
+// What an address record holds is defined with its value's encoding, which compiles
+// without the network.
+pub use crate::addr::{MAX_PUBLISHED_ADDRS, PeerAddr};
 use crate::{
     names::{self, NameError},
     record::SignedRecord,
@@ -46,8 +48,6 @@ const STORAGE_KEY_CONTEXT: &str = "mosaic 2026-11-21 v1 dht storage nodes";
 const RELAY_KEY_CONTEXT: &str = "mosaic 2026-12-04 v1 dht relays";
 /// BEP 44 salt of a node's address record (v1 held direct addresses only).
 pub const ADDR_SALT: &[u8] = b"mosaic-addr-v2";
-/// Most addresses published in one record (BEP 44 values are at most 1000 bytes).
-pub const MAX_PUBLISHED_ADDRS: usize = 16;
 /// Keys a Mosaic DHT server keeps signed-peer records for (n0-mainline's default is
 /// 2000). Each record is stored on the ~20 nodes closest to its key, so a network of
 /// `N` nodes holds about `N * MAX_KEYS / 20` keys before the least recently announced
@@ -74,22 +74,6 @@ pub fn storage_key(network: &str) -> Id {
 /// The DHT key under which the relays of `network` announce themselves.
 pub fn relay_key(network: &str) -> Id {
     derive_id(RELAY_KEY_CONTEXT, network.as_bytes())
-}
-
-/// Where a participant can be reached: what its address record holds.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PeerAddr {
-    /// Direct socket addresses (none for a participant in relay-only mode).
-    pub direct: Vec<SocketAddr>,
-    /// The relay it is connected to (its home relay), if any.
-    pub relay: Option<RelayInfo>,
-}
-
-impl PeerAddr {
-    /// Nothing to dial.
-    pub fn is_empty(&self) -> bool {
-        self.direct.is_empty() && self.relay.is_none()
-    }
 }
 
 fn derive_id(context: &str, material: &[u8]) -> Id {
@@ -357,17 +341,7 @@ impl Routing {
 
     /// Publishes where this node can be reached.
     pub async fn publish_addrs(&self, addr: &PeerAddr) -> Result<(), RoutingError> {
-        let addr = PeerAddr {
-            direct: addr
-                .direct
-                .iter()
-                .take(MAX_PUBLISHED_ADDRS)
-                .copied()
-                .collect(),
-            relay: addr.relay.clone(),
-        };
-        // At most MAX_PUBLISHED_ADDRS socket addresses and one URL always encode.
-        let value = postcard::to_stdvec(&addr).unwrap_or_default();
+        let value = addr.record_value();
         // The sequence number must grow: microseconds since the epoch.
         let seq = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -540,7 +514,7 @@ impl Routing {
         Ok(self
             .newest_item(id.as_bytes(), ADDR_SALT)
             .await?
-            .and_then(|item| postcard::from_bytes::<PeerAddr>(item.value()).ok())
+            .and_then(|item| PeerAddr::from_record_value(item.value()))
             .unwrap_or_default())
     }
 
@@ -581,23 +555,6 @@ fn now_us() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_address_record_round_trips_and_fits_bep44() {
-        let relay: RelayInfo = format!("https://relay.example.org:3340#{}", "ab".repeat(32))
-            .parse()
-            .unwrap();
-        let addr = PeerAddr {
-            direct: (0..MAX_PUBLISHED_ADDRS as u16)
-                .map(|i| SocketAddr::from(([0xfd00, 0, 0, 0, 0, 0, 0, i], 4919)))
-                .collect(),
-            relay: Some(relay),
-        };
-        let bytes = postcard::to_stdvec(&addr).unwrap();
-        assert!(bytes.len() <= 1000, "{} bytes", bytes.len());
-        assert_eq!(postcard::from_bytes::<PeerAddr>(&bytes).unwrap(), addr);
-        assert!(PeerAddr::default().is_empty());
-    }
 
     #[test]
     fn keys_separate_networks_and_hashes() {

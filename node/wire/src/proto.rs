@@ -16,12 +16,13 @@
 //! [`MAX_HASHES`] hashes; a node refuses a `Store` it has no room for before reading it.
 //! Anything malformed is refused with [`Refusal::BadRequest`] and changes nothing.
 
+#[cfg(feature = "net")]
 use iroh::endpoint::{ClosedStream, ReadExactError, RecvStream, SendStream, WriteError};
 use serde::{Deserialize, Serialize};
 
 use mosaic_codec::{ErrorKind, Hash};
 
-use crate::{dht::PeerAddr, record::SignedRecord};
+use crate::{addr::PeerAddr, record::SignedRecord};
 
 /// The ALPN of the storage protocol.
 pub const ALPN: &[u8] = b"/mosaic/storage/1";
@@ -187,6 +188,9 @@ pub enum Refusal {
     QuotaExceeded,
     /// A name record older than the one the node holds.
     Stale,
+    /// The caller is over one of the node's per-peer limits (requests or uploads at
+    /// once, requests a second): nothing was done; try again later, or elsewhere.
+    Busy,
 }
 
 /// A node's state, as one caller sees it.
@@ -268,6 +272,7 @@ pub struct BlobPins {
 }
 
 /// Reading or writing a frame failed.
+#[cfg(feature = "net")]
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProtoError {
@@ -291,6 +296,7 @@ pub enum ProtoError {
     Malformed(#[from] postcard::Error),
 }
 
+#[cfg(feature = "net")]
 impl ProtoError {
     /// A stream that fails or a peer that sends garbage is the network's problem.
     pub fn kind(&self) -> ErrorKind {
@@ -299,6 +305,7 @@ impl ProtoError {
 }
 
 /// Writes one frame.
+#[cfg(feature = "net")]
 pub async fn write_frame<T: Serialize>(send: &mut SendStream, msg: &T) -> Result<(), ProtoError> {
     let body = postcard::to_stdvec(msg)?;
     let mut frame = Vec::with_capacity(4 + body.len());
@@ -308,6 +315,7 @@ pub async fn write_frame<T: Serialize>(send: &mut SendStream, msg: &T) -> Result
 }
 
 /// Reads one frame, refusing any larger than [`MAX_FRAME`] before reading it.
+#[cfg(feature = "net")]
 pub async fn read_frame<T: for<'de> Deserialize<'de>>(
     recv: &mut RecvStream,
 ) -> Result<T, ProtoError> {
@@ -335,6 +343,7 @@ impl Refusal {
             Refusal::NoSpace | Refusal::QuotaExceeded => ErrorKind::Space,
             Refusal::BadRequest => ErrorKind::BadInput,
             Refusal::Stale => ErrorKind::Refused,
+            Refusal::Busy => ErrorKind::Network,
             Refusal::Internal => ErrorKind::Other,
         }
     }

@@ -10,8 +10,11 @@ use mosaic_codec::{
     ErrorKind,
     name::{MAX_VALUE, NAME_SALT, NameKey},
 };
+// The key type n0-mainline signs with (its own re-export of it): a record signs and
+// verifies without the DHT.
+pub use ed25519_dalek::SigningKey;
+#[cfg(feature = "net")]
 use n0_mainline::MutableItem;
-pub use n0_mainline::SigningKey;
 use serde::{Deserialize, Serialize};
 
 /// A name's signed record.
@@ -98,6 +101,7 @@ impl SignedRecord {
     }
 
     /// As a DHT mutable item (the signature is carried as is).
+    #[cfg(feature = "net")]
     pub fn to_item(&self) -> MutableItem {
         MutableItem::new_signed_unchecked(
             self.key,
@@ -109,6 +113,7 @@ impl SignedRecord {
     }
 
     /// From a DHT mutable item (which the DHT node verified on receipt).
+    #[cfg(feature = "net")]
     pub fn from_item(item: &MutableItem) -> Self {
         Self {
             key: *item.key(),
@@ -144,12 +149,6 @@ mod tests {
         let signer = SigningKey::from_bytes(&[7; 32]);
         let r = SignedRecord::sign(&signer, 5, b"value".to_vec()).unwrap();
         r.verify().unwrap();
-        let item = r.to_item();
-        assert_eq!(SignedRecord::from_item(&item), r);
-        // The same bytes n0-mainline signs: an item it makes verifies here.
-        let theirs = MutableItem::new(&signer, b"value", 5, Some(NAME_SALT));
-        assert_eq!(theirs.signature(), &r.sig);
-
         let mut higher = r.clone();
         higher.seq = 6;
         assert_eq!(higher.verify(), Err(RecordError::Forged(r.name())));
@@ -162,5 +161,17 @@ mod tests {
             SignedRecord::sign(&signer, 1, vec![0; MAX_VALUE + 1]),
             Err(RecordError::TooLarge { len: MAX_VALUE + 1 })
         );
+    }
+
+    #[cfg(feature = "net")]
+    #[test]
+    fn records_are_the_dhts_mutable_items() {
+        let signer = SigningKey::from_bytes(&[7; 32]);
+        let r = SignedRecord::sign(&signer, 5, b"value".to_vec()).unwrap();
+        let item = r.to_item();
+        assert_eq!(SignedRecord::from_item(&item), r);
+        // The same bytes n0-mainline signs: an item it makes verifies here.
+        let theirs = MutableItem::new(&signer, b"value", 5, Some(NAME_SALT));
+        assert_eq!(theirs.signature(), &r.sig);
     }
 }

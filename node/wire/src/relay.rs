@@ -21,15 +21,21 @@
 //! is trusted for its relay's host only, so a record naming a relay at one host cannot
 //! vouch for a certificate presented by another.
 
+#[cfg(feature = "net")]
+use std::sync::{Arc, RwLock};
 use std::{
     collections::HashSet,
     fmt,
     str::FromStr,
-    sync::{Arc, LazyLock, Mutex, RwLock},
+    sync::{LazyLock, Mutex},
 };
 
-use iroh::{EndpointId, RelayConfig, RelayUrl, tls::CaTlsConfig};
+#[cfg(feature = "net")]
+use iroh::{RelayConfig, tls::CaTlsConfig};
+use iroh_base::{EndpointId, RelayUrl};
+#[cfg(feature = "net")]
 use iroh_relay::RelayQuicConfig;
+#[cfg(feature = "net")]
 use rustls::{
     DigitallySignedStruct, SignatureScheme,
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
@@ -87,7 +93,7 @@ impl FromStr for RelayInfo {
         };
         let (url, pin) = match rest.split_once('#') {
             Some((u, p)) => (u, Some(p)),
-            None => (s, None),
+            None => (rest, None),
         };
         let url: RelayUrl = url.parse().map_err(|e| err(format!("{e}")))?;
         if !matches!(url.scheme(), "https" | "http") {
@@ -127,8 +133,16 @@ impl fmt::Display for RelayInfo {
         if let Some(node) = &self.node {
             write!(f, "{node}@")?;
         }
-        // RelayUrl writes a trailing slash; the plain URL reads better.
-        write!(f, "{}", self.url.as_str().trim_end_matches('/'))?;
+        // RelayUrl writes a slash after a bare host; the plain URL reads better. Only that
+        // one: a slash ending a longer path, or a query, is part of the URL.
+        let url = self.url.as_str();
+        let bare =
+            self.url.path() == "/" && self.url.query().is_none() && self.url.fragment().is_none();
+        f.write_str(if bare {
+            url.strip_suffix('/').unwrap_or(url)
+        } else {
+            url
+        })?;
         if let Some(pin) = &self.pin {
             f.write_str("#")?;
             for b in pin {
@@ -158,6 +172,7 @@ impl RelayInfo {
 
     /// iroh's configuration for dialing this relay as a member of `network`; trusts
     /// its pin first.
+    #[cfg(feature = "net")]
     pub fn config(&self, network: &str) -> RelayConfig {
         if let Some(pin) = self.pin {
             trust(self.host(), pin);
@@ -187,18 +202,22 @@ fn host_key(host: &str) -> String {
 }
 
 /// A host and the pin of the certificate it may present.
+#[cfg(feature = "net")]
 type HostPin = (String, [u8; 32]);
 
+#[cfg(feature = "net")]
 static PINS: LazyLock<RwLock<HashSet<HostPin>>> = LazyLock::new(Default::default);
 
 /// Trusts the certificate with `pin` when `host` presents it, for every endpoint of
 /// this process.
+#[cfg(feature = "net")]
 pub fn trust(host: String, pin: [u8; 32]) {
     if let Ok(mut pins) = PINS.write() {
         pins.insert((host, pin));
     }
 }
 
+#[cfg(feature = "net")]
 fn trusted(server: &ServerName<'_>, pin: [u8; 32]) -> bool {
     let host = match server {
         ServerName::DnsName(d) => host_key(d.as_ref()),
@@ -220,6 +239,7 @@ pub fn first_use(id: EndpointId, url: &RelayUrl) -> bool {
 }
 
 /// TLS trust for relays: a pinned certificate, else the web PKI.
+#[cfg(feature = "net")]
 pub fn tls_config() -> CaTlsConfig {
     CaTlsConfig::custom_server_cert_verifier(Arc::new(|provider: Arc<CryptoProvider>| {
         let web = CaTlsConfig::default().server_cert_verifier(provider.clone())?;
@@ -230,12 +250,14 @@ pub fn tls_config() -> CaTlsConfig {
 /// Accepts a certificate whose pin was trusted, else asks the web PKI; handshake
 /// signatures are checked either way (they prove the server holds the certificate's
 /// key).
+#[cfg(feature = "net")]
 #[derive(Debug)]
 struct PinnedOrWebPki {
     web: Arc<dyn ServerCertVerifier>,
     provider: Arc<CryptoProvider>,
 }
 
+#[cfg(feature = "net")]
 impl ServerCertVerifier for PinnedOrWebPki {
     fn verify_server_cert(
         &self,
@@ -300,7 +322,7 @@ mod tests {
         assert_eq!(r.to_string(), format!("https://10.0.0.1:3340#{pin}"));
         let plain: RelayInfo = "https://relay.example.org".parse().unwrap();
         assert_eq!((plain.port(), plain.pin, plain.node), (443, None, None));
-        let id = iroh::SecretKey::from_bytes(&[3; 32]).public();
+        let id = iroh_base::SecretKey::from_bytes(&[3; 32]).public();
         let with_node: RelayInfo = format!("{id}@https://10.0.0.1:3340#{pin}").parse().unwrap();
         assert_eq!(with_node.node, Some(id));
         assert_eq!(
@@ -320,6 +342,44 @@ mod tests {
         }
     }
 
+    /// Found by fuzzing (addr_record): a relay naming its node but with no pin (a web
+    /// PKI certificate) printed as text that its own parser refused.
+    #[test]
+    fn relay_text_with_node_and_no_pin_parses() {
+        let text = "ed4928c628d1c2c6eae90338905995612959273a5c63f93636c14614ac8737d1@https://relay.example.org:3340";
+        let relay: RelayInfo = text.parse().unwrap();
+        assert!(relay.node.is_some());
+        assert_eq!(relay.pin, None);
+        assert_eq!(relay.url.host_str(), Some("relay.example.org"));
+        assert_eq!(relay.to_string(), text);
+    }
+
+    /// Found by fuzzing (addr_record): every trailing slash was cut from the printed
+    /// URL, so a relay whose URL path ends in one printed as another relay.
+    #[test]
+    fn relay_url_with_a_path_prints_as_itself() {
+        let pin = format!("#{}", "ab".repeat(32));
+        for text in [
+            "https://u/relay.example.org:3340/".to_owned(),
+            format!("https://u/relay.example.org:3340/{pin}"),
+            "https://relay.example.org//".to_owned(),
+            "http://10.0.0.1:3340/a/?q".to_owned(),
+            "https://relay.example.org/?q/".to_owned(),
+        ] {
+            let relay: RelayInfo = text.parse().unwrap();
+            let printed = relay.to_string();
+            assert_eq!(
+                printed.parse::<RelayInfo>().unwrap(),
+                relay,
+                "{text} → {printed}"
+            );
+        }
+        // A bare host still prints without the slash RelayUrl adds.
+        let bare: RelayInfo = "https://relay.example.org:3340".parse().unwrap();
+        assert_eq!(bare.to_string(), "https://relay.example.org:3340");
+    }
+
+    #[cfg(feature = "net")]
     #[test]
     fn a_pin_is_trusted_for_its_host_only() {
         let pin = [7u8; 32];
