@@ -793,8 +793,9 @@ fn empty_listings_say_so() {
 }
 
 /// A node too full for its column is named, with what to do, and the put exits 6
-/// (space). Two puts race for the one column's room node 4 has: the second meets either
-/// the node's refusal mid-put or, if the first is done, its `Stat` before any byte.
+/// (space). Two users' puts race for the one column's room node 4 has: the second meets
+/// either the node's refusal mid-put or, if the first is done, its `Stat` before any
+/// byte. (One user's two puts would meet that user's quota on the open node first.)
 #[test]
 fn a_put_that_meets_a_full_node_names_it_and_exits_6() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -807,12 +808,17 @@ fn a_put_that_meets_a_full_node_names_it_and_exits_6() {
     c.spawn(4);
     c.wait_for_nodes(5);
     let full = c.node_id(4);
+    let users = ["alice", "bob"];
+    for who in users {
+        ok(c.mosaic_as(who, &["id"]));
+    }
     let (a, _) = write_file(c.tmp.path(), "a.bin", 3_000_000);
     let (b, _) = write_file(c.tmp.path(), "b.bin", 3_000_000);
-    let puts: Vec<_> = [&a, &b]
+    let puts: Vec<_> = users
         .iter()
-        .map(|f| {
-            c.mosaic_command(&["put", f.to_str().unwrap(), "-k", "3", "-m", "2"])
+        .zip([&a, &b])
+        .map(|(who, f)| {
+            c.mosaic_command_as(who, &["put", f.to_str().unwrap(), "-k", "3", "-m", "2"])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -835,11 +841,15 @@ fn a_put_that_meets_a_full_node_names_it_and_exits_6() {
     assert!(said.contains(&full), "the full node is not named: {said}");
     assert!(said.contains("--capacity"), "{said}");
     // Now the node is full for anyone: the next put is refused before any byte moves,
-    // naming it. Nothing of the failed puts is in the keyring.
+    // naming it. Nothing of the failed put is in its user's keyring.
     let out = c.mosaic(&["put", b.to_str().unwrap(), "-k", "3", "-m", "2"]);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     assert!(stderr(&out).contains(&full), "{}", stderr(&out));
-    assert_eq!(j(&c, "client", &["ls"]).as_array().unwrap().len(), 1);
+    let recorded: usize = users
+        .iter()
+        .map(|who| j(&c, who, &["ls"]).as_array().unwrap().len())
+        .sum();
+    assert_eq!(recorded, 1);
 }
 
 /// Each command's help lists only the flags it uses; the flags earlier versions took

@@ -205,6 +205,11 @@ impl Cluster {
         self.command_as("client", args)
     }
 
+    /// The CLI as `who`, to spawn.
+    pub fn mosaic_command_as(&self, who: &str, args: &[&str]) -> Command {
+        self.command_as(who, args)
+    }
+
     fn command_as(&self, who: &str, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_mosaic"));
         command
