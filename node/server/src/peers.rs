@@ -2,10 +2,11 @@
 //! and DHT work at once, and a request budget a second weighted by what each request
 //! costs the node. Limits and costs: `docs/operations.md`, "Limits".
 //!
-//! Invariants: every storage-protocol request passes [`PeerLimits::admit`] before any
-//! work is done for it; over a limit, it is refused with [`Refusal::Busy`] (the peer
-//! may try again later or elsewhere) and changes nothing; state is per peer identity
-//! and bounded (see [`mosaic_wire::limit`]).
+//! Invariants: every storage-protocol request passes `PeerLimits::admit` before any
+//! work is done for it; over a limit, it is refused with
+//! [`mosaic_wire::proto::Refusal::Busy`] (the peer may try again later or elsewhere)
+//! and changes nothing; state is per peer identity and bounded (see
+//! [`mosaic_wire::limit`]).
 
 use std::time::{Duration, Instant};
 

@@ -47,7 +47,12 @@ use serde::{Deserialize, Serialize};
 const TOKEN_CONTEXT: &str = "mosaic 2026-12-04 v1 relay access token";
 
 /// A relay: where it listens, and the certificate it must present (if pinned).
+///
+/// However one is obtained (text, an address record, a protocol message), its URL is
+/// http or https with a host and no fragment ([`check_url`]): what the text form holds,
+/// so every relay prints as text that parses back to it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "RelayFields")]
 pub struct RelayInfo {
     /// `https://host:port` (or `http://` for a relay without TLS).
     pub url: RelayUrl,
@@ -55,6 +60,43 @@ pub struct RelayInfo {
     pub pin: Option<[u8; 32]>,
     /// The node serving it, if known.
     pub node: Option<EndpointId>,
+}
+
+/// A [`RelayInfo`] as it travels (the same fields, in the same order), checked before
+/// it makes one: a record from any DHT node can hold any URL.
+#[derive(Deserialize)]
+struct RelayFields {
+    url: RelayUrl,
+    pin: Option<[u8; 32]>,
+    node: Option<EndpointId>,
+}
+
+impl TryFrom<RelayFields> for RelayInfo {
+    type Error = String;
+
+    fn try_from(f: RelayFields) -> Result<Self, String> {
+        check_url(&f.url).map_err(|why| format!("invalid relay {}: {why}", f.url))?;
+        Ok(Self {
+            url: f.url,
+            pin: f.pin,
+            node: f.node,
+        })
+    }
+}
+
+/// What a relay's URL must be: http or https, with a host, and no fragment (in the text
+/// form, `#` starts the pin).
+fn check_url(url: &RelayUrl) -> Result<(), String> {
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(format!("scheme {:?} is not https or http", url.scheme()));
+    }
+    if url.host_str().is_none() {
+        return Err("no host".into());
+    }
+    if url.fragment().is_some() {
+        return Err("a relay URL has no fragment".into());
+    }
+    Ok(())
 }
 
 /// A relay address that does not parse.
@@ -96,15 +138,7 @@ impl FromStr for RelayInfo {
             None => (rest, None),
         };
         let url: RelayUrl = url.parse().map_err(|e| err(format!("{e}")))?;
-        if !matches!(url.scheme(), "https" | "http") {
-            return Err(err(format!(
-                "scheme {:?} is not https or http",
-                url.scheme()
-            )));
-        }
-        if url.host_str().is_none() {
-            return Err(err("no host".into()));
-        }
+        check_url(&url).map_err(err)?;
         let pin = match pin {
             None => None,
             Some(p) => {
