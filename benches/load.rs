@@ -234,7 +234,7 @@ fn main() {
 
     println!();
     println!(
-        "{:<24} {:<8} {:>5} {:>9} {:>8} {:>9} {:>9} {:>7} {:>8} {:>8} {:>8} {:>9} {:>9}",
+        "{:<24} {:<8} {:>5} {:>9} {:>8} {:>9} {:>9} {:>7} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9}",
         "workload",
         "server",
         "conns",
@@ -245,6 +245,7 @@ fn main() {
         "errors",
         "non-2xx",
         "srv CPU",
+        "CPU/req",
         "wrk CPU",
         "peak RSS",
         "gw/nginx"
@@ -260,7 +261,7 @@ fn main() {
             String::new()
         };
         println!(
-            "{:<24} {:<8} {:>5} {:>9.0} {:>8.1} {:>9} {:>9} {:>7} {:>8} {:>7.0}% {:>7.0}% {:>5.1} MiB {:>9}",
+            "{:<24} {:<8} {:>5} {:>9.0} {:>8.1} {:>9} {:>9} {:>7} {:>8} {:>7.0}% {:>5.0} µs {:>7.0}% {:>5.1} MiB {:>9}",
             r.workload,
             r.server,
             r.conns,
@@ -271,6 +272,7 @@ fn main() {
             r.wrk.errors.iter().sum::<u64>(),
             r.wrk.non_2xx,
             r.server_cores * 100.0,
+            r.server_cores / r.wrk.requests_per_sec * 1e6,
             r.wrk.cores * 100.0,
             r.peak_rss_mib,
             ratio,
@@ -298,7 +300,7 @@ fn main() {
         );
     }
     println!(
-        "(CPU: cores used over the run, 100% = one core; peak RSS: VmHWM of a fresh server, warmed by one request, after the run)"
+        "(CPU: cores used over the run, 100% = one core; CPU/req: the server's CPU time per response; peak RSS: VmHWM of a fresh server, warmed by one request, after the run)"
     );
 
     if o.flood_conns > 0 {

@@ -18,9 +18,8 @@ use std::{
 
 use common::{gateway::*, *};
 use iroh::{EndpointId, SecretKey};
-use mosaic_client::{Client, ClientOptions, lookups::Lookups};
+use mosaic_client::{Client, lookups::Lookups};
 use mosaic_wire::{
-    dht::RoutingOptions,
     endpoint::{self, EndpointOptions},
     proto::{self, Refusal, Request, Response},
     request::{RequestError, exchange},
@@ -312,22 +311,7 @@ fn a_crowd_and_slowloris_sockets_do_not_starve_clients_and_limits_answer_429() {
 
 /// A client of the test cluster, in this process.
 async fn client(c: &Cluster, seed: u8) -> Arc<Client> {
-    Client::connect(ClientOptions {
-        secret: SecretKey::from_bytes(&[seed; 32]),
-        bind: "127.0.0.1:0".parse().unwrap(),
-        routing: RoutingOptions {
-            network: c.network.clone(),
-            bootstrap: vec![c.bootstrap()],
-            ..RoutingOptions::default()
-        },
-        relays: vec![],
-        relay_only: false,
-        connect_timeout: Duration::from_secs(2),
-        stall_timeout: Duration::from_secs(10),
-        address_book: None,
-    })
-    .await
-    .unwrap()
+    in_process_client(c, [seed; 32]).await
 }
 
 fn busy(r: &Result<Response, RequestError>) -> Option<String> {

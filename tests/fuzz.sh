@@ -28,9 +28,26 @@ fi
 # (a length prefix believed) even if it is never touched. It costs about a quarter
 # more build time than none.
 flags=(--release --debug-assertions --sanitizer address)
+
+# fuzz/Cargo.lock is the root one plus libFuzzer's crates: every crate both use must
+# be at the root's version, so the targets test what the binaries run.
+lock_pairs() { awk '/^name = /{n=$3} /^version = /{print n " " $3}' "$1"; }
+stale=$(awk 'NR == FNR {have[$0] = 1; name[$1] = 1; next} ($1 in name) && !($0 in have)' \
+  <(lock_pairs Cargo.lock) <(lock_pairs fuzz/Cargo.lock) | tr -d '"' | paste -sd, -)
+if [ -n "$stale" ]; then
+  echo "fuzz/Cargo.lock has other versions than Cargo.lock ($stale): refresh it with" >&2
+  echo "  cp Cargo.lock fuzz/Cargo.lock && cargo +nightly fetch --manifest-path fuzz/Cargo.toml" >&2
+  exit 1
+fi
+lock_before=$(cksum <fuzz/Cargo.lock)
+
 started=$SECONDS
 cargo +nightly fuzz build "${flags[@]}"
 echo "fuzz: built in $((SECONDS - started)) s"
+if [ "$(cksum <fuzz/Cargo.lock)" != "$lock_before" ]; then
+  echo "fuzz/Cargo.lock was out of date (a dependency changed) and cargo rewrote it: commit it" >&2
+  exit 1
+fi
 
 mapfile -t targets < <(cargo +nightly fuzz list)
 scratch=$(mktemp -d)
@@ -77,8 +94,12 @@ for t in "${targets[@]}"; do
       "${cov:-?}" "${ft:-?}" "${corp:-?}" "$seeds"
   else
     failed+=("$t")
-    printf 'fuzz %-12s FAILED after %s runs; the end of its log:\n' "$t" "$(stat number_of_executed_units)"
-    tail -n 40 "$log" | sed 's/^/    /'
+    printf 'fuzz %-12s FAILED after %s runs:\n' "$t" "$(stat number_of_executed_units)"
+    # What failed (a panic's message, or libFuzzer's or the sanitizer's verdict), and
+    # the input that did it.
+    { grep -m1 -A6 -E "panicked at|ERROR: (libFuzzer|AddressSanitizer|LeakSanitizer)" "$log" ||
+      tail -n 20 "$log"; } | sed 's/^/    /'
+    grep -m1 -A2 "Failing input:" "$log" | sed 's/^/    /' || true
   fi
 done
 

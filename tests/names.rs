@@ -13,14 +13,14 @@ use std::{
 };
 
 use common::{gateway::Gateway, *};
-use iroh::{EndpointId, SecretKey};
-use mosaic_client::{Client, ClientOptions};
+use iroh::EndpointId;
+use mosaic_client::Client;
 use mosaic_codec::{
     Cap, PublicId,
     name::{MAX_VALUE, NAME_SALT, NameKey, Pointer},
 };
 use mosaic_wire::{
-    dht::{RoutingError, RoutingOptions},
+    dht::RoutingError,
     proto::Refusal,
     record::{SignedRecord, SigningKey},
     request::RequestError,
@@ -253,22 +253,7 @@ fn private_names_open_only_with_their_read_key() {
 
 /// A client of the cluster in this process, to send what the CLI never would.
 async fn client(c: &Cluster) -> std::sync::Arc<Client> {
-    Client::connect(ClientOptions {
-        secret: SecretKey::from_bytes(blake3::hash(c.network.as_bytes()).as_bytes()),
-        bind: "127.0.0.1:0".parse().unwrap(),
-        routing: RoutingOptions {
-            network: c.network.clone(),
-            bootstrap: vec![c.bootstrap()],
-            ..RoutingOptions::default()
-        },
-        relays: vec![],
-        relay_only: false,
-        connect_timeout: Duration::from_secs(2),
-        stall_timeout: Duration::from_secs(10),
-        address_book: None,
-    })
-    .await
-    .unwrap()
+    in_process_client(c, *blake3::hash(c.network.as_bytes()).as_bytes()).await
 }
 
 #[test]

@@ -312,3 +312,24 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
 pub fn alive(c: &Cluster) -> usize {
     c.nodes.iter().filter(|n| n.child.is_some()).count()
 }
+
+/// A client of cluster `c` in the test's own process, with identity `secret`: to send
+/// what the CLI never would.
+pub async fn in_process_client(c: &Cluster, secret: [u8; 32]) -> Arc<mosaic_client::Client> {
+    mosaic_client::Client::connect(mosaic_client::ClientOptions {
+        secret: iroh::SecretKey::from_bytes(&secret),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        routing: mosaic_wire::dht::RoutingOptions {
+            network: c.network.clone(),
+            bootstrap: vec![c.bootstrap()],
+            ..mosaic_wire::dht::RoutingOptions::default()
+        },
+        relays: vec![],
+        relay_only: false,
+        connect_timeout: Duration::from_secs(2),
+        stall_timeout: Duration::from_secs(10),
+        address_book: None,
+    })
+    .await
+    .unwrap()
+}

@@ -75,4 +75,29 @@ mod tests {
         assert!(PeerAddr::default().is_empty());
         assert_eq!(PeerAddr::from_record_value(b"\xff\xff\xff"), None);
     }
+
+    /// Found by fuzzing (addr_record): a record's relay could have a URL of any scheme,
+    /// which the text form refuses; this `file:` one did not even survive being
+    /// published again (the url crate reads `file://sz//e:…` with host `sz`, then its
+    /// own output of it without).
+    #[test]
+    fn a_record_whose_relay_is_not_an_http_url_is_no_address() {
+        let record = b"\x00\x01\x1ffile://sz//e://sz//rele>/\x0c\x0c\x0c\x0cy.\x00\x00://sz//rele>/\x0c\x0c\x0c\x0cy.\x00\x00\x00\x80rele>/\x0c\x0c\x0c\x0cy.\x00\x00://sz//rele>/\x0c\x0c\x0c\x0cy.\x00\x00\x00\x80\x003@\x00\x80\x003@.o\x01";
+        assert_eq!(PeerAddr::from_record_value(record), None);
+        for url in ["ftp://relay.example.org", "https://relay.example.org/#part"] {
+            let addr = PeerAddr {
+                direct: vec![],
+                relay: Some(RelayInfo {
+                    url: url.parse().unwrap(),
+                    pin: None,
+                    node: None,
+                }),
+            };
+            assert_eq!(
+                PeerAddr::from_record_value(&addr.record_value()),
+                None,
+                "{url}"
+            );
+        }
+    }
 }
