@@ -60,6 +60,9 @@ use routes::{api, blob, file, name, share, site, ui, upload};
 pub use serve::ServeLimits;
 use serve::{ClientKey, Clients, Peer};
 
+/// Connections the kernel queues for the gateway before it accepts them.
+const LISTEN_BACKLOG: u32 = 1024;
+
 /// How to run a gateway.
 #[derive(Debug, Clone)]
 pub struct GatewayOptions {
@@ -109,7 +112,16 @@ impl Gateway {
             clients: Arc::new(Clients::new(options.limits.clone())),
             options: options.clone(),
         });
-        let listener = TcpListener::bind(options.listen).await?;
+        // A listen queue as long as nginx's: tokio's default (128) dropped connections
+        // opened in a burst (measured: docs/performance.md, the gateway under load).
+        let socket = if options.listen.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(options.listen)?;
+        let listener: TcpListener = socket.listen(LISTEN_BACKLOG)?;
         let addr = listener.local_addr()?;
         let app = router(state.clone());
         let (stop, stopped) = watch::channel(false);
