@@ -7,9 +7,10 @@
 //! cargo test --manifest-path fuzz/Cargo.toml --lib seeds -- --ignored
 //! ```
 //!
-//! Keys shared with the targets: private manifests are sealed with `[7; 32]`
-//! (manifest.rs), names use the secret `[9; 32]` (name_record.rs), exports the
-//! passphrase "correct horse" (export_file.rs).
+//! Keys shared with the targets: private manifests are sealed with the convergent key
+//! of the empty file under secret `[7; 32]` (manifest.rs; a convergent key's salt is
+//! derived from it, another key's is random), names use the secret `[9; 32]`
+//! (name_record.rs), exports the passphrase "correct horse" (export_file.rs).
 
 use std::{
     net::SocketAddr,
@@ -18,7 +19,8 @@ use std::{
 };
 
 use mosaic_codec::{
-    Access, Cap, FileKey, Hash, Manifest, Metadata, Params, PublicId, ReadCap, encode,
+    Access, Cap, ConvergenceSecret, FileKey, Hash, Manifest, Metadata, Params, PublicId, ReadCap,
+    encode,
     name::{NameKey, Pointer, ReadKey, SealedName},
 };
 use mosaic_wire::{
@@ -146,7 +148,9 @@ fn caps() {
 fn manifests() {
     let dir = corpus("manifest");
     let small = Params::new(4096, 3, 2).expect("params");
-    let key = Access::Private(FileKey::from_bytes([7; 32]));
+    let secret = ConvergenceSecret::from_bytes([7; 32]);
+    let empty = FileKey::convergent(&secret, small, 0, &[][..]).expect("the empty file");
+    let key = Access::Private(empty);
     let m = manifest(small, &Access::Public, &metadata(), 10_000);
     write(&dir, "public-3-2", m.as_bytes());
     let m = manifest(small, &key, &metadata(), 10_000);
