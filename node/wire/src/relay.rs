@@ -49,7 +49,7 @@ const TOKEN_CONTEXT: &str = "mosaic 2026-12-04 v1 relay access token";
 /// A relay: where it listens, and the certificate it must present (if pinned).
 ///
 /// However one is obtained (text, an address record, a protocol message), its URL is
-/// http or https with a host and no fragment ([`check_url`]): what the text form holds,
+/// http or https with a host and no fragment: what the text form holds,
 /// so every relay prints as text that parses back to it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "RelayFields")]
