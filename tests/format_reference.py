@@ -49,6 +49,7 @@ MAGIC = b"mosaicmf"
 T = 16  # tag length
 MIN_S = 4096
 MAX_S = 16 * 1024 * 1024
+MAX_STRIPE = 64 * 1024 * 1024
 DEFAULT_S = 1024 * 1024
 MAX_LEN = 1 << 56
 MAX_N = 255
@@ -257,6 +258,11 @@ def check_params(k: int, m: int, S: int, length: int) -> None:
         raise FormatError("n = k + m must be at most 255")
     if S % 1024 != 0 or not (MIN_S <= S <= MAX_S):
         raise FormatError(f"bad segment size {S}")
+    L = round_up(ceil_div(S + T, k), 1024)
+    if (k - 1) * L >= S + T:
+        raise FormatError(f"k = {k} leaves data shards of only padding at S = {S}")
+    if (k + m) * L > MAX_STRIPE:
+        raise FormatError(f"stripe of {(k + m) * L} bytes exceeds 64 MiB")
     if length > MAX_LEN:
         raise FormatError("length exceeds 2^56")
 

@@ -34,6 +34,11 @@ pub const DEFAULT_PARITY_COLUMNS: u8 = 2;
 /// At most this many columns per file (Reed–Solomon over GF(2^8) allows 256; one value
 /// is kept out so that a column index always fits a `u8` with room for "none").
 pub const MAX_COLUMNS: usize = 255;
+/// At most this many bytes in one stripe, `n · L` (all shards of one full segment): what
+/// a reader or a repairer holds per segment, so a manifest cannot make one commit more.
+/// Without it valid `k`, `m` and segment size multiply out to gigabytes (`k = 1`,
+/// `m = 254`, 16 MiB segments: 4 GiB per segment, for a file of any size).
+pub const MAX_STRIPE: u64 = 64 << 20;
 
 /// How a file is cut and coded: segment size and the (k, m) erasure code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,6 +76,20 @@ pub enum ParamsError {
         k: u8,
         /// The largest smaller `k` that is valid for this segment size.
         suggested: u8,
+    },
+    /// One stripe (every shard of one full segment) would exceed [`MAX_STRIPE`].
+    #[error(
+        "{k} + {m} columns of {shard_len}-byte shards make {stripe}-byte stripes, but at most {MAX_STRIPE} bytes are allowed (what a reader holds per segment): use fewer columns or smaller segments"
+    )]
+    StripeTooLarge {
+        /// The requested number of data columns.
+        k: u8,
+        /// The requested number of parity columns.
+        m: u8,
+        /// `L`, the shard length these parameters give.
+        shard_len: u64,
+        /// `n · L`.
+        stripe: u64,
     },
     /// The segment size was out of range or not a multiple of 1 KiB.
     #[error(
@@ -111,6 +130,16 @@ impl Params {
                 segment_size,
                 k,
                 suggested,
+            });
+        }
+        let shard_len = full_shard_len(segment_size, k);
+        let stripe = total as u64 * shard_len;
+        if stripe > MAX_STRIPE {
+            return Err(ParamsError::StripeTooLarge {
+                k,
+                m,
+                shard_len,
+                stripe,
             });
         }
         Ok(Self {
@@ -173,7 +202,7 @@ impl Layout {
         let k = params.data as u64;
         let segments = length.div_ceil(s).max(1);
         let last_plain = length - (segments - 1) * s;
-        let full_shard = round_up((s + TAG_LEN as u64).div_ceil(k), COLUMN_ALIGN);
+        let full_shard = full_shard_len(params.segment_size, params.data);
         let last_shard = round_up((last_plain + TAG_LEN as u64).div_ceil(k), LAST_SHARD_ALIGN);
         Some(Self {
             params,
@@ -251,10 +280,15 @@ impl Layout {
 
 /// Whether the last of `k` data shards of a full segment holds sealed bytes, not only
 /// padding: `(k - 1) · L < S + T`. Otherwise a column would be all zeros.
+/// `L`: the shard length of a full segment.
+fn full_shard_len(segment_size: u32, k: u8) -> u64 {
+    let sealed = segment_size as u64 + TAG_LEN as u64;
+    round_up(sealed.div_ceil(k as u64), COLUMN_ALIGN)
+}
+
 fn every_data_shard_carries_data(segment_size: u32, k: u8) -> bool {
     let sealed = segment_size as u64 + TAG_LEN as u64;
-    let shard = round_up(sealed.div_ceil(k as u64), COLUMN_ALIGN);
-    (k as u64 - 1) * shard < sealed
+    (k as u64 - 1) * full_shard_len(segment_size, k) < sealed
 }
 
 fn round_up(x: u64, to: u64) -> u64 {
@@ -312,6 +346,43 @@ mod tests {
             Err(ParamsError::SegmentSize { size: 5000 })
         );
         assert!(Params::new(MAX_SEGMENT_SIZE + 1024, 3, 2).is_err());
+    }
+
+    #[test]
+    fn a_stripe_is_at_most_max_stripe() {
+        // What the fuzzer found: k = 1, m = 254 and 16 MiB segments passed every other
+        // rule and made a decoder of a 32 MiB file allocate about 8 GiB.
+        assert!(matches!(
+            Params::new(16 << 20, 1, 254),
+            Err(ParamsError::StripeTooLarge { stripe, .. }) if stripe == 255 * ((16 << 20) + 1024)
+        ));
+        // 16 MiB segments: k = 1 allows m ≤ 2 (n · (16 MiB + 1 KiB) ≤ 64 MiB).
+        assert!(Params::new(16 << 20, 1, 2).is_ok());
+        assert!(Params::new(16 << 20, 1, 3).is_err());
+        assert!(Params::new(16 << 20, 3, 2).is_ok());
+        // The defaults are far below it, and so is every k + m at 1 MiB with k ≥ 4.
+        assert!(Params::new(1 << 20, 3, 2).is_ok());
+        assert!(Params::new(1 << 20, 16, 239).is_ok());
+        // As docs/format.md says: at 1 MiB, every valid k ≥ 4 allows any m; k = 3, n ≤ 191.
+        for k in 4..=254u8 {
+            if every_data_shard_carries_data(1 << 20, k) {
+                assert!(Params::new(1 << 20, k, 255 - k).is_ok(), "k = {k}");
+            }
+        }
+        assert!(Params::new(1 << 20, 3, 188).is_ok());
+        assert!(Params::new(1 << 20, 3, 189).is_err());
+        for k in 1..=255u8 {
+            for m in 1..=(255 - k) {
+                for s in [4096u32, 1 << 20, 16 << 20] {
+                    if let Ok(p) = Params::new(s, k, m) {
+                        assert!(
+                            Layout::new(p, 0).unwrap().shard_len() * p.columns() as u64
+                                <= MAX_STRIPE
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub use kind::ErrorKind;
 pub use layout::{
     COLUMN_ALIGN, DEFAULT_DATA_COLUMNS, DEFAULT_PARITY_COLUMNS, DEFAULT_SEGMENT_SIZE,
     FORMAT_VERSION, LAST_SHARD_ALIGN, Layout, MAX_COLUMNS, MAX_LENGTH, MAX_SEGMENT_SIZE,
-    MIN_SEGMENT_SIZE, Params, ParamsError, TAG_LEN,
+    MAX_STRIPE, MIN_SEGMENT_SIZE, Params, ParamsError, TAG_LEN,
 };
 pub use manifest::{
     MAGIC, MAX_MANIFEST_LEN, MAX_MEDIA_TYPE_LEN, MAX_NAME_LEN, Manifest, ManifestError, Metadata,

@@ -12,7 +12,8 @@
 //!   [`Rebuilder`] hashes the columns it rebuilds, segment by segment, in order) before
 //!   anyone keeps it: an uploader whose columns disagree with each other cannot make a
 //!   repair store bytes the manifest does not name;
-//! - memory is one stripe (`n·L` bytes), whatever the file size.
+//! - memory is one stripe (`n·L` bytes, at most [`MAX_STRIPE`](crate::MAX_STRIPE)),
+//!   whatever the file size.
 
 use crate::{Hash, Layout, Manifest, encode::max_shard_len, erasure::Erasure};
 
