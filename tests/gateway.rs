@@ -138,6 +138,10 @@ fn files_are_served_with_ranges_validators_and_clear_errors() {
         r.headers
     );
 
+    // A private file's plaintext is never kept in memory.
+    let m = g.metrics();
+    assert!(m.contains("mosaic_gateway_cache_memory_bytes 0\n"), "{m}");
+
     // Public file: public caching.
     let r = g.get(&format!("/p/{public_id}"));
     assert_eq!(r.status, 200, "{}", r.text());
@@ -147,6 +151,24 @@ fn files_are_served_with_ranges_validators_and_clear_errors() {
         "public, max-age=31536000, immutable"
     );
     assert_eq!(r.header("content-type"), "text/plain");
+    // Its opened segment is kept in memory, and a range is served from there.
+    let m = g.metrics();
+    assert!(
+        m.contains("mosaic_gateway_cache_memory_bytes 100000\n"),
+        "{m}"
+    );
+    let r = g.request(
+        "GET",
+        &format!("/p/{public_id}"),
+        &[("Range", "bytes=70000-70099")],
+    );
+    assert_eq!(r.status, 206, "{}", r.text());
+    assert!(r.body == pub_data[70_000..70_100]);
+    let m = g.metrics();
+    assert!(
+        m.contains("mosaic_gateway_cache_memory_hits_total 1\n"),
+        "{m}"
+    );
 
     // Raw blob: the manifest is a blob whose hash is the file id.
     let id = cap.parse::<Cap>().unwrap().id();
@@ -198,9 +220,9 @@ fn files_are_served_with_ranges_validators_and_clear_errors() {
         m.contains("mosaic_gateway_segments_total{source=\"cache\"}"),
         "{m}"
     );
-    // 24 file ranges and one blob range.
+    // 25 file ranges and one blob range.
     assert!(
-        m.contains("mosaic_gateway_http_requests_total{status=\"206\"} 25"),
+        m.contains("mosaic_gateway_http_requests_total{status=\"206\"} 26"),
         "{m}"
     );
     assert!(

@@ -30,6 +30,11 @@ pub struct GatewayArgs {
     /// Gateway: bytes the segment cache may hold on disk [default: 1GiB]
     #[arg(long, env = "MOSAIC_GATEWAY_CACHE_SIZE")]
     pub cache_size: Option<bytesize::ByteSize>,
+    /// Gateway: bytes of public files' opened segments kept in memory, so small ranges
+    /// of hot files are served without re-reading and re-hashing whole segments; 0: none
+    /// [default: 64MiB]
+    #[arg(long, env = "MOSAIC_GATEWAY_MEMORY_CACHE")]
+    pub memory_cache: Option<bytesize::ByteSize>,
     /// Gateway: how long finding a file may take before 404 / 504 [default: 5s]
     #[arg(long, env = "MOSAIC_GATEWAY_LOOKUP_TIMEOUT")]
     pub lookup_timeout: Option<humantime::Duration>,
@@ -79,6 +84,8 @@ pub struct GatewaySection {
     pub cache_dir: Option<PathBuf>,
     /// Cache size, e.g. "10GiB".
     pub cache_size: Option<String>,
+    /// Opened public segments kept in memory, e.g. "64MiB"; "0": none.
+    pub memory_cache: Option<String>,
     /// Lookup timeout, e.g. "5s".
     pub lookup_timeout: Option<String>,
     /// Denylist file.
@@ -114,28 +121,20 @@ impl GatewayArgs {
             Some(a) => a,
             None => DEFAULT_LISTEN.parse().expect("valid default"),
         };
-        let cache_bytes = match (self.cache_size, &file.cache_size) {
-            (Some(c), _) => c.as_u64(),
-            (None, Some(s)) => s
-                .parse::<bytesize::ByteSize>()
-                .map_err(|e| anyhow!("gateway cache_size {s:?} in the config file: {e}"))?
-                .as_u64(),
-            (None, None) => 1 << 30,
-        };
+        let cache_bytes = bytes_setting("cache_size", self.cache_size, &file.cache_size, 1 << 30)?;
         let lookup_timeout = duration_setting(
             "lookup_timeout",
             self.lookup_timeout,
             &file.lookup_timeout,
             Duration::from_secs(5),
         )?;
-        let upload_max = match (self.upload_max, &file.upload_max) {
-            (Some(c), _) => c.as_u64(),
-            (None, Some(s)) => s
-                .parse::<bytesize::ByteSize>()
-                .map_err(|e| anyhow!("gateway upload_max {s:?} in the config file: {e}"))?
-                .as_u64(),
-            (None, None) => 1 << 30,
-        };
+        let memory_cache_bytes = bytes_setting(
+            "memory_cache",
+            self.memory_cache,
+            &file.memory_cache,
+            64 << 20,
+        )?;
+        let upload_max = bytes_setting("upload_max", self.upload_max, &file.upload_max, 1 << 30)?;
         let uploads =
             (self.allow_uploads || file.allow_uploads.unwrap_or(false)).then_some(upload_max);
         let defaults = ServeLimits::default();
@@ -188,6 +187,7 @@ impl GatewayArgs {
                 .or_else(|| file.cache_dir.clone())
                 .unwrap_or(default_cache),
             cache_bytes,
+            memory_cache_bytes,
             lookup_timeout,
             denylist: self.denylist.clone().or_else(|| file.denylist.clone()),
         })
@@ -205,6 +205,23 @@ fn duration_setting(
         (Some(d), _) => d.into(),
         (None, Some(s)) => humantime::parse_duration(s)
             .map_err(|e| anyhow!("gateway {name} {s:?} in the config file: {e}"))?,
+        (None, None) => default,
+    })
+}
+
+/// A byte size from the flag, else the config file's `[gateway] name`, else `default`.
+fn bytes_setting(
+    name: &str,
+    flag: Option<bytesize::ByteSize>,
+    file: &Option<String>,
+    default: u64,
+) -> Result<u64> {
+    Ok(match (flag, file) {
+        (Some(b), _) => b.as_u64(),
+        (None, Some(s)) => s
+            .parse::<bytesize::ByteSize>()
+            .map_err(|e| anyhow!("gateway {name} {s:?} in the config file: {e}"))?
+            .as_u64(),
         (None, None) => default,
     })
 }

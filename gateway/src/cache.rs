@@ -12,6 +12,12 @@
 //! entry under a real name; a torn temporary file is removed at the next start.
 //! Bytes held stay within the budget after every `put` (a segment larger than the
 //! whole budget is not kept).
+//!
+//! In front of the disk, a smaller LRU in memory keeps the *opened* plaintext of
+//! public files' segments (their plaintext is anyone's who has the id, and the reader
+//! authenticated each before offering it). A 64 KiB range of a hot public file is then
+//! a slice of memory, where opening the cached shards re-reads and re-hashes the whole
+//! segment (1 MiB by default) for every request. Private files never enter it.
 
 use std::{
     fs,
@@ -39,12 +45,22 @@ pub struct DiskCache {
     state: Mutex<State>,
     hits: AtomicU64,
     misses: AtomicU64,
+    opened: Mutex<Opened>,
+    opened_hits: AtomicU64,
 }
 
 #[derive(Debug)]
 struct State {
     entries: LruCache<Key, u64>,
     bytes: u64,
+}
+
+/// Opened public segments in memory, within `budget` bytes.
+#[derive(Debug)]
+struct Opened {
+    entries: LruCache<Key, Bytes>,
+    bytes: u64,
+    budget: u64,
 }
 
 impl DiskCache {
@@ -88,9 +104,31 @@ impl DiskCache {
             state: Mutex::new(State { entries, bytes }),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            opened: Mutex::new(Opened {
+                entries: LruCache::unbounded(),
+                bytes: 0,
+                budget: 0,
+            }),
+            opened_hits: AtomicU64::new(0),
         };
         cache.evict_to(budget);
         Ok(cache)
+    }
+
+    /// Keeps up to `bytes` of opened public segments in memory (none by default).
+    pub fn with_memory(self, bytes: u64) -> Self {
+        self.opened.lock().expect("not poisoned").budget = bytes;
+        self
+    }
+
+    /// Bytes of opened segments held in memory.
+    pub fn memory_bytes(&self) -> u64 {
+        self.opened.lock().expect("not poisoned").bytes
+    }
+
+    /// Lookups answered from memory (counted in neither [`Self::hits_misses`] figure).
+    pub fn memory_hits(&self) -> u64 {
+        self.opened_hits.load(Ordering::Relaxed)
     }
 
     /// Bytes held.
@@ -219,6 +257,36 @@ impl SegmentCache for DiskCache {
         }
     }
 
+    fn get_opened(&self, id: &Hash, segment: u64) -> Option<Bytes> {
+        let found = self
+            .opened
+            .lock()
+            .expect("not poisoned")
+            .entries
+            .get(&(*id, segment))
+            .cloned();
+        if found.is_some() {
+            self.opened_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        found
+    }
+
+    fn put_opened(&self, id: &Hash, segment: u64, plaintext: &Bytes) {
+        let size = plaintext.len() as u64;
+        let mut opened = self.opened.lock().expect("not poisoned");
+        if size > opened.budget || opened.entries.contains(&(*id, segment)) {
+            return;
+        }
+        while opened.bytes + size > opened.budget {
+            match opened.entries.pop_lru() {
+                Some((_, old)) => opened.bytes -= old.len() as u64,
+                None => break,
+            }
+        }
+        opened.entries.put((*id, segment), plaintext.clone());
+        opened.bytes += size;
+    }
+
     fn remove(&self, id: &Hash, segment: u64) {
         let removed = {
             let mut state = self.state.lock().expect("not poisoned");
@@ -266,6 +334,32 @@ mod tests {
         assert_eq!(cache.len(), 3);
         let (hits, misses) = cache.hits_misses();
         assert_eq!((hits, misses), (3, 2));
+    }
+
+    #[test]
+    fn opened_segments_stay_within_their_memory_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Hash::of(b"file");
+        let off = DiskCache::open(dir.path(), 10_000).unwrap();
+        off.put_opened(&id, 0, &Bytes::from(vec![0u8; 10]));
+        assert!(
+            off.get_opened(&id, 0).is_none(),
+            "no memory budget: nothing kept"
+        );
+        let cache = DiskCache::open(dir.path(), 10_000)
+            .unwrap()
+            .with_memory(2500);
+        for s in 0..3 {
+            cache.put_opened(&id, s, &Bytes::from(vec![s as u8; 1000]));
+        }
+        assert_eq!(cache.memory_bytes(), 2000, "the oldest made room");
+        assert!(cache.get_opened(&id, 0).is_none());
+        assert_eq!(cache.get_opened(&id, 2).unwrap()[0], 2);
+        cache.put_opened(&id, 9, &Bytes::from(vec![9u8; 3000]));
+        assert!(cache.get_opened(&id, 9).is_none(), "larger than the budget");
+        assert_eq!(cache.memory_bytes(), 2000);
+        assert_eq!(cache.memory_hits(), 1);
+        assert_eq!(cache.hits_misses(), (0, 0), "the disk was not asked");
     }
 
     #[test]

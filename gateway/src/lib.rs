@@ -72,6 +72,8 @@ pub struct GatewayOptions {
     pub cache_dir: PathBuf,
     /// Bytes the segment cache may hold.
     pub cache_bytes: u64,
+    /// Bytes of opened public segments the cache may keep in memory (0: none).
+    pub memory_cache_bytes: u64,
     /// How long finding a file may take before the answer is 404 (nobody announced
     /// it) or 504 (lookups did not finish).
     pub lookup_timeout: Duration,
@@ -96,7 +98,10 @@ pub struct Gateway {
 impl Gateway {
     /// Binds the listener and starts serving with `client`.
     pub async fn spawn(client: Arc<Client>, options: GatewayOptions) -> std::io::Result<Self> {
-        let cache = Arc::new(DiskCache::open(&options.cache_dir, options.cache_bytes)?);
+        let cache = Arc::new(
+            DiskCache::open(&options.cache_dir, options.cache_bytes)?
+                .with_memory(options.memory_cache_bytes),
+        );
         let metrics = Arc::new(Metrics::new(cache.clone()));
         let denylist = Denylist::load(options.denylist.clone())?;
         let state = Arc::new(AppState {

@@ -45,6 +45,8 @@ pub struct Metrics {
     peer_errors: Counter,
     cache_bytes: Gauge,
     cache_ratio: Gauge<f64, AtomicU64>,
+    memory_bytes: Gauge,
+    memory_hits: Counter,
     cache: Arc<DiskCache>,
     connections: Gauge,
     refused: Family<ReasonLabel, Counter>,
@@ -99,6 +101,18 @@ impl Metrics {
             "Segment cache lookups that hit, over all lookups since start",
             cache_ratio.clone(),
         );
+        let memory_bytes = Gauge::default();
+        registry.register(
+            "cache_memory_bytes",
+            "Bytes of opened public segments held in memory",
+            memory_bytes.clone(),
+        );
+        let memory_hits = Counter::default();
+        registry.register(
+            "cache_memory_hits",
+            "Segments served from the opened segments in memory",
+            memory_hits.clone(),
+        );
         let connections = Gauge::default();
         registry.register(
             "http_connections",
@@ -122,6 +136,8 @@ impl Metrics {
             peer_errors,
             cache_bytes,
             cache_ratio,
+            memory_bytes,
+            memory_hits,
             cache,
             responses: Default::default(),
         }
@@ -178,6 +194,7 @@ impl Metrics {
                 "bytes": self.cache.bytes(),
                 "capacity": self.cache.budget(),
                 "hit_ratio": if lookups == 0 { 0.0 } else { hits as f64 / lookups as f64 },
+                "memory_bytes": self.cache.memory_bytes(),
             },
         })
     }
@@ -185,6 +202,10 @@ impl Metrics {
     /// The text exposition.
     pub fn render(&self) -> String {
         self.cache_bytes.set(self.cache.bytes() as i64);
+        self.memory_bytes.set(self.cache.memory_bytes() as i64);
+        let memory_hits = self.cache.memory_hits();
+        self.memory_hits
+            .inc_by(memory_hits.saturating_sub(self.memory_hits.get()));
         let (hits, misses) = self.cache.hits_misses();
         let lookups = hits + misses;
         self.cache_ratio.set(if lookups == 0 {

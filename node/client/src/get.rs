@@ -86,6 +86,15 @@ pub trait SegmentCache: Send + Sync + fmt::Debug {
     fn put(&self, id: &Hash, segment: u64, shards: Bytes);
     /// Forgets an entry that did not open.
     fn remove(&self, id: &Hash, segment: u64);
+    /// The plaintext of segment `segment` of the *public* file `id`, if kept opened.
+    /// Readers ask only for public files (whose plaintext is anyone's who has the id)
+    /// and keep only segments they authenticated, so an entry is served as it is: no
+    /// re-hashing of a whole segment for a small range. Default: nothing kept.
+    fn get_opened(&self, _id: &Hash, _segment: u64) -> Option<Bytes> {
+        None
+    }
+    /// Keeps the plaintext of a segment of a public file, just authenticated.
+    fn put_opened(&self, _id: &Hash, _segment: u64, _plaintext: &Bytes) {}
 }
 
 /// What to read.
@@ -400,7 +409,10 @@ impl Reader<'_> {
             let sent = if check_whole {
                 self.open_cached(segment) && self.send(segment, true).await
             } else {
-                match self.open_cached_in_place(segment) {
+                match self
+                    .opened(segment)
+                    .or_else(|| self.open_cached_in_place(segment))
+                {
                     None => false,
                     Some(plaintext) => self
                         .tx
@@ -480,7 +492,9 @@ impl Reader<'_> {
         match self.decoder.open_data_shards_in_place(segment, &mut buf) {
             Ok(len) => {
                 buf.truncate(len);
-                Some(Bytes::from(buf))
+                let plaintext = Bytes::from(buf);
+                self.keep_opened(segment, &plaintext);
+                Some(plaintext)
             }
             Err(_) => {
                 warn!(%id, segment, "cached segment does not open; fetching it again");
@@ -490,10 +504,29 @@ impl Reader<'_> {
         }
     }
 
+    /// A public segment's plaintext kept opened by the cache.
+    fn opened(&self, segment: u64) -> Option<Bytes> {
+        let manifest = self.decoder.manifest();
+        if !manifest.is_public() {
+            return None;
+        }
+        self.cache.as_ref()?.get_opened(&manifest.id(), segment)
+    }
+
+    /// Offers a segment just authenticated to the cache's opened entries (public files
+    /// only: a private file's plaintext is never kept).
+    fn keep_opened(&self, segment: u64, plaintext: &Bytes) {
+        let manifest = self.decoder.manifest();
+        if let (true, Some(cache)) = (manifest.is_public(), &self.cache) {
+            cache.put_opened(&manifest.id(), segment, plaintext);
+        }
+    }
+
     /// Sends the segment just opened; `false` if the reader is gone.
     async fn send(&mut self, index: u64, cached: bool) -> bool {
         // `open_segment` succeeded just before: the plaintext is the decoder's.
         let plaintext = Bytes::copy_from_slice(self.decoder.plaintext());
+        self.keep_opened(index, &plaintext);
         if let Some(since) = self.fetching_since.filter(|_| !cached) {
             self.fetching_since = None;
             self.client.timings().record(
