@@ -253,7 +253,8 @@ pub fn pin_ls(g: &Global, net: NetworkArgs, args: ClientArgs, arg: Option<&str>)
 pub fn status(g: &Global, net: NetworkArgs, args: ClientArgs) -> Result<()> {
     let (id, table, found, nodes) = with_client(g, &net, &args, |client| async move {
         let table = client.routing().routing_table_size().await.unwrap_or(0);
-        let (found, nodes) = client.storage_nodes().await?;
+        // A diagnosis: hear out every DHT node asked, not only the first answers.
+        let (found, nodes) = client.all_storage_nodes().await?;
         let statuses = n0_future::join_all(
             nodes
                 .iter()

@@ -506,7 +506,21 @@ impl Client {
     /// Finds storage nodes and asks each for its space. Returns how many were announced,
     /// and those that answered, fastest first.
     pub async fn storage_nodes(&self) -> Result<(usize, Vec<StorageNode>), ClientError> {
-        let ids = self.routing.storage_nodes().await?;
+        self.ask_storage_nodes(self.routing.storage_nodes().await?)
+            .await
+    }
+
+    /// [`Self::storage_nodes`] with a lookup that hears out every DHT node it asks
+    /// rather than settling on the first answers: for when those were too few.
+    pub async fn all_storage_nodes(&self) -> Result<(usize, Vec<StorageNode>), ClientError> {
+        self.ask_storage_nodes(self.routing.all_storage_nodes().await?)
+            .await
+    }
+
+    async fn ask_storage_nodes(
+        &self,
+        ids: Vec<EndpointId>,
+    ) -> Result<(usize, Vec<StorageNode>), ClientError> {
         let found = ids.len();
         let answers = n0_future::join_all(ids.into_iter().map(|id| async move {
             let conn = self.dial(id, proto::ALPN).await.ok()?;

@@ -164,6 +164,15 @@ impl Lookups {
         }
     }
 
+    /// The network's storage nodes, from every DHT node the lookup asks (a node asked
+    /// to look up does its own lookup, as for [`Self::storage_nodes`]).
+    pub async fn all_storage_nodes(&self) -> Result<Vec<EndpointId>, RoutingError> {
+        match self {
+            Lookups::Dht(r) => r.all_storage_nodes().await,
+            Lookups::Via(p) => p.ids(proto::Lookup::StorageNodes).await,
+        }
+    }
+
     /// Where `id` said it can be reached.
     pub async fn resolve(&self, id: &EndpointId) -> Result<PeerAddr, RoutingError> {
         match self {

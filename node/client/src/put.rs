@@ -122,7 +122,19 @@ impl Client {
         n: usize,
         column_len: u64,
     ) -> Result<(Vec<StorageNode>, Vec<StorageNode>), ClientError> {
-        let (found, nodes) = self.storage_nodes().await?;
+        let (mut found, mut nodes) = self.storage_nodes().await?;
+        let with_room = |nodes: &[StorageNode]| {
+            nodes
+                .iter()
+                .filter(|node| node.free() >= column_len + MANIFEST_ROOM)
+                .count()
+        };
+        if with_room(&nodes) < n {
+            // The lookup settled on its first answers, which can miss nodes whose
+            // announce reached few DHT nodes yet (a node just started, or a client just
+            // joined): before refusing, hear out every DHT node asked.
+            (found, nodes) = self.all_storage_nodes().await?;
+        }
         if nodes.len() < n {
             return Err(ClientError::NotEnoughNodes {
                 found,

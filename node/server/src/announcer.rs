@@ -50,6 +50,14 @@ pub(crate) async fn run(
 ) {
     const RETRY: Duration = Duration::from_secs(2);
     const PARALLEL: usize = 8;
+    // A node's first records reach only the DHT nodes it knows at start: few, when it
+    // is the first of a network or all start together. Lookups settle on their first
+    // answers, so such a node could stay unseen until the next round (`interval`,
+    // 10 min by default). The small records are published again soon after start,
+    // when the routing table has filled; the blobs wait for the next full round.
+    const EARLY: [Duration; 2] = [Duration::from_secs(10), Duration::from_secs(60)];
+    let mut early = EARLY.into_iter();
+    let mut full = true;
     // A DHT put that hangs must not stall every later record (nor the address record,
     // which readers need to dial us): each step is bounded, and a timeout counts as a
     // failed round, retried soon.
@@ -60,17 +68,22 @@ pub(crate) async fn run(
         if serves_relay {
             ok &= bounded(routing.announce_relay()).await;
         }
-        let held = store.held().unwrap_or_default();
-        status.backlog.store(held.len(), Ordering::Relaxed);
-        for batch in held.chunks(PARALLEL) {
-            let results =
-                n0_future::join_all(batch.iter().map(|h| bounded(routing.announce_blob(h)))).await;
-            ok &= results.iter().all(|r| *r);
-            status.backlog.fetch_sub(batch.len(), Ordering::Relaxed);
+        if !full {
+            debug!(ok, "early announce of the node's own records done");
+        } else {
+            let held = store.held().unwrap_or_default();
+            status.backlog.store(held.len(), Ordering::Relaxed);
+            for batch in held.chunks(PARALLEL) {
+                let results =
+                    n0_future::join_all(batch.iter().map(|h| bounded(routing.announce_blob(h))))
+                        .await;
+                ok &= results.iter().all(|r| *r);
+                status.backlog.fetch_sub(batch.len(), Ordering::Relaxed);
+            }
+            status.rounds.fetch_add(1, Ordering::Relaxed);
+            status.last_round_ok.store(ok, Ordering::Relaxed);
+            debug!(blobs = held.len(), ok, "announce round done");
         }
-        status.rounds.fetch_add(1, Ordering::Relaxed);
-        status.last_round_ok.store(ok, Ordering::Relaxed);
-        debug!(blobs = held.len(), ok, "announce round done");
         if let Ok(peers) = routing.to_bootstrap().await {
             if !peers.is_empty() {
                 let tmp = peers_file.with_extension("tmp");
@@ -79,7 +92,16 @@ pub(crate) async fn run(
                 }
             }
         }
-        let wait = if ok { interval } else { interval.min(RETRY) };
+        // A failed round is retried in full; otherwise the early small rounds come first.
+        let (wait, next_full) = if !ok {
+            (interval.min(RETRY), true)
+        } else {
+            match early.next() {
+                Some(soon) if soon < interval => (soon, false),
+                _ => (interval, true),
+            }
+        };
+        full = next_full;
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             // The sender lives as long as the node: an error only means shutdown.

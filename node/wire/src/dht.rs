@@ -385,7 +385,10 @@ impl Routing {
     }
 
     /// The EndpointIds that announced `key`, freshest first, stale records dropped.
-    async fn signed_peers(&self, key: Id) -> Result<Vec<EndpointId>, RoutingError> {
+    /// With `settle`, the lookup ends once answers stop coming for
+    /// [`RoutingOptions::settle`]; without, it hears out every DHT node it asks (up to the
+    /// lookup timeout).
+    async fn signed_peers(&self, key: Id, settle: bool) -> Result<Vec<EndpointId>, RoutingError> {
         let _turn = self.lookup_permit().await?;
         let mut stream = self
             .dht
@@ -402,7 +405,7 @@ impl Routing {
                     *e = (*e).max(t);
                 }
             }
-            !newest.is_empty()
+            settle && !newest.is_empty()
         })
         .await;
         let mut found: Vec<([u8; 32], u64)> = newest.into_iter().collect();
@@ -487,20 +490,31 @@ impl Routing {
 
     /// Nodes that announced holding `hash`.
     pub async fn providers(&self, hash: &Hash) -> Result<Vec<EndpointId>, RoutingError> {
-        self.signed_peers(blob_key(&self.options.network, hash))
+        self.signed_peers(blob_key(&self.options.network, hash), true)
             .await
     }
 
-    /// Storage nodes of the network.
+    /// Storage nodes of the network, as the first answers tell (the lookup settles).
     pub async fn storage_nodes(&self) -> Result<Vec<EndpointId>, RoutingError> {
-        self.signed_peers(storage_key(&self.options.network)).await
+        self.signed_peers(storage_key(&self.options.network), true)
+            .await
+    }
+
+    /// Storage nodes of the network, from every DHT node the lookup asks: slower, but
+    /// it also finds nodes whose announce reached few DHT nodes (one just started).
+    pub async fn all_storage_nodes(&self) -> Result<Vec<EndpointId>, RoutingError> {
+        self.signed_peers(storage_key(&self.options.network), false)
+            .await
     }
 
     /// Relays of the network: the nodes that announced one, with the relay each
     /// published in its address record.
     pub async fn relays(&self) -> Result<Vec<(EndpointId, RelayInfo)>, RoutingError> {
         let mut out = Vec::new();
-        for id in self.signed_peers(relay_key(&self.options.network)).await? {
+        for id in self
+            .signed_peers(relay_key(&self.options.network), true)
+            .await?
+        {
             if let Some(relay) = self.resolve(&id).await?.relay {
                 out.push((id, relay));
             }
