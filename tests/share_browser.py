@@ -216,4 +216,6 @@ check("service_worker" in kinds and "page" in kinds,
       f"requests recorded from the page and its service worker ({len(requests)} records from {kinds})")
 icons = [r[1] for r in requests if "favicon" in r[1]]
 check(not icons, f"the share page does not ask for a favicon ({icons})")
+check(not browser.problems,
+      f"no script error or Content-Security-Policy violation in the share page ({browser.problems[:3]})")
 sys.exit(1 if failures else 0)

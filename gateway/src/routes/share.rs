@@ -60,9 +60,10 @@ const ASSETS: [Asset; 5] = [
 ];
 
 /// What the page may load and run: its own files and the module, nothing from
-/// elsewhere, no inline script; media from its own worker.
+/// elsewhere, no inline script; media from its own worker. `img-src data:` is for the
+/// page's empty icon (`data:,`), which keeps browsers from asking for `/favicon.ico`.
 const POLICY: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; \
-     connect-src 'self'; media-src 'self'; img-src 'self'; style-src 'self'; \
+     connect-src 'self'; media-src 'self'; img-src 'self' data:; style-src 'self'; \
      worker-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /// Each asset's ETag, in table order: a prefix of its BLAKE3 hash.
