@@ -32,7 +32,7 @@ pub struct GatewayArgs {
     pub cache_size: Option<bytesize::ByteSize>,
     /// Gateway: bytes of public files' opened segments kept in memory, so small ranges
     /// of hot files are served without re-reading and re-hashing whole segments; 0: none
-    /// [default: 64MiB]
+    /// [default: 32MiB]
     #[arg(long, env = "MOSAIC_GATEWAY_MEMORY_CACHE")]
     pub memory_cache: Option<bytesize::ByteSize>,
     /// Gateway: how long finding a file may take before 404 / 504 [default: 5s]
@@ -84,7 +84,7 @@ pub struct GatewaySection {
     pub cache_dir: Option<PathBuf>,
     /// Cache size, e.g. "10GiB".
     pub cache_size: Option<String>,
-    /// Opened public segments kept in memory, e.g. "64MiB"; "0": none.
+    /// Opened public segments kept in memory, e.g. "32MiB"; "0": none.
     pub memory_cache: Option<String>,
     /// Lookup timeout, e.g. "5s".
     pub lookup_timeout: Option<String>,
@@ -132,7 +132,7 @@ impl GatewayArgs {
             "memory_cache",
             self.memory_cache,
             &file.memory_cache,
-            64 << 20,
+            32 << 20,
         )?;
         let upload_max = bytes_setting("upload_max", self.upload_max, &file.upload_max, 1 << 30)?;
         let uploads =
