@@ -8,7 +8,7 @@
 //! and changes nothing; state is per peer identity and bounded (see
 //! [`mosaic_wire::limit`]).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use iroh::EndpointId;
 use mosaic_wire::{
@@ -181,7 +181,8 @@ impl PeerLimits {
                 message: format!(
                     "too many requests from one peer ({} cost units a second here): try again in {} ms",
                     self.options.rate.per_second,
-                    wait.max(Duration::from_millis(1)).as_millis()
+                    // Rounded up: a peer that waits as told is admitted.
+                    wait.as_nanos().div_ceil(1_000_000).max(1)
                 ),
             });
         }
