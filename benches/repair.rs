@@ -36,7 +36,7 @@ mod cluster;
 use bytes::Bytes;
 use cluster::Cluster;
 use iroh::{EndpointId, SecretKey};
-use mosaic_client::{Client, ClientOptions, ColumnSource, PUT_PIPE_DEPTH, rebuild_columns};
+use mosaic_client::{Client, ClientOptions, ColumnStream, PUT_PIPE_DEPTH, rebuild_columns};
 use mosaic_codec::{Cap, Hash, Manifest};
 use mosaic_server::{CHECKS_IN_FLIGHT, HealthOptions, Node, NodeOptions, store::Limits};
 use mosaic_wire::dht::RoutingOptions;
@@ -225,7 +225,7 @@ async fn repair_round(client: &Client, cap: &str) -> (f64, f64, f64) {
         )
         .await
         .expect("adopt the manifest");
-    let mut sources: Vec<(usize, ColumnSource)> = Vec::new();
+    let mut sources: Vec<(usize, ColumnStream)> = Vec::new();
     for column in 1..=3 {
         let stream = client
             .column_stream(holder(column), &manifest.columns()[column], column_len)

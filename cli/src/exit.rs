@@ -10,7 +10,7 @@ use mosaic_codec::{
 };
 use mosaic_server::{NodeError, relay::RelayError, store::StoreError};
 use mosaic_wire::{
-    dht::RoutingError, endpoint::EndpointError, identity::IdentityError, names::NameError,
+    dht::RoutingError, endpoint::EndpointError, hosts::HostError, identity::IdentityError,
     record::RecordError, relay::RelayParseError,
 };
 
@@ -121,7 +121,7 @@ fn kind_of(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
         NodeError,
         StoreError,
         EndpointError,
-        NameError,
+        HostError,
         NameRefError,
         RecordError,
         RelayParseError,

@@ -18,6 +18,7 @@
 
 mod account;
 mod blob_dir;
+mod daemon;
 mod exit;
 mod files;
 mod gateway;
@@ -28,7 +29,6 @@ mod name;
 mod offline;
 mod output;
 mod pins;
-mod serve;
 mod settings;
 mod transfer;
 mod vault;
@@ -502,7 +502,7 @@ enum NodeCommand {
         #[command(flatten)]
         network: NetworkArgs,
         #[command(flatten)]
-        args: Box<serve::NodeRunArgs>,
+        args: Box<daemon::NodeRunArgs>,
     },
     /// Print the node's identity, creating it if needed.
     Id {
@@ -731,13 +731,13 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Node {
             command: NodeCommand::Run { network, args },
-        } => serve::node_run(&g, network, *args),
+        } => daemon::node_run(&g, network, *args),
         Command::Node {
             command: NodeCommand::Id { data_dir },
-        } => serve::node_id(&g, data_dir),
+        } => daemon::node_id(&g, data_dir),
         Command::Node {
             command: NodeCommand::Health { data_dir, listen },
-        } => serve::node_health(&g, data_dir, listen),
+        } => daemon::node_health(&g, data_dir, listen),
         Command::Id { .. } => account::client_id(&g),
         Command::Key { command } => match command {
             KeyCommand::New { name } => account::key_new(&g, name),
@@ -762,12 +762,12 @@ fn run(cli: Cli) -> Result<()> {
                     network,
                     client,
                 },
-        } => serve::gateway_run(&g, network, client, listen, gateway),
+        } => daemon::gateway_run(&g, network, client, listen, gateway),
         Command::Devnet {
             nodes,
             data_dir,
             capacity,
-        } => serve::devnet(&g, nodes, data_dir, capacity),
+        } => daemon::devnet(&g, nodes, data_dir, capacity),
         Command::Name { command } => match command {
             NameCommand::New { name } => name::new(&g, &name),
             NameCommand::Publish {

@@ -21,7 +21,7 @@ mod http;
 mod metrics;
 mod respond;
 mod routes;
-mod serve;
+mod server;
 
 use std::{
     net::SocketAddr,
@@ -57,8 +57,8 @@ use deny::Denylist;
 use error::AppError;
 pub use metrics::Metrics;
 use routes::{api, blob, file, name, share, site, ui, upload};
-pub use serve::ServeLimits;
-use serve::{ClientKey, Clients, Peer};
+pub use server::ServeLimits;
+use server::{ClientKey, Clients, Peer};
 
 /// Connections the kernel queues for the gateway before it accepts them.
 const LISTEN_BACKLOG: u32 = 1024;
@@ -130,7 +130,7 @@ impl Gateway {
         let addr = listener.local_addr()?;
         let app = router(state.clone());
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(serve::serve(
+        let task = tokio::spawn(server::serve(
             listener,
             app,
             state.clients.clone(),

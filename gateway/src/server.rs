@@ -77,6 +77,9 @@ impl Default for ServeLimits {
     }
 }
 
+/// Uploads (of either kind) one client may have in progress.
+pub(crate) const UPLOADS_PER_CLIENT: usize = 2;
+
 /// Who a client is, for its limits: its IPv4 address, or the /64 prefix of its IPv6
 /// address (one subscriber is usually given a whole /64).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -135,7 +138,7 @@ impl Clients {
                 },
                 REMEMBERED,
             ),
-            uploads: Slots::new(crate::routes::upload::UPLOADS_PER_CLIENT),
+            uploads: Slots::new(UPLOADS_PER_CLIENT),
             limits,
         }
     }

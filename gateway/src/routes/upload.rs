@@ -44,14 +44,12 @@ use crate::{
     AppStateRef,
     error::AppError,
     routes::api::json_answer,
-    serve::{ClientKey, Peer},
+    server::{ClientKey, Peer, UPLOADS_PER_CLIENT},
 };
 
 /// Uploads a gateway runs at once; more wait (public ones) or are refused (private
 /// sessions, which hold nodes' streams open).
 pub(crate) const PARALLEL_UPLOADS: usize = 4;
-/// Uploads (of either kind) one client may have in progress.
-pub(crate) const UPLOADS_PER_CLIENT: usize = 2;
 /// A private session that receives nothing for this long is dropped.
 pub(crate) const SESSION_IDLE: Duration = Duration::from_secs(60);
 /// A private session that has sent no segment this long after it began is dropped.

@@ -232,7 +232,7 @@ impl Client {
     /// (the fetch's `k` and a spare) have one; if the lookup ends with fewer than `k`, the missing columns are looked up one by one (a column copied to a node
     /// that lacks the manifest is found that way). Fails if fewer than `k` columns have
     /// a reachable holder.
-    async fn locate(&self, manifest: &Manifest) -> Result<Vec<ColumnSource>, ClientError> {
+    async fn locate(&self, manifest: &Manifest) -> Result<Vec<ColumnHolders>, ClientError> {
         let started = Instant::now();
         let layout = manifest.layout();
         let (k, n) = (layout.params().data_columns(), layout.params().columns());
@@ -295,13 +295,13 @@ impl Client {
         if covered < k {
             self.locate_one_by_one(hashes, &mut sources).await;
         }
-        let mut columns: Vec<ColumnSource> = Vec::new();
+        let mut columns: Vec<ColumnHolders> = Vec::new();
         let mut missing = Vec::new();
         for (column, mut list) in sources.into_iter().enumerate() {
             list.sort_by_key(|s| s.2);
             match list.first() {
                 None => missing.push(column),
-                Some(best) => columns.push(ColumnSource {
+                Some(best) => columns.push(ColumnHolders {
                     column,
                     hash: hashes[column],
                     best_rtt: best.2,
@@ -548,7 +548,7 @@ impl Reader<'_> {
     /// Fetches segments `range` from the network; `false` if the reader went away.
     async fn fetch(
         &mut self,
-        columns: Vec<ColumnSource>,
+        columns: Vec<ColumnHolders>,
         range: Range<u64>,
     ) -> Result<bool, ClientError> {
         let layout = *self.decoder.layout();
@@ -556,7 +556,7 @@ impl Reader<'_> {
         let stall = self.client.options().stall_timeout;
         let id = self.decoder.manifest().id();
         let mut columns = columns;
-        let mut spare: Vec<ColumnSource> = columns.split_off((k + 1).min(columns.len()));
+        let mut spare: Vec<ColumnHolders> = columns.split_off((k + 1).min(columns.len()));
         spare.reverse(); // pop() takes the fastest
         let mut active: Vec<Fetch> = Vec::new();
         for c in columns {
@@ -665,7 +665,7 @@ impl Reader<'_> {
 
 /// One column and its reachable holders, best first.
 #[derive(Debug, Clone)]
-struct ColumnSource {
+struct ColumnHolders {
     column: usize,
     hash: Hash,
     holders: Vec<(EndpointId, Connection)>,
@@ -675,13 +675,13 @@ struct ColumnSource {
 /// A running column fetch: verified shards, one segment at a time, in order. Dropping
 /// it stops the fetch.
 struct Fetch {
-    source: ColumnSource,
+    source: ColumnHolders,
     rx: mpsc::Receiver<Result<(u64, Vec<u8>), FetchError>>,
     task: JoinHandle<()>,
 }
 
 impl Fetch {
-    fn start(source: ColumnSource, layout: Layout, range: Range<u64>, stall: Duration) -> Self {
+    fn start(source: ColumnHolders, layout: Layout, range: Range<u64>, stall: Duration) -> Self {
         let (tx, rx) = mpsc::channel(GET_PIPE_DEPTH);
         let task = tokio::spawn(fetch_column(source.clone(), layout, range, stall, tx));
         Self { source, rx, task }
@@ -697,7 +697,7 @@ impl Drop for Fetch {
 /// Streams segments `range` of one column, trying its holders in turn: a holder that
 /// fails or stalls is left for the next, which resumes at the first missing segment.
 async fn fetch_column(
-    source: ColumnSource,
+    source: ColumnHolders,
     layout: Layout,
     range: Range<u64>,
     stall: Duration,

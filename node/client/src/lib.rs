@@ -38,7 +38,7 @@ pub use get::{GET_PIPE_DEPTH, GetReport, ReadOptions, Segment, SegmentCache, Seg
 pub use names::{Published, Resolved};
 pub use pins::{BlobHealth, FileHealth, PinReport, Place, UnpinReport};
 pub use put::{PUT_PIPE_DEPTH, PutReport};
-pub use repair::{ColumnSource, RebuildError, SourceError, rebuild_columns};
+pub use repair::{ColumnStream, RebuildError, SourceError, rebuild_columns};
 pub use timings::{Step, Timings};
 
 use mosaic_codec::{Hash, Manifest};

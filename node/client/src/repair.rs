@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use crate::{Client, ClientError, PeerError, RemoteBlob, blob::proven_size};
 
 /// A column's bytes, from wherever they come (a holder, the local store).
-pub type ColumnSource = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, SourceError>> + Send>>;
+pub type ColumnStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, SourceError>> + Send>>;
 
 /// A source column failed.
 pub type SourceError = Box<dyn StdError + Send + Sync>;
@@ -69,7 +69,7 @@ pub enum RebuildError {
 /// Reads exact shards out of a column's stream of chunks.
 struct ShardReader {
     column: usize,
-    stream: ColumnSource,
+    stream: ColumnStream,
     pending: Bytes,
     at: u64,
 }
@@ -115,7 +115,7 @@ impl ShardReader {
 /// Returns the bytes sent per output.
 pub async fn rebuild_columns(
     manifest: &Manifest,
-    sources: Vec<(usize, ColumnSource)>,
+    sources: Vec<(usize, ColumnStream)>,
     outputs: Vec<(usize, mpsc::Sender<Bytes>)>,
 ) -> Result<u64, RebuildError> {
     let layout = *manifest.layout();
@@ -180,7 +180,7 @@ impl Client {
         holder: EndpointId,
         hash: &Hash,
         size: u64,
-    ) -> Result<ColumnSource, PeerError> {
+    ) -> Result<ColumnStream, PeerError> {
         let conn = self.dial(holder, iroh_blobs::ALPN).await?;
         let blob = RemoteBlob::new(
             conn,

@@ -7,6 +7,7 @@
 //! accepted; a stored blob is announced on the DHT before the client is answered.
 
 use std::{
+    collections::HashSet,
     sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
@@ -31,7 +32,6 @@ use crate::{
     health::Health,
     metrics::NodeMetrics,
     names::{HoldError, Names},
-    node::Admission,
     peers::{self, PeerLimits},
     store::{Store, StoreError},
 };
@@ -91,6 +91,24 @@ const LATE_ANNOUNCE_DELAYS: [Duration; 3] = [
     Duration::from_secs(60),
 ];
 const LATE_ANNOUNCE_LIMIT: Duration = Duration::from_secs(120);
+
+/// Who may store and pin on a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Anyone.
+    Open,
+    /// Only these identities.
+    Allow(HashSet<EndpointId>),
+}
+
+impl Admission {
+    pub(crate) fn allows(&self, id: &EndpointId) -> bool {
+        match self {
+            Admission::Open => true,
+            Admission::Allow(ids) => ids.contains(id),
+        }
+    }
+}
 
 /// The QUIC close code of a connection refused for being over the peer's limit.
 const CLOSE_BUSY: u32 = 429;

@@ -33,7 +33,7 @@ use std::{
 
 use bytes::Bytes;
 use iroh::EndpointId;
-use mosaic_client::{Client, ColumnSource, FileHealth, PUT_PIPE_DEPTH, rebuild_columns};
+use mosaic_client::{Client, ColumnStream, FileHealth, PUT_PIPE_DEPTH, rebuild_columns};
 use mosaic_codec::{Hash, MAX_MANIFEST_LEN, Manifest};
 use mosaic_wire::proto::{HealthStats, RepairReport};
 use n0_future::StreamExt;
@@ -550,14 +550,14 @@ impl Health {
         &self,
         manifest: &Manifest,
         places: &[Vec<EndpointId>],
-    ) -> Result<Vec<(usize, ColumnSource)>, RepairError> {
+    ) -> Result<Vec<(usize, ColumnStream)>, RepairError> {
         let k = manifest.layout().params().data_columns();
         let column_len = manifest.layout().column_len();
         let mut order: Vec<usize> = (0..places.len())
             .filter(|&c| !places[c].is_empty())
             .collect();
         order.sort_by_key(|&c| !places[c].contains(&self.me));
-        let mut sources: Vec<(usize, ColumnSource)> = Vec::new();
+        let mut sources: Vec<(usize, ColumnStream)> = Vec::new();
         let mut problems = Vec::new();
         for c in order {
             if sources.len() == k {
@@ -591,7 +591,7 @@ impl Health {
 
 /// A column from this node's store, as a stream (unverified here: the rebuilt columns
 /// are checked against the manifest).
-fn local_column(store: Store, hash: Hash) -> ColumnSource {
+fn local_column(store: Store, hash: Hash) -> ColumnStream {
     Box::pin(
         store
             .bytes(&hash)

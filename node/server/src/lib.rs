@@ -30,6 +30,7 @@ mod scrub;
 pub mod store;
 
 pub use announcer::AnnounceStatus;
+pub use handler::Admission;
 pub use health::{CHECKS_IN_FLIGHT, HealthOptions};
-pub use node::{Admission, Node, NodeError, NodeOptions};
+pub use node::{Node, NodeError, NodeOptions};
 pub use peers::PeerLimitOptions;

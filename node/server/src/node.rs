@@ -17,7 +17,6 @@
 //! record of who reached it from where.
 
 use std::{
-    collections::HashSet,
     net::SocketAddr,
     path::PathBuf,
     sync::{Arc, Mutex},
@@ -45,7 +44,7 @@ use tracing::{info, warn};
 use crate::{
     announcer::{self, AnnounceStatus, PEERS_FILE},
     collector,
-    handler::{Parts, StorageProtocol},
+    handler::{Admission, Parts, StorageProtocol},
     health::{Health, HealthOptions},
     metrics::{NodeMetrics, NodeState},
     names::{self, Names},
@@ -54,24 +53,6 @@ use crate::{
     scrub,
     store::{Limits, Store, StoreError},
 };
-
-/// Who may store and pin on a node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Admission {
-    /// Anyone.
-    Open,
-    /// Only these identities.
-    Allow(HashSet<EndpointId>),
-}
-
-impl Admission {
-    pub(crate) fn allows(&self, id: &EndpointId) -> bool {
-        match self {
-            Admission::Open => true,
-            Admission::Allow(ids) => ids.contains(id),
-        }
-    }
-}
 
 /// Everything a node needs to run. See `docs/operations.md` for the matching flags.
 #[derive(Debug, Clone)]

@@ -38,7 +38,7 @@ use mosaic_codec::{ErrorKind, Hash};
 // without the network.
 pub use crate::addr::{MAX_PUBLISHED_ADDRS, PeerAddr};
 use crate::{
-    names::{self, NameError},
+    hosts::{self, HostError},
     record::SignedRecord,
     relay::RelayInfo,
 };
@@ -89,7 +89,7 @@ pub struct RoutingOptions {
     /// UDP port to bind (on all IPv4 interfaces); `None` for any.
     pub port: Option<u16>,
     /// DHT addresses of nodes to join through (`host:port`, or `dns:NAME` for a list
-    /// published in TXT records; see [`names`]). Empty: start a network.
+    /// published in TXT records; see [`hosts`]). Empty: start a network.
     pub bootstrap: Vec<String>,
     /// The DNS server for host names; `None`: the system's (`/etc/hosts`,
     /// `/etc/resolv.conf`).
@@ -161,7 +161,7 @@ pub enum RoutingError {
     RecordRefused(String),
     /// A bootstrap name did not resolve.
     #[error("bootstrap: {0}")]
-    Name(#[from] NameError),
+    Host(#[from] HostError),
     /// The node making lookups for this client (relay-only mode) did not answer.
     #[error(
         "lookup through node {node} failed: {why} (in relay-only mode, lookups are made by the node serving the relay)"
@@ -181,7 +181,7 @@ impl RoutingError {
         match self {
             RoutingError::Start(_) | RoutingError::ReadOnly => ErrorKind::Other,
             RoutingError::Stale { .. } | RoutingError::RecordRefused(_) => ErrorKind::Refused,
-            RoutingError::Name(e) => e.kind(),
+            RoutingError::Host(e) => e.kind(),
             _ => ErrorKind::Network,
         }
     }
@@ -198,7 +198,7 @@ pub struct Routing {
 }
 
 impl Routing {
-    /// Resolves the bootstrap entries' names (see [`names`]), then starts the DHT node.
+    /// Resolves the bootstrap entries' names (see [`hosts`]), then starts the DHT node.
     pub async fn start(
         mut options: RoutingOptions,
         secret: Option<&SecretKey>,
@@ -208,8 +208,8 @@ impl Routing {
             .iter()
             .any(|b| b.parse::<SocketAddr>().is_err())
         {
-            let dns = names::resolver(options.nameserver);
-            options.bootstrap = match names::resolve_bootstrap(&dns, &options.bootstrap).await {
+            let dns = hosts::resolver(options.nameserver);
+            options.bootstrap = match hosts::resolve_bootstrap(&dns, &options.bootstrap).await {
                 Ok(addrs) => addrs.iter().map(SocketAddr::to_string).collect(),
                 // Peers remembered from the last run may still be there.
                 Err(e) if !options.extra_bootstrap.is_empty() => {

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::{
     dht::{PeerAddr, RoutingError},
-    names,
+    hosts,
     relay::{self, RelayInfo},
 };
 
@@ -94,7 +94,7 @@ pub async fn bind(options: EndpointOptions) -> Result<Endpoint, EndpointError> {
         // name a relay to dial it through.
         .relay_mode(RelayMode::Custom(map))
         .ca_tls_config(relay::tls_config())
-        .dns_resolver(names::resolver(options.nameserver))
+        .dns_resolver(hosts::resolver(options.nameserver))
         .clear_address_lookup()
         .portmapper_config(PortmapperConfig::Disabled)
         .net_report_config(net_report(options.relay_only))

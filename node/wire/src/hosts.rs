@@ -24,7 +24,7 @@ pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// A name that could not be resolved.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum NameError {
+pub enum HostError {
     /// Not `host:port`.
     #[error("{input:?} is not HOST:PORT or dns:NAME")]
     Malformed {
@@ -43,12 +43,12 @@ pub enum NameError {
     },
 }
 
-impl NameError {
+impl HostError {
     /// A malformed entry is the user's; a failed lookup the network's.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            NameError::Malformed { .. } => ErrorKind::BadInput,
-            NameError::Lookup { .. } => ErrorKind::Network,
+            HostError::Malformed { .. } => ErrorKind::BadInput,
+            HostError::Lookup { .. } => ErrorKind::Network,
         }
     }
 }
@@ -68,11 +68,11 @@ pub fn resolver(nameserver: Option<SocketAddr>) -> DnsResolver {
 }
 
 /// The socket addresses of `host:port` (an IP address is returned as is).
-pub async fn resolve(dns: &DnsResolver, entry: &str) -> Result<Vec<SocketAddr>, NameError> {
+pub async fn resolve(dns: &DnsResolver, entry: &str) -> Result<Vec<SocketAddr>, HostError> {
     if let Ok(addr) = entry.parse::<SocketAddr>() {
         return Ok(vec![addr]);
     }
-    let malformed = || NameError::Malformed {
+    let malformed = || HostError::Malformed {
         input: entry.to_owned(),
     };
     let (host, port) = entry.rsplit_once(':').ok_or_else(malformed)?;
@@ -92,14 +92,14 @@ pub async fn resolve(dns: &DnsResolver, entry: &str) -> Result<Vec<SocketAddr>, 
         Err(v4_err) => dns
             .lookup_ipv6(host, LOOKUP_TIMEOUT)
             .await
-            .map_err(|_| NameError::Lookup {
+            .map_err(|_| HostError::Lookup {
                 name: host.to_owned(),
                 why: v4_err.to_string(),
             })?
             .collect(),
     };
     if ips.is_empty() {
-        return Err(NameError::Lookup {
+        return Err(HostError::Lookup {
             name: host.to_owned(),
             why: "no address".into(),
         });
@@ -111,8 +111,8 @@ pub async fn resolve(dns: &DnsResolver, entry: &str) -> Result<Vec<SocketAddr>, 
 }
 
 /// The `host:port` entries published in the TXT records of `name`.
-pub async fn txt_entries(dns: &DnsResolver, name: &str) -> Result<Vec<String>, NameError> {
-    let lookup = |why: String| NameError::Lookup {
+pub async fn txt_entries(dns: &DnsResolver, name: &str) -> Result<Vec<String>, HostError> {
+    let lookup = |why: String| HostError::Lookup {
         name: name.to_owned(),
         why,
     };
@@ -145,7 +145,7 @@ pub async fn txt_entries(dns: &DnsResolver, name: &str) -> Result<Vec<String>, N
 pub async fn resolve_bootstrap(
     dns: &DnsResolver,
     entries: &[String],
-) -> Result<Vec<SocketAddr>, NameError> {
+) -> Result<Vec<SocketAddr>, HostError> {
     let mut out = Vec::new();
     let mut first_error = None;
     for entry in entries {
@@ -195,7 +195,7 @@ mod tests {
         );
         for bad in ["nohost", "host:notaport", ":5"] {
             let e = resolve(&dns, bad).await.unwrap_err();
-            assert!(matches!(e, NameError::Malformed { .. }), "{bad}: {e}");
+            assert!(matches!(e, HostError::Malformed { .. }), "{bad}: {e}");
         }
     }
 }

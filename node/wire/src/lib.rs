@@ -8,7 +8,7 @@
 //! - [`addr`]: what an address record holds: where a participant can be reached;
 //! - [`identity`]: secret key files (a participant's identity);
 //! - [`relay`]: relays run by Mosaic nodes: their addresses, TLS pins, access token;
-//! - [`names`]: host names and DNS bootstrap lists (a pure-Rust resolver);
+//! - [`hosts`]: host names and DNS bootstrap lists (a pure-Rust resolver);
 //! - [`limit`]: per-client slots and rates, what one stranger may make a server do.
 //!
 //! Layer rule (enforced by this crate's dependency list): below it only the codec
@@ -27,10 +27,10 @@ pub mod dht;
 #[cfg(feature = "net")]
 pub mod endpoint;
 #[cfg(feature = "net")]
+pub mod hosts;
+#[cfg(feature = "net")]
 pub mod identity;
 pub mod limit;
-#[cfg(feature = "net")]
-pub mod names;
 pub mod proto;
 pub mod record;
 pub mod relay;
