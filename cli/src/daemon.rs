@@ -265,7 +265,7 @@ pub fn node_health(
                 bytesize::ByteSize(used),
                 bytesize::ByteSize(capacity)
             );
-            println!("{}", crate::pins::health_line(h));
+            println!("{}", crate::output::health_line(h));
             Ok(())
         })
     })

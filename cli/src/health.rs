@@ -15,9 +15,9 @@ use mosaic_codec::Hash;
 use serde_json::json;
 
 use crate::{
-    account::resolve,
     exit::{Code, Failure},
     settings::{ClientArgs, Global, NetworkArgs, with_client},
+    uploads::resolve,
 };
 
 /// The file id `arg` names: a bare id in hex, a cap, or a keyring name.

@@ -31,6 +31,7 @@ mod output;
 mod pins;
 mod settings;
 mod transfer;
+mod uploads;
 mod vault;
 
 use std::{io, path::PathBuf, process::ExitCode};

@@ -14,9 +14,9 @@ use mosaic_wire::record::SigningKey;
 use serde_json::json;
 
 use crate::{
-    account::resolve,
     keyring::Published,
     settings::{ClientArgs, Global, NetworkArgs, keyring, keys, with_client},
+    uploads::resolve,
 };
 
 fn now() -> u64 {

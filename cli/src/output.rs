@@ -1,4 +1,5 @@
-//! Output files written whole or not at all.
+//! What commands write: output files written whole or not at all, and the one-line
+//! summaries more than one command prints ([`health_line`]).
 //!
 //! An [`AtomicFile`] writes to `.NAME.mosaic-partial` beside the target, and only
 //! [`AtomicFile::commit`] (flush, fsync, rename) makes it appear under its name. Dropped
@@ -64,4 +65,21 @@ impl Drop for AtomicFile {
             let _ = fs::remove_file(&self.tmp);
         }
     }
+}
+
+/// A node's health counters on one line (`status`, `node health`).
+pub(crate) fn health_line(h: &mosaic_wire::proto::HealthStats) -> String {
+    format!(
+        "files {} (checked {} times, {} columns missing, repair backlog {})  repairs {} done, {} failed, {} rebuilt  scrubbed {} ({} passes, {} corrupt)",
+        h.files,
+        h.files_checked,
+        h.columns_missing,
+        h.repair_backlog,
+        h.repairs_done,
+        h.repairs_failed,
+        bytesize::ByteSize(h.bytes_rebuilt),
+        bytesize::ByteSize(h.bytes_scrubbed),
+        h.scrub_passes,
+        h.corrupt_found,
+    )
 }

@@ -11,9 +11,9 @@ use mosaic_codec::{Cap, Decoder, Manifest};
 use serde_json::json;
 
 use crate::{
-    account::{as_owner, blobs_to_unpin, node_ids, resolve},
     exit::{Code, fail},
     settings::{ClientArgs, Global, NetworkArgs, keyring, with_client},
+    uploads::{as_owner, blobs_to_unpin, node_ids, resolve},
 };
 
 async fn manifest_for(client: &Client, cap: &Cap) -> Result<Manifest> {
@@ -321,28 +321,11 @@ pub fn status(g: &Global, net: NetworkArgs, args: ClientArgs) -> Result<()> {
                         s.announce_backlog,
                         if s.announce_ok { "" } else { " (last round incomplete)" },
                     );
-                    println!("              {}", health_line(&s.health));
+                    println!("              {}", crate::output::health_line(&s.health));
                 }
                 Err(e) => println!("  {}  error: {e}", id.fmt_short()),
             }
         }
         Ok(())
     })
-}
-
-/// A node's health counters on one line (`status`, `node health`).
-pub(crate) fn health_line(h: &mosaic_wire::proto::HealthStats) -> String {
-    format!(
-        "files {} (checked {} times, {} columns missing, repair backlog {})  repairs {} done, {} failed, {} rebuilt  scrubbed {} ({} passes, {} corrupt)",
-        h.files,
-        h.files_checked,
-        h.columns_missing,
-        h.repair_backlog,
-        h.repairs_done,
-        h.repairs_failed,
-        bytesize::ByteSize(h.bytes_rebuilt),
-        bytesize::ByteSize(h.bytes_scrubbed),
-        h.scrub_passes,
-        h.corrupt_found,
-    )
 }

@@ -105,18 +105,18 @@ fn upload_name(name: Option<String>, path: &Path) -> Result<String> {
 
 /// Records an upload in the keyring ([`Keyring::add`]); returns the name it got, what
 /// the JSON answer says about it, and the notes for humans. A replaced entry's file is
-/// unpinned (see [`crate::account::unpin_replaced`]).
+/// unpinned (see [`crate::uploads::unpin_replaced`]).
 ///
 /// [`Keyring::add`]: crate::keyring::Keyring::add
 fn record(
     g: &Global,
     net: &NetworkArgs,
     args: &ClientArgs,
-    upload: &crate::account::Upload<'_>,
+    upload: &crate::uploads::Upload<'_>,
     replace: bool,
 ) -> Result<(String, serde_json::Value, Vec<String>)> {
     use crate::keyring::Added;
-    let (entry, added) = crate::account::record_upload(upload, replace)?;
+    let (entry, added) = crate::uploads::record_upload(upload, replace)?;
     let name = entry.name.clone();
     let mut notes = Vec::new();
     let mut replaced = serde_json::Value::Null;
@@ -135,7 +135,7 @@ fn record(
             "existing"
         }
         Added::Replaced(old) => {
-            let unpin = crate::account::unpin_replaced(g, net, args, old);
+            let unpin = crate::uploads::unpin_replaced(g, net, args, old);
             notes.push(format!(
                 "replaced {name:?} in your keyring: it held {} ({} bytes, {}), now unpinned on {} nodes (blobs still in use stay pinned)",
                 old.cap,
@@ -231,7 +231,7 @@ pub fn put(g: &Global, net: NetworkArgs, args: ClientArgs, spec: PutSpec) -> Res
     };
     let nodes: BTreeSet<EndpointId> = report.placement.iter().copied().collect();
     let blobs = file_blobs(&report.manifest);
-    let upload = crate::account::Upload {
+    let upload = crate::uploads::Upload {
         name: &name,
         cap: &cap,
         size: meta.len(),
@@ -313,7 +313,7 @@ pub fn put_dir(
                 // Nothing half-uploaded stays pinned, except what other keyring entries
                 // of this identity use (a pin is one per blob and owner).
                 let extra: Vec<EndpointId> = nodes.iter().copied().collect();
-                let in_use = crate::account::blobs_in_use(&key_for_undo)?;
+                let in_use = crate::uploads::blobs_in_use(&key_for_undo)?;
                 blobs.retain(|h| !in_use.contains(&h.to_hex()));
                 let undone = client.unpin_blobs(&blobs, &extra).await;
                 let note = match undone {
@@ -329,7 +329,7 @@ pub fn put_dir(
         }
     })?;
     let cap = Cap::Public(id);
-    let upload = crate::account::Upload {
+    let upload = crate::uploads::Upload {
         name: &name,
         cap: &cap,
         size: total_size,
@@ -479,7 +479,7 @@ pub fn get(
     target: &str,
     output: Option<&Path>,
 ) -> Result<()> {
-    let (cap, _) = crate::account::resolve(target)?;
+    let (cap, _) = crate::uploads::resolve(target)?;
     if g.json && output.is_none() {
         return crate::exit::fail(
             crate::exit::Code::Usage,
