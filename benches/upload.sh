@@ -6,12 +6,16 @@
 #   - public, the file sent as it is (POST /api/upload), coded by the gateway;
 #   - `mosaic put` of the same file (the CLI codes it natively), for comparison;
 # on a devnet of DEVNET_NODES nodes (default 5), a release build, headless Chromium.
-#   benches/upload.sh [MIB]     (default 64; needs what tests/ui.sh needs)
+#   benches/upload.sh [MIB]     (default 64; needs what tests/ui.sh needs; MOSAIC_BIN)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mib="${1:-64}"
-cargo build --locked --release --bin mosaic
-MOSAIC="$PWD/target/release/mosaic"
+# MOSAIC_BIN: a release binary built already (CI passes the static one it built once).
+if [ -z "${MOSAIC_BIN:-}" ]; then
+  cargo build --locked --release --bin mosaic
+  MOSAIC_BIN="$PWD/target/release/mosaic"
+fi
+MOSAIC="$MOSAIC_BIN"
 DEVNET_NODES="${DEVNET_NODES:-5}"
 . tests/browser_env.sh
 start_devnet
