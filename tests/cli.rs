@@ -669,8 +669,9 @@ fn a_column_refused_by_one_node_goes_to_a_spare() {
 }
 
 /// A name already in the keyring is never lost: another file put under it is kept as
-/// `NAME (2)`, `NAME (3)`…, the same file again adds nothing, and `--replace` replaces
-/// the entry, says what it held, and unpins that file.
+/// `NAME (2)`, `NAME (3)`…, the same file again uploads and adds nothing (`--copy`
+/// stores a second copy), and `--replace` replaces the entry, says what it held, and
+/// unpins that file.
 #[test]
 fn a_taken_name_keeps_both_files_unless_replace_is_asked() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -682,9 +683,25 @@ fn a_taken_name_keeps_both_files_unless_replace_is_asked() {
     assert_eq!(first["name"], "report.pdf", "{first}");
     assert_eq!(first["keyring"], "added", "{first}");
     let cap1 = first["cap"].as_str().unwrap().to_owned();
-    // The same file again, private: a new key, so another file. It is kept beside the
-    // first, and stderr says under which name.
-    let again = ok(c.mosaic_as("alice", &["put", path]));
+    assert_eq!(first["uploaded"], true, "{first}");
+    // The same file again: the keyring knows its content (a hash kept on this machine),
+    // so nothing is uploaded (a private upload would have a new key, so a new cap) and
+    // the answer says where it is stored.
+    let same_private = ok(c.mosaic_as("alice", &["put", path]));
+    assert_eq!(stdout(&same_private), cap1);
+    let said = stderr(&same_private);
+    assert!(
+        said.contains("already stored as \"report.pdf\"") && said.contains("--copy"),
+        "{said}"
+    );
+    let same_json = j(&c, "alice", &["put", path]);
+    assert_eq!(same_json["cap"], cap1.as_str(), "{same_json}");
+    assert_eq!(same_json["name"], "report.pdf", "{same_json}");
+    assert_eq!(same_json["keyring"], "existing", "{same_json}");
+    assert_eq!(same_json["uploaded"], false, "{same_json}");
+    // Asked for a second copy, private: a new key, so another file. It is kept beside
+    // the first, and stderr says under which name.
+    let again = ok(c.mosaic_as("alice", &["put", path, "--copy"]));
     let cap2 = stdout(&again);
     assert_ne!(cap2, cap1);
     let said = stderr(&again);

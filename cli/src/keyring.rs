@@ -223,6 +223,42 @@ impl Keyring {
         Ok(out)
     }
 
+    /// The first entry of `name`'s series (`NAME`, `NAME (2)`, …; only `NAME` itself
+    /// when `exact`) for which `matches` holds.
+    pub fn find_in_series(
+        &self,
+        name: &str,
+        kind: &str,
+        exact: bool,
+        matches: impl Fn(&Record) -> bool,
+    ) -> Result<Option<Record>> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(FILES).map_err(err)?;
+        let read = |v: &[u8]| serde_json::from_slice::<Record>(v).ok();
+        if let Some(r) = table.get(name).map_err(err)?.and_then(|v| read(v.value())) {
+            if matches(&r) {
+                return Ok(Some(r));
+            }
+        }
+        if exact {
+            return Ok(None);
+        }
+        let series = Series::new(name, kind);
+        let prefix = series.prefix();
+        for entry in table.range(prefix.as_str()..).map_err(err)? {
+            let (key, value) = entry.map_err(err)?;
+            if !key.value().starts_with(&prefix) {
+                break;
+            }
+            if series.number(key.value()).is_some() {
+                if let Some(r) = read(value.value()).filter(|r| matches(r)) {
+                    return Ok(Some(r));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Records `record` without losing any entry: under its name if that is free; if
     /// the name's series (`NAME`, `NAME (2)`, …) already holds the same file pinned by
     /// the same identity, adds nothing (that entry learns the nodes of `record`);
@@ -379,6 +415,7 @@ mod tests {
             key: key.into(),
             blobs: vec![],
             nodes: vec![],
+            content: String::new(),
         }
     }
 
@@ -396,6 +433,32 @@ mod tests {
         assert_eq!(s.number("report (02).pdf"), None);
         assert_eq!(s.number("report (x).pdf"), None);
         assert_eq!(s.number("report (2).txt"), None);
+    }
+
+    #[test]
+    fn find_in_series_looks_at_the_name_and_its_numbered_variants_only() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let ring = Keyring::open(&dir.path().join("k.redb")).expect("opens");
+        for (name, content) in [
+            ("r.pdf", "one"),
+            ("r (2).pdf", "two"),
+            ("r (x).pdf", "three"),
+            ("rr.pdf", "four"),
+        ] {
+            let mut r = record(name, name, "k");
+            r.content = content.into();
+            ring.add(&mut r, true).expect("adds");
+        }
+        let find = |content: &str, exact: bool| {
+            ring.find_in_series("r.pdf", "file", exact, |r| r.content == content)
+                .expect("reads")
+                .map(|r| r.name)
+        };
+        assert_eq!(find("one", false).as_deref(), Some("r.pdf"));
+        assert_eq!(find("two", false).as_deref(), Some("r (2).pdf"));
+        assert_eq!(find("two", true), None, "exact: the name itself only");
+        assert_eq!(find("three", false), None, "not a numbered variant");
+        assert_eq!(find("four", false), None, "another name");
     }
 
     #[test]

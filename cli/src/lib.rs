@@ -230,9 +230,14 @@ enum Command {
         file: PathBuf,
         /// Its name in your keyring [default: the file's name]. A name that holds another
         /// file is left as it is: this upload gets the first free `NAME (2)`, `NAME
-        /// (3)`… (printed); the same file again adds nothing.
+        /// (3)`… (printed); the same file again (same content, public or private as
+        /// before, same identity) is not uploaded: it says where it is stored.
         #[arg(long)]
         name: Option<String>,
+        /// Store another copy even if your keyring holds this same file under this
+        /// name (private: a new key, so another file; kept as `NAME (2)`…).
+        #[arg(long, conflicts_with = "replace")]
+        copy: bool,
         /// If the name holds another file, replace that entry, and unpin that file as
         /// `mosaic rm` does (its cap is printed on stderr, to pin it back before the
         /// nodes collect it).
@@ -869,6 +874,7 @@ fn run(cli: Cli) -> Result<()> {
             file,
             name,
             replace,
+            copy,
             recursive: false,
             coding,
             network,
@@ -886,6 +892,7 @@ fn run(cli: Cli) -> Result<()> {
                 media_type: coding.media_type,
                 name,
                 replace,
+                copy,
             },
         ),
         Command::Get {

@@ -79,6 +79,47 @@ pub struct PutSpec {
     pub name: Option<String>,
     /// Replace the keyring entry of that name, if any.
     pub replace: bool,
+    /// Upload even if the keyring holds the same content under that name.
+    pub copy: bool,
+}
+
+/// BLAKE3 of the file at `path` (hex), read in a stream.
+fn content_hash(path: &Path) -> Result<String> {
+    let mut file =
+        fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut hasher = blake3::Hasher::new();
+    hasher
+        .update_reader(&mut file)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// `put` of content the keyring already holds under that name: says where, uploads
+/// nothing, and prints the entry's cap as a put would.
+fn already_stored(g: &Global, requested: &str, entry: &crate::keyring::Record) -> Result<()> {
+    let cap: Cap = entry.cap.parse()?;
+    let value = serde_json::json!({
+        "cap": entry.cap,
+        "size": entry.size,
+        "id": cap.id().to_hex(),
+        "nodes": entry.nodes,
+        "name": entry.name,
+        "requested_name": requested,
+        "keyring": "existing",
+        "replaced": serde_json::Value::Null,
+        "uploaded": false,
+    });
+    g.emit(value, || {
+        eprintln!(
+            "already stored as {:?} (the same content, {}, pinned by {:?}): nothing uploaded. `mosaic check {:?}` shows its health; `put --copy` stores another copy",
+            entry.name,
+            if matches!(cap, Cap::Public(_)) { "public" } else { "private" },
+            entry.key,
+            entry.name,
+        );
+        println!("{}", entry.cap);
+        Ok(())
+    })
 }
 
 /// The keyring name asked for an upload of `path`. Whether it is free is decided when
@@ -197,11 +238,45 @@ pub fn put(g: &Global, net: NetworkArgs, args: ClientArgs, spec: PutSpec) -> Res
         spec.public,
         spec.convergent,
     )?;
+    // The same content under this name (or, with --replace, in this very entry),
+    // public or private as asked, pinned by the same identity: nothing to upload. The
+    // file is hashed first only when such an entry has its size.
+    let same_upload = |r: &crate::keyring::Record| {
+        r.kind == "file"
+            && r.key == key_name
+            && r.size == meta.len()
+            && !r.content.is_empty()
+            && r.cap
+                .parse::<Cap>()
+                .is_ok_and(|c| matches!(c, Cap::Public(_)) == spec.public)
+    };
+    let ring = crate::settings::keyring()?;
+    let mut content = None;
+    if !spec.copy
+        && ring
+            .find_in_series(&name, "file", spec.replace, same_upload)?
+            .is_some()
+    {
+        let hash = content_hash(&spec.file)?;
+        if let Some(entry) = ring.find_in_series(&name, "file", spec.replace, |r| {
+            same_upload(r) && r.content == hash
+        })? {
+            return already_stored(g, &name, &entry);
+        }
+        content = Some(hash);
+    }
+    drop(ring);
     let bar = progress_bar(g, meta.len(), "put");
     let report = with_client(g, &net, &args, |client| {
         let (bar, access) = (bar.clone(), access.clone());
         let file = spec.file.clone();
+        let content = content.clone();
         async move {
+            // Hashed beside the upload (the keyring keeps it for the next put).
+            let hashing = {
+                let file = file.clone();
+                tokio::task::spawn_blocking(move || content.map_or_else(|| content_hash(&file), Ok))
+            };
             let counter = Arc::new(AtomicU64::new(0));
             let ticker = tokio::spawn({
                 let (bar, counter) = (bar.clone(), counter.clone());
@@ -216,11 +291,13 @@ pub fn put(g: &Global, net: NetworkArgs, args: ClientArgs, spec: PutSpec) -> Res
                 .put_counting(&file, spec.params, access, metadata, counter)
                 .await;
             ticker.abort();
-            Ok(report?)
+            // A file that cannot be hashed was still uploaded: it is recorded without.
+            let content = hashing.await.ok().and_then(Result::ok).unwrap_or_default();
+            Ok((report?, content))
         }
     });
     bar.finish_and_clear();
-    let report = report?;
+    let (report, content) = report?;
     let id = report.manifest.id();
     let cap = match &access {
         Access::Public => Cap::Public(PublicId { id }),
@@ -239,6 +316,7 @@ pub fn put(g: &Global, net: NetworkArgs, args: ClientArgs, spec: PutSpec) -> Res
         key: &key_name,
         blobs: &blobs,
         nodes: &nodes,
+        content,
     };
     let (name, entry, notes) = record(g, &net, &args, &upload, spec.replace)?;
     let value = serde_json::json!({
@@ -246,6 +324,7 @@ pub fn put(g: &Global, net: NetworkArgs, args: ClientArgs, spec: PutSpec) -> Res
         "size": meta.len(),
         "id": id.to_hex(),
         "nodes": nodes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "uploaded": true,
     });
     g.emit(merged(value, entry), || {
         for note in &notes {
@@ -337,6 +416,7 @@ pub fn put_dir(
         key: &key_name,
         blobs: &blobs,
         nodes: &nodes,
+        content: String::new(),
     };
     let (name, entry, notes) = record(g, &net, &args, &upload, replace)?;
     g.emit(

@@ -61,6 +61,8 @@ pub struct Upload<'a> {
     pub blobs: &'a [Hash],
     /// Where it is pinned.
     pub nodes: &'a BTreeSet<EndpointId>,
+    /// BLAKE3 of its plaintext (hex), or empty (see [`Record::content`]).
+    pub content: String,
 }
 
 /// Records a file just put ([`crate::keyring::Keyring::add`]: under a free name, never
@@ -77,6 +79,7 @@ pub fn record_upload(upload: &Upload<'_>, replace: bool) -> Result<(Record, Adde
         key: upload.key.to_owned(),
         blobs: hex_hashes(upload.blobs),
         nodes: upload.nodes.iter().map(ToString::to_string).collect(),
+        content: upload.content.clone(),
     };
     let added = keyring()
         .and_then(|ring| ring.add(&mut record, replace))

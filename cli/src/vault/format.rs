@@ -315,6 +315,11 @@ pub struct Record {
     /// Nodes where this user pinned it (ids), as last known.
     #[serde(default)]
     pub nodes: Vec<String>,
+    /// BLAKE3 of a file's plaintext (hex). Kept on this machine and in sealed exports,
+    /// never sent: `put` of the same content under the same name finds it here and
+    /// uploads nothing. Empty for directories and entries recorded before it was kept.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub content: String,
 }
 
 fn file_kind() -> String {
