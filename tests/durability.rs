@@ -416,9 +416,11 @@ fn put_killing_a_receiver(
 #[test]
 fn a_put_survives_a_node_killed_under_it_by_using_a_spare() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    // Six nodes for five columns: one spare.
-    let mut c = Cluster::start(6, &["--open"]);
-    c.wait_for_nodes(6);
+    // Eight nodes for five columns: spares. A put knows the nodes its storage-node
+    // lookup found when it settled (at its first answers), which on a busy machine can
+    // miss one or two of them; with one spare in all, such a put had none and failed.
+    let mut c = Cluster::start(8, &["--open"]);
+    c.wait_for_nodes(8);
     let ids = ids(&c);
     let (path, data) = write_file(c.tmp.path(), "spare.bin", 48 << 20);
     let (out, victim) = put_killing_a_receiver(&mut c, &path, 4 << 20);
