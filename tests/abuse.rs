@@ -471,18 +471,34 @@ fn one_peer_cannot_take_a_storage_node() {
         let wait = wait.unwrap_or_else(|| {
             panic!("{ok} requests in {took:.2} s went through a 50-a-second budget")
         });
-        let retry = retry_after(&wait);
         assert!(ok >= 200, "the burst is 200: {ok} then {wait}");
         assert!(
             f64::from(ok) <= 200.0 + 50.0 * took + 1.0,
             "{ok} requests passed in {took:.2} s: more than the burst (200) and the rate (50/s) allow"
         );
-        // The refusal says when to come back, and it is true.
+        // The refusal says when to come back, and it is true. Asked alone (no other
+        // request of this peer in flight to spend what refills meanwhile), with a
+        // request that costs 17 units (1024 hashes), which the emptied budget cannot
+        // pay at once: refused, it waits as told and is admitted.
+        let dear = Request::Stat {
+            hashes: vec![[0u8; 32]; proto::MAX_HASHES],
+        };
+        let mut refused = None;
+        for _ in 0..100 {
+            let r = exchange(&conn, &dear).await;
+            if let Some(m) = busy(&r) {
+                refused = Some(m);
+                break;
+            }
+            assert!(matches!(r, Ok(Response::Stat { .. })), "{r:?}");
+        }
+        let refused = refused.expect("100 requests of 17 units in a row passed a 50-a-second budget");
+        let retry = retry_after(&refused);
         tokio::time::sleep(retry).await;
-        let again = exchange(&conn, &Request::Stat { hashes: vec![] }).await;
+        let again = exchange(&conn, &dear).await;
         assert!(
             matches!(again, Ok(Response::Stat { .. })),
-            "told to try again in {retry:?}, then: {again:?}"
+            "told to try again in {retry:?} ({refused}), then: {again:?}"
         );
         // Another peer is not held up by this one.
         let other = client(&c, 8).await;
