@@ -4,8 +4,11 @@
 # alone), also with m columns deleted. Needs: python3 with blake3 and pycryptodome.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --locked --quiet
-bin=target/debug/mosaic
+# The binary `cargo test --workspace` built (CI runs this after it). A plain `cargo
+# build` here resolved the root package's features alone and compiled the dependencies
+# a second time.
+bin=${MOSAIC_BIN:-target/debug/mosaic}
+[ -x "$bin" ] || cargo build --workspace --locked --quiet --bin mosaic
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export XDG_CONFIG_HOME=$work/config
