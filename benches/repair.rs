@@ -296,25 +296,19 @@ fn cpu_seconds() -> f64 {
 /// (scrub MiB/s, in-memory BLAKE3 MiB/s, CPU seconds per GiB scrubbed).
 async fn scrub_rate(dir: &std::path::Path, mib: usize) -> (f64, f64, f64) {
     let node = Node::spawn(NodeOptions {
-        peer_limits: Default::default(),
-        data_dir: dir.join("scrub-node"),
         listen: "127.0.0.1:0".parse().expect("addr"),
-        public_addrs: vec![],
         routing: RoutingOptions {
             network: format!("scrub-bench-{}", std::process::id()),
             port: Some(cluster::free_udp_port()),
             ..RoutingOptions::default()
         },
-        limits: Limits::new(64 << 30),
-        gc_interval: Duration::from_secs(3600),
+        limits: Limits {
+            sweep_interval: Duration::from_secs(3600),
+            ..Limits::new(64 << 30)
+        },
         admission: mosaic_server::Admission::Open,
-        relays: vec![],
-        relay_only: false,
-        relay_serve: None,
-        dht_client: false,
         announce_interval: Duration::from_secs(3600),
-        republish_interval: Duration::from_secs(3600),
-        health: HealthOptions::default(),
+        ..NodeOptions::new(dir.join("scrub-node"))
     })
     .await
     .expect("node");

@@ -1,176 +1,34 @@
 //! The long-running commands and their checks: `node run` (a storage node, optionally
-//! with a gateway), `node id`, `node health`, `gateway run`, `devnet`. Settings come
-//! resolved from [`crate::settings`]; the node's own settings (flags, `MOSAIC_*`,
-//! the `[node]` table) are resolved here, once, into `NodeOptions`.
+//! with a gateway), `node id`, `node health`, `gateway run`, `devnet`. Their settings
+//! are resolved before they start, by the pure functions of [`crate::node_settings`],
+//! [`crate::gateway`] and [`crate::settings`].
 
-use std::{collections::HashSet, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
-use iroh::EndpointId;
 use mosaic_client::{Client, ClientOptions};
-use mosaic_server::{
-    Admission, HealthOptions, Node, NodeOptions, PeerLimitOptions, policy::RepairPolicy,
-    relay::RelayServeOptions, store::Limits,
-};
-use mosaic_wire::{dht::RoutingOptions, identity, limit::Rate};
+use mosaic_server::{Admission, Node, NodeOptions, store::Limits};
+use mosaic_wire::{dht::RoutingOptions, identity};
 use tracing::warn;
 
-use crate::settings::{
-    ClientArgs, DEFAULT_DHT_PORT, DEFAULT_QUIC_PORT, Global, NetworkArgs, client_with,
-    routing_options, runtime,
+use crate::{
+    gateway::GatewaySettings,
+    merge::Merge,
+    node_settings::{NodePlan, NodeSettings},
+    settings::{
+        ClientArgs, DEFAULT_DHT_PORT, DEFAULT_QUIC_PORT, Global, Network, NetworkArgs, client_with,
+        runtime,
+    },
 };
 
-/// `mosaic node run` options. Unset options fall back to the config file, then defaults.
+/// `mosaic node run`'s own flags: the node's settings and its embedded gateway's.
 #[derive(Debug, Clone, Args)]
 pub struct NodeRunArgs {
-    /// Data directory (identity key, blobs, metadata) [default: $XDG_DATA_HOME/mosaic/node]
-    #[arg(long, env = "MOSAIC_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// QUIC address to listen on (UDP) [default: 0.0.0.0:4919]
-    #[arg(long, env = "MOSAIC_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// DHT address to listen on (UDP; IPv4, all interfaces) [default: 0.0.0.0:6881]
-    #[arg(long, env = "MOSAIC_DHT_LISTEN")]
-    pub dht_listen: Option<SocketAddr>,
-    /// Extra address to publish, e.g. a public address forwarded to --listen.
-    #[arg(long, env = "MOSAIC_PUBLIC_ADDR", value_delimiter = ',')]
-    pub public_addr: Vec<SocketAddr>,
-    /// Bytes this node may store, e.g. `500GiB` [default: 10GiB]
-    #[arg(long, env = "MOSAIC_CAPACITY")]
-    pub capacity: Option<bytesize::ByteSize>,
-    /// Bytes each client may pin on this node, e.g. `50GiB` [default: with --open, a
-    /// tenth of the capacity but at least 1GiB; otherwise no quota]
-    #[arg(long, env = "MOSAIC_QUOTA")]
-    pub quota: Option<bytesize::ByteSize>,
-    /// Usage (percent of the capacity) above which unpinned data is collected
-    /// [default: 90]
-    #[arg(long, env = "MOSAIC_GC_HIGH", value_parser = clap::value_parser!(u8).range(1..=100))]
-    pub gc_high: Option<u8>,
-    /// Usage (percent of the capacity) collection brings it back under [default: 80]
-    #[arg(long, env = "MOSAIC_GC_LOW", value_parser = clap::value_parser!(u8).range(0..=100))]
-    pub gc_low: Option<u8>,
-    /// How often usage is checked, and collected blobs' bytes are deleted [default: 1m]
-    #[arg(long, env = "MOSAIC_GC_INTERVAL")]
-    pub gc_interval: Option<humantime::Duration>,
-    /// Accept data from any client.
-    #[arg(long, env = "MOSAIC_OPEN", conflicts_with = "allow")]
-    pub open: bool,
-    /// Accept data only from these client ids (see `mosaic id`), comma separated.
-    #[arg(long, env = "MOSAIC_ALLOW", value_delimiter = ',')]
-    pub allow: Vec<String>,
-    /// How often to re-announce every record on the DHT [default: 10m]
-    #[arg(long, env = "MOSAIC_ANNOUNCE_INTERVAL")]
-    pub announce_interval: Option<humantime::Duration>,
-    /// How often the name records this node keeps (names pointing at files it holds)
-    /// are republished to the DHT; BEP 44 lets DHT nodes drop them after 2h
-    /// [default: 1h]
-    #[arg(long, env = "MOSAIC_REPUBLISH_INTERVAL")]
-    pub republish_interval: Option<humantime::Duration>,
-    /// How often each file this node holds part of is checked: are its columns' holders
-    /// announced, reachable, still holding them? [default: 30m]
-    #[arg(long, env = "MOSAIC_CHECK_INTERVAL")]
-    pub check_interval: Option<humantime::Duration>,
-    /// How long a column may be missing before it is rebuilt, so a node that restarts
-    /// is not replaced [default: 1h]
-    #[arg(long, env = "MOSAIC_REPAIR_GRACE")]
-    pub repair_grace: Option<humantime::Duration>,
-    /// How much longer each next holder in a file's repair ranking waits before it
-    /// takes over from one that failed [default: 3 × --check-interval]
-    #[arg(long, env = "MOSAIC_REPAIR_BACKOFF")]
-    pub repair_backoff: Option<humantime::Duration>,
-    /// How often every stored blob is re-hashed to find bit rot [default: 30d]
-    #[arg(long, env = "MOSAIC_SCRUB_INTERVAL")]
-    pub scrub_interval: Option<humantime::Duration>,
-    /// Bytes per second the scrubber reads at most, e.g. `16MiB` [default: 16MiB]
-    #[arg(long, env = "MOSAIC_SCRUB_RATE")]
-    pub scrub_rate: Option<bytesize::ByteSize>,
-    /// Also run an HTTP gateway on this address (e.g. 127.0.0.1:8080); its cache lives
-    /// in the data directory, its other settings come from `[gateway]` and
-    /// `MOSAIC_GATEWAY_*` as for `mosaic gateway run`.
-    #[arg(long, env = "MOSAIC_GATEWAY")]
-    pub gateway: Option<SocketAddr>,
-    /// Take part in the DHT as a client only: for a node behind a NAT, which other
-    /// nodes cannot query (it still announces what it holds, and is reached through
-    /// its relay).
-    #[arg(long, env = "MOSAIC_DHT_CLIENT")]
-    pub dht_client: bool,
-    /// Serve a relay for the network's peers on this address: HTTPS on TCP and QUIC
-    /// address discovery on UDP, one port (e.g. 0.0.0.0:3340). Needs a public address.
-    #[arg(long, env = "MOSAIC_RELAY_SERVE")]
-    pub relay_serve: Option<SocketAddr>,
-    /// The relay's URL as peers dial it [default: https://PUBLIC_IP:PORT]
-    #[arg(long, env = "MOSAIC_RELAY_URL")]
-    pub relay_url: Option<String>,
-    /// The relay's TLS certificate chain (PEM), e.g. from Let's Encrypt [default: a
-    /// self-signed one kept in the data directory, trusted by its pin]
-    #[arg(long, env = "MOSAIC_RELAY_TLS_CERT", requires = "relay_tls_key")]
-    pub relay_tls_cert: Option<PathBuf>,
-    /// The relay certificate's private key (PEM).
-    #[arg(long, env = "MOSAIC_RELAY_TLS_KEY", requires = "relay_tls_cert")]
-    pub relay_tls_key: Option<PathBuf>,
-    /// Bytes per second each peer may send through the relay, e.g. `4MiB` [default: no
-    /// limit]
-    #[arg(long, env = "MOSAIC_RELAY_RATE")]
-    pub relay_rate: Option<bytesize::ByteSize>,
-    /// Serve Prometheus metrics at /metrics and a health check at /health on this
-    /// HTTP address (e.g. 127.0.0.1:9100) [default: not served]
-    #[arg(long, env = "MOSAIC_METRICS")]
-    pub metrics: Option<SocketAddr>,
-    /// Request cost units a second one peer may spend (a lookup in the node's database
-    /// costs 1, a MiB stored 1 more, a DHT lookup 16, a repair check 64); over it,
-    /// requests are refused as busy. 0: no limit [default: 1000]
-    #[arg(long, env = "MOSAIC_PEER_RATE")]
-    pub peer_rate: Option<f64>,
-    /// Uploads one peer may have in flight at once. 0: no limit [default: 32]
-    #[arg(long, env = "MOSAIC_PEER_UPLOADS")]
-    pub peer_uploads: Option<usize>,
     #[command(flatten)]
-    pub gateway_settings: crate::gateway::GatewayArgs,
-}
-
-/// A setting from its flag (or variable), else from the config file's text, parsed.
-fn setting<T, E: std::fmt::Display>(
-    name: &str,
-    flag: Option<T>,
-    file: &Option<String>,
-    parse: impl Fn(&str) -> Result<T, E>,
-) -> Result<Option<T>> {
-    match (flag, file) {
-        (Some(v), _) => Ok(Some(v)),
-        (None, Some(s)) => parse(s)
-            .map(Some)
-            .map_err(|e| anyhow!("{name} {s:?} in the config file: {e}")),
-        (None, None) => Ok(None),
-    }
-}
-
-/// A size setting in bytes.
-fn size_setting(
-    name: &str,
-    flag: Option<bytesize::ByteSize>,
-    file: &Option<String>,
-) -> Result<Option<u64>> {
-    Ok(setting(name, flag, file, str::parse::<bytesize::ByteSize>)?.map(|b| b.as_u64()))
-}
-
-/// A duration setting.
-fn duration_setting(
-    name: &str,
-    flag: Option<humantime::Duration>,
-    file: &Option<String>,
-) -> Result<Option<Duration>> {
-    setting(name, flag.map(Into::into), file, humantime::parse_duration)
-}
-
-fn parse_ids(ids: &[String]) -> Result<HashSet<EndpointId>> {
-    ids.iter()
-        .map(|s| {
-            s.trim()
-                .parse::<EndpointId>()
-                .map_err(|e| anyhow!("{s:?} is not a client id ({e}); `mosaic id` prints one"))
-        })
-        .collect()
+    pub node: NodeSettings,
+    #[command(flatten)]
+    pub gateway: GatewaySettings,
 }
 
 /// The default node data directory.
@@ -274,168 +132,32 @@ pub fn node_health(
 /// `mosaic node run`.
 pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
     let file = &g.file;
-    let n = &file.node;
-    let data_dir = match args.data_dir.or_else(|| n.data_dir.clone()) {
-        Some(d) => d,
-        None => default_node_dir()?,
-    };
-    let listen = args
-        .listen
-        .or(n.listen)
-        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], DEFAULT_QUIC_PORT)));
-    let dht_listen = args
-        .dht_listen
-        .or(n.dht_listen)
-        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], DEFAULT_DHT_PORT)));
-    let capacity = size_setting("capacity", args.capacity, &n.capacity)?.unwrap_or(10 << 30);
-    let explicit_quota = size_setting("quota", args.quota, &n.quota)?;
-    let announce_interval = duration_setting(
-        "announce_interval",
-        args.announce_interval,
-        &n.announce_interval,
-    )?
-    .unwrap_or(Duration::from_secs(600));
-    let republish_interval = duration_setting(
-        "republish_interval",
-        args.republish_interval,
-        &n.republish_interval,
-    )?
-    .unwrap_or(Duration::from_secs(3600));
-    let gc_interval = duration_setting("gc_interval", args.gc_interval, &n.gc_interval)?
-        .unwrap_or(Duration::from_secs(60));
-    let defaults = HealthOptions::default();
-    let check_interval =
-        duration_setting("check_interval", args.check_interval, &n.check_interval)?
-            .unwrap_or(defaults.check_interval);
-    if check_interval.is_zero() {
-        bail!("--check-interval must be longer than zero");
-    }
-    let health = HealthOptions {
-        check_interval,
-        policy: RepairPolicy {
-            grace: duration_setting("repair_grace", args.repair_grace, &n.repair_grace)?
-                .unwrap_or(defaults.policy.grace),
-            backoff: duration_setting("repair_backoff", args.repair_backoff, &n.repair_backoff)?
-                .unwrap_or(check_interval * 3),
-            ..defaults.policy
-        },
-        scrub_interval: duration_setting("scrub_interval", args.scrub_interval, &n.scrub_interval)?
-            .filter(|d| !d.is_zero())
-            .unwrap_or(defaults.scrub_interval),
-        scrub_rate: size_setting("scrub_rate", args.scrub_rate, &n.scrub_rate)?
-            .filter(|r| *r > 0)
-            .unwrap_or(defaults.scrub_rate),
-    };
-    let gc_high = args.gc_high.or(n.gc_high).unwrap_or(90);
-    let gc_low = args.gc_low.or(n.gc_low).unwrap_or(80);
-    if gc_low > gc_high || gc_high > 100 {
-        bail!(
-            "garbage collection runs from --gc-high down to --gc-low (percent of the capacity): need gc_low ({gc_low}) <= gc_high ({gc_high}) <= 100"
-        );
-    }
-    let allow = if args.allow.is_empty() {
-        n.allow.clone().unwrap_or_default()
-    } else {
-        args.allow.clone()
-    };
-    let open = args.open || (allow.is_empty() && n.open.unwrap_or(false));
-    // On a node open to anyone, one stranger may not take it all.
-    let quota = explicit_quota.or_else(|| open.then(|| open_quota(capacity)));
-    let limits = Limits {
-        capacity,
-        quota,
-        gc_high: f64::from(gc_high) / 100.0,
-        gc_low: f64::from(gc_low) / 100.0,
-        sweep_interval: gc_interval,
-    };
-    let admission = if open {
-        Admission::Open
-    } else if !allow.is_empty() {
-        Admission::Allow(parse_ids(&allow)?)
-    } else {
-        bail!(
-            "say who may store on this node: --open (anyone) or --allow ID,... (see `mosaic id`)"
-        );
-    };
-    let mut routing = routing_options(&net, file);
-    routing.port = Some(dht_listen.port());
-    let gateway = match args.gateway.or(n.gateway) {
+    let network = net.resolve(file)?;
+    let NodePlan {
+        options,
+        metrics: metrics_addr,
+        gateway,
+    } = args
+        .node
+        .over(file.node.clone())
+        .resolve(&network, default_node_dir()?)?;
+    let gateway = match gateway {
         None => None,
-        Some(addr) => Some(args.gateway_settings.resolve(
-            &file.gateway,
-            data_dir.join("gateway-cache"),
-            Some(addr),
-        )?),
+        Some(addr) => Some(
+            GatewaySettings {
+                listen: Some(addr),
+                ..args.gateway.or(file.gateway.clone())
+            }
+            .resolve(options.data_dir.join("gateway-cache"))?,
+        ),
     };
-    let (relays, relay_only) = crate::settings::relay_settings(&net, file)?;
-    let relay_serve = match args.relay_serve.or(n.relay_serve) {
-        None => None,
-        Some(bind) => Some(RelayServeOptions {
-            bind,
-            url: match args.relay_url.clone().or_else(|| n.relay_url.clone()) {
-                None => None,
-                Some(u) => Some(u.parse().map_err(|e| {
-                    anyhow!("--relay-url {u:?} is not a URL (https://HOST:PORT): {e}")
-                })?),
-            },
-            tls: match (
-                args.relay_tls_cert
-                    .clone()
-                    .or_else(|| n.relay_tls_cert.clone()),
-                args.relay_tls_key
-                    .clone()
-                    .or_else(|| n.relay_tls_key.clone()),
-            ) {
-                (Some(c), Some(k)) => Some((c, k)),
-                (None, None) => None,
-                _ => bail!("--relay-tls-cert and --relay-tls-key go together"),
-            },
-            rate: size_setting("relay_rate", args.relay_rate, &n.relay_rate)?
-                .and_then(|r| std::num::NonZeroU32::new(r.min(u64::from(u32::MAX)) as u32)),
-        }),
-    };
-    let defaults = PeerLimitOptions::default();
-    let peer_rate = args
-        .peer_rate
-        .or(n.peer_rate)
-        .unwrap_or(defaults.rate.per_second);
-    if !peer_rate.is_finite() || peer_rate < 0.0 {
-        bail!("--peer-rate {peer_rate} is not a rate: give cost units a second, 0 for no limit");
-    }
-    let peer_limits = PeerLimitOptions {
-        uploads: args
-            .peer_uploads
-            .or(n.peer_uploads)
-            .unwrap_or(defaults.uploads),
-        rate: Rate {
-            per_second: peer_rate,
-            // Four seconds' worth at once.
-            burst: (peer_rate * 4.0).clamp(1.0, f64::from(u32::MAX)) as u32,
-        },
-        ..defaults
-    };
-    let metrics_addr = args.metrics.or(n.metrics);
-    let options = NodeOptions {
-        peer_limits,
-        data_dir: data_dir.clone(),
-        listen,
-        public_addrs: if args.public_addr.is_empty() {
-            n.public_addr.clone().unwrap_or_default()
-        } else {
-            args.public_addr
-        },
-        routing: routing.clone(),
-        limits,
-        gc_interval,
-        admission,
-        relays: relays.clone(),
+    let data_dir = options.data_dir.clone();
+    let dht_port = options.routing.port.unwrap_or(DEFAULT_DHT_PORT);
+    let Network {
+        routing,
+        relays,
         relay_only,
-        relay_serve,
-        dht_client: args.dht_client || n.dht_client.unwrap_or(false),
-        announce_interval,
-        republish_interval,
-        health,
-    };
+    } = network;
     runtime()?.block_on(async move {
         let node = Arc::new(Node::spawn(options).await?);
         let metrics = match metrics_addr {
@@ -452,7 +174,7 @@ pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
                 gateway_routing.settle = crate::gateway::FIRST_ANSWER;
                 gateway_routing
                     .bootstrap
-                    .insert(0, format!("127.0.0.1:{}", dht_listen.port()));
+                    .insert(0, format!("127.0.0.1:{dht_port}"));
                 let client = Client::connect(ClientOptions {
                     secret: identity::load_or_create(&data_dir.join("gateway.key"))?,
                     bind: SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -505,12 +227,6 @@ pub fn node_run(g: &Global, net: NetworkArgs, args: NodeRunArgs) -> Result<()> {
     })
 }
 
-/// A tenth of the capacity, but at least 1 GiB (at most the capacity): what one client
-/// may pin on a node open to anyone, unless `--quota` says otherwise.
-fn open_quota(capacity: u64) -> u64 {
-    (capacity / 10).max(1 << 30).min(capacity)
-}
-
 /// Serves the node's `/metrics` (Prometheus text) and `/health` (200 when it has DHT
 /// peers and its store answers, 503 saying what is wrong otherwise) on `addr`.
 async fn serve_metrics(addr: SocketAddr, node: Arc<Node>) -> Result<tokio::task::JoinHandle<()>> {
@@ -557,14 +273,11 @@ pub fn gateway_run(
     net: NetworkArgs,
     args: ClientArgs,
     listen: Option<SocketAddr>,
-    gateway: crate::gateway::GatewayArgs,
+    gateway: GatewaySettings,
 ) -> Result<()> {
-    let file = &g.file;
-    let options = gateway.resolve(
-        &file.gateway,
-        crate::settings::data_home()?.join("gateway-cache"),
-        listen,
-    )?;
+    let mut settings = gateway.or(g.file.gateway.clone());
+    settings.listen = listen.or(settings.listen);
+    let options = settings.resolve(crate::settings::data_home()?.join("gateway-cache"))?;
     runtime()?.block_on(async move {
         let client = client_with(g, &net, &args, crate::gateway::FIRST_ANSWER).await?;
         let gateway = crate::gateway::start(client.clone(), options).await?;
@@ -602,12 +315,8 @@ pub fn devnet(
         for i in 0..count {
             let dht = DEFAULT_DHT_PORT + i as u16;
             let options = NodeOptions {
-                peer_limits: Default::default(),
-                data_dir: dir.join(format!("node{i}")),
                 listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_QUIC_PORT + i as u16)),
-                public_addrs: vec![],
                 routing: RoutingOptions {
-                    network: "mosaic".into(),
                     port: Some(dht),
                     bootstrap: if i == 0 {
                         vec![]
@@ -617,15 +326,8 @@ pub fn devnet(
                     ..RoutingOptions::default()
                 },
                 limits: Limits::new(capacity.as_u64()),
-                gc_interval: Duration::from_secs(60),
                 admission: Admission::Open,
-                relays: vec![],
-                relay_only: false,
-                relay_serve: None,
-                dht_client: false,
-                announce_interval: Duration::from_secs(600),
-                republish_interval: Duration::from_secs(3600),
-                health: HealthOptions::default(),
+                ..NodeOptions::new(dir.join(format!("node{i}")))
             };
             let node = Node::spawn(options)
                 .await
@@ -682,7 +384,7 @@ mod tests {
     fn the_documented_example_config_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/example.toml");
         let file = load_config(Some(&path)).expect("docs/example.toml parses");
-        assert_eq!(file.gateway.cache_size.as_deref(), Some("10GiB"));
+        assert_eq!(file.gateway.cache_size, Some(bytesize::ByteSize::gib(10)));
         assert!(file.node.capacity.is_some());
     }
 }

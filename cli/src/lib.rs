@@ -25,7 +25,9 @@ mod gateway;
 mod health;
 mod keyring;
 mod keys;
+mod merge;
 mod name;
+mod node_settings;
 mod offline;
 mod output;
 mod pins;
@@ -41,7 +43,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use mosaic_codec::{DEFAULT_DATA_COLUMNS, DEFAULT_PARITY_COLUMNS, DEFAULT_SEGMENT_SIZE, Params};
 
 pub use blob_dir::BlobDir;
-use settings::{ClientArgs, ConfigArgs, Global, KeyArgs, NetworkArgs, TimingsArgs, data_home};
+use settings::{ClientArgs, ClientFlags, ConfigArgs, Global, KeyArgs, NetworkArgs, data_home};
 
 /// Mosaic: encrypted, erasure-coded, content-addressed storage.
 #[derive(Debug, Parser)]
@@ -117,21 +119,13 @@ enum Command {
     /// List the storage nodes of the network: found on the DHT, and reachable.
     Nodes {
         #[command(flatten)]
-        network: NetworkArgs,
-        #[command(flatten)]
-        client: ClientArgs,
-        #[command(flatten)]
-        timings: TimingsArgs,
+        conn: ClientFlags,
     },
     /// The DHT, the storage nodes and what each holds for you (usage, quota, announce
     /// backlog).
     Status {
         #[command(flatten)]
-        network: NetworkArgs,
-        #[command(flatten)]
-        client: ClientArgs,
-        #[command(flatten)]
-        timings: TimingsArgs,
+        conn: ClientFlags,
     },
     /// List your uploads (the keyring).
     Ls,
@@ -163,11 +157,7 @@ enum Command {
         #[arg(long)]
         force: bool,
         #[command(flatten)]
-        network: NetworkArgs,
-        #[command(flatten)]
-        client: ClientArgs,
-        #[command(flatten)]
-        timings: TimingsArgs,
+        conn: ClientFlags,
     },
     /// Write every key and keyring entry to one passphrase-protected file (to move to
     /// another machine: `mosaic import` there).
@@ -195,11 +185,7 @@ enum Command {
         #[arg(long)]
         verify: bool,
         #[command(flatten)]
-        network: NetworkArgs,
-        #[command(flatten)]
-        client: ClientArgs,
-        #[command(flatten)]
-        timings: TimingsArgs,
+        conn: ClientFlags,
     },
     /// Ask the file's holders to rebuild its missing columns now, on nodes that hold
     /// nothing of it (no key needed). Exits 5 if columns are still missing.
@@ -207,11 +193,7 @@ enum Command {
         /// A keyring name, readcap, public id or file id (hex).
         file: String,
         #[command(flatten)]
-        network: NetworkArgs,
-        #[command(flatten)]
-        client: ClientArgs,
-        #[command(flatten)]
-        timings: TimingsArgs,
+        conn: ClientFlags,
     },
     /// Keep files on the nodes for your identity, drop them, or see where they are.
     Pin {
@@ -251,11 +233,7 @@ enum Command {
         #[command(flatten)]
         coding: CodingArgs,
         #[command(flatten)]
-        network: NetworkArgs,
-        #[command(flatten)]
-        client: ClientArgs,
-        #[command(flatten)]
-        timings: TimingsArgs,
+        conn: ClientFlags,
     },
     /// Fetch a file from the network and decrypt it to OUT or stdout.
     Get {
@@ -265,11 +243,7 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
         #[command(flatten)]
-        network: NetworkArgs,
-        #[command(flatten)]
-        client: ClientArgs,
-        #[command(flatten)]
-        timings: TimingsArgs,
+        conn: ClientFlags,
     },
     /// Encrypt and erasure-code FILE into the local blob directory; print its readcap.
     Encode {
@@ -425,22 +399,14 @@ enum NameCommand {
         #[arg(long)]
         private: bool,
         #[command(flatten)]
-        network: NetworkArgs,
-        #[command(flatten)]
-        client: ClientArgs,
-        #[command(flatten)]
-        timings: TimingsArgs,
+        conn: ClientFlags,
     },
     /// Print what a name points to now: `mn1…`, `ms1…`, or one of your names.
     Resolve {
         /// The name.
         name: String,
         #[command(flatten)]
-        network: NetworkArgs,
-        #[command(flatten)]
-        client: ClientArgs,
-        #[command(flatten)]
-        timings: TimingsArgs,
+        conn: ClientFlags,
     },
     /// List your names and what each last published.
     Ls,
@@ -454,22 +420,14 @@ enum PinCommand {
         /// A keyring name, readcap or id.
         file: String,
         #[command(flatten)]
-        network: NetworkArgs,
-        #[command(flatten)]
-        client: ClientArgs,
-        #[command(flatten)]
-        timings: TimingsArgs,
+        conn: ClientFlags,
     },
     /// Drop your pins on a file (other owners' pins stay).
     Rm {
         /// A keyring name, readcap or id.
         file: String,
         #[command(flatten)]
-        network: NetworkArgs,
-        #[command(flatten)]
-        client: ClientArgs,
-        #[command(flatten)]
-        timings: TimingsArgs,
+        conn: ClientFlags,
     },
     /// Where each column of a file (or of every keyring file) is held and pinned, and
     /// whether the file is readable (k of n).
@@ -477,11 +435,7 @@ enum PinCommand {
         /// A keyring name, readcap or id [default: every keyring file]
         file: Option<String>,
         #[command(flatten)]
-        network: NetworkArgs,
-        #[command(flatten)]
-        client: ClientArgs,
-        #[command(flatten)]
-        timings: TimingsArgs,
+        conn: ClientFlags,
     },
 }
 
@@ -493,7 +447,7 @@ enum GatewayCommand {
         #[arg(long, env = "MOSAIC_GATEWAY_LISTEN")]
         listen: Option<std::net::SocketAddr>,
         #[command(flatten)]
-        gateway: gateway::GatewayArgs,
+        gateway: gateway::GatewaySettings,
         #[command(flatten)]
         network: NetworkArgs,
         #[command(flatten)]
@@ -532,7 +486,13 @@ enum NodeCommand {
 pub fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    if let Some(flag) = cli.misplaced_flag() {
+    let before = Before {
+        key: cli.key.clone(),
+        timings: cli.timings,
+        local_dir: cli.local_dir.clone(),
+        config: cli.config.clone(),
+    };
+    if let Some(flag) = before.misplaced(innermost(&matches)) {
         let path = command_path(&matches);
         Cli::command()
             .error(
@@ -562,7 +522,7 @@ pub fn main() -> ExitCode {
         )
         .init();
     let json = cli.json;
-    match run(cli) {
+    match run(cli, before, innermost(&matches)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // A closed pipe (`mosaic decode … | head`) is the reader's choice, not a failure.
@@ -592,114 +552,41 @@ pub fn main() -> ExitCode {
     }
 }
 
-impl Command {
-    /// The configuration file flag of a command that reads the file.
-    fn config(&self) -> Option<&ConfigArgs> {
-        match self {
-            Command::Id { config, .. }
-            | Command::Key {
-                command: KeyCommand::List { config, .. },
-            }
-            | Command::Share { config, .. } => Some(config),
-            Command::Node {
-                command: NodeCommand::Run { network, .. },
-            }
-            | Command::Gateway {
-                command: GatewayCommand::Run { network, .. },
-            }
-            | Command::Name {
-                command: NameCommand::Publish { network, .. } | NameCommand::Resolve { network, .. },
-            }
-            | Command::Nodes { network, .. }
-            | Command::Status { network, .. }
-            | Command::Rm { network, .. }
-            | Command::Check { network, .. }
-            | Command::Repair { network, .. }
-            | Command::Pin {
-                command:
-                    PinCommand::Add { network, .. }
-                    | PinCommand::Rm { network, .. }
-                    | PinCommand::Ls { network, .. },
-            }
-            | Command::Put { network, .. }
-            | Command::Get { network, .. } => Some(&network.config),
-            _ => None,
-        }
-    }
-
-    /// `--key` of a command that acts as one of your identities.
-    fn identity(&self) -> Option<&KeyArgs> {
-        match self {
-            Command::Id { identity, .. }
-            | Command::Key {
-                command: KeyCommand::List { identity, .. },
-            } => Some(identity),
-            Command::Gateway {
-                command: GatewayCommand::Run { client, .. },
-            }
-            | Command::Name {
-                command: NameCommand::Publish { client, .. } | NameCommand::Resolve { client, .. },
-            }
-            | Command::Nodes { client, .. }
-            | Command::Status { client, .. }
-            | Command::Rm { client, .. }
-            | Command::Check { client, .. }
-            | Command::Repair { client, .. }
-            | Command::Pin {
-                command:
-                    PinCommand::Add { client, .. }
-                    | PinCommand::Rm { client, .. }
-                    | PinCommand::Ls { client, .. },
-            }
-            | Command::Put { client, .. }
-            | Command::Get { client, .. } => Some(&client.identity),
-            _ => None,
-        }
-    }
-
-    /// `--timings` of a command that has it.
-    fn timings(&self) -> Option<TimingsArgs> {
-        match self {
-            Command::Name {
-                command: NameCommand::Publish { timings, .. } | NameCommand::Resolve { timings, .. },
-            }
-            | Command::Nodes { timings, .. }
-            | Command::Status { timings, .. }
-            | Command::Rm { timings, .. }
-            | Command::Check { timings, .. }
-            | Command::Repair { timings, .. }
-            | Command::Pin {
-                command:
-                    PinCommand::Add { timings, .. }
-                    | PinCommand::Rm { timings, .. }
-                    | PinCommand::Ls { timings, .. },
-            }
-            | Command::Put { timings, .. }
-            | Command::Get { timings, .. } => Some(*timings),
-            _ => None,
-        }
-    }
-
-    /// Whether the command has `--local-dir`.
-    fn has_local_dir(&self) -> bool {
-        matches!(
-            self,
-            Command::Encode { .. } | Command::Decode { .. } | Command::Inspect { .. }
-        )
-    }
+/// The flags given before the command (`mosaic --key K get …`), checked against the
+/// command's own: a flag the command does not have is refused there too. The command's
+/// own flags are read from its matches by id, so no list of commands is kept here.
+struct Before {
+    key: Option<String>,
+    timings: bool,
+    local_dir: Option<PathBuf>,
+    config: Option<PathBuf>,
 }
 
-impl Cli {
+/// The command's own flag `id`: `None` when the command has no such flag, else its
+/// value (if given, on the line or in its variable).
+fn own<T: Clone + Send + Sync + 'static>(command: &ArgMatches, id: &str) -> Option<Option<T>> {
+    command.try_get_one::<T>(id).ok().map(Option::<&T>::cloned)
+}
+
+/// The matches of the command itself (the innermost subcommand).
+fn innermost(matches: &ArgMatches) -> &ArgMatches {
+    let mut m = matches;
+    while let Some((_, sub)) = m.subcommand() {
+        m = sub;
+    }
+    m
+}
+
+impl Before {
     /// A flag given before a command that has no such flag of its own.
-    fn misplaced_flag(&self) -> Option<&'static str> {
-        let c = &self.command;
-        if self.key.is_some() && c.identity().is_none() {
+    fn misplaced(&self, command: &ArgMatches) -> Option<&'static str> {
+        if self.key.is_some() && own::<String>(command, "key").is_none() {
             Some("--key")
-        } else if self.timings && c.timings().is_none() {
+        } else if self.timings && own::<bool>(command, "timings").is_none() {
             Some("--timings")
-        } else if self.local_dir.is_some() && !c.has_local_dir() {
+        } else if self.local_dir.is_some() && own::<PathBuf>(command, "local_dir").is_none() {
             Some("--local-dir")
-        } else if self.config.is_some() && c.config().is_none() {
+        } else if self.config.is_some() && own::<PathBuf>(command, "config").is_none() {
             Some("--config")
         } else {
             None
@@ -718,22 +605,13 @@ fn command_path(matches: &ArgMatches) -> String {
     words.join(" ")
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli, flags: Before, command: &ArgMatches) -> Result<()> {
     // A flag before the command wins over the command's environment variable.
-    let key = cli
-        .key
-        .or_else(|| cli.command.identity().and_then(|k| k.key.clone()));
-    let timings = cli.timings || cli.command.timings().is_some_and(|t| t.timings);
-    let config = cli.config.map(|config| ConfigArgs {
-        config: Some(config),
-    });
-    let g = Global::load(
-        cli.json,
-        key,
-        timings,
-        config.as_ref().or(cli.command.config()),
-    )?;
-    let before = cli.local_dir;
+    let key = flags.key.or_else(|| own(command, "key").flatten());
+    let timings = flags.timings || own(command, "timings").flatten().unwrap_or(false);
+    let config = flags.config.or_else(|| own(command, "config").flatten());
+    let g = Global::load(cli.json, key, timings, config.as_deref())?;
+    let before = flags.local_dir;
     match cli.command {
         Command::Node {
             command: NodeCommand::Run { network, args },
@@ -781,23 +659,29 @@ fn run(cli: Cli) -> Result<()> {
                 target,
                 path,
                 private,
-                network,
-                client,
+                conn: ClientFlags {
+                    network, client, ..
+                },
                 ..
             } => name::publish(&g, network, client, &name, &target, &path, private),
             NameCommand::Resolve {
                 name,
-                network,
-                client,
+                conn: ClientFlags {
+                    network, client, ..
+                },
                 ..
             } => name::resolve_name(&g, network, client, &name),
             NameCommand::Ls => name::ls(&g),
         },
         Command::Nodes {
-            network, client, ..
+            conn: ClientFlags {
+                network, client, ..
+            },
         } => transfer::nodes(&g, network, client),
         Command::Status {
-            network, client, ..
+            conn: ClientFlags {
+                network, client, ..
+            },
         } => pins::status(&g, network, client),
         Command::Ls => account::ls(&g),
         Command::Share {
@@ -815,8 +699,9 @@ fn run(cli: Cli) -> Result<()> {
             name,
             yes,
             force,
-            network,
-            client,
+            conn: ClientFlags {
+                network, client, ..
+            },
             ..
         } => account::rm(&g, network, client, &name, yes, force),
         Command::Export { output, passphrase } => {
@@ -826,33 +711,38 @@ fn run(cli: Cli) -> Result<()> {
         Command::Check {
             file,
             verify,
-            network,
-            client,
+            conn: ClientFlags {
+                network, client, ..
+            },
             ..
         } => health::check(&g, network, client, &file, verify),
         Command::Repair {
             file,
-            network,
-            client,
+            conn: ClientFlags {
+                network, client, ..
+            },
             ..
         } => health::repair(&g, network, client, &file),
         Command::Pin { command } => match command {
             PinCommand::Add {
                 file,
-                network,
-                client,
+                conn: ClientFlags {
+                    network, client, ..
+                },
                 ..
             } => pins::pin_add(&g, network, client, &file),
             PinCommand::Rm {
                 file,
-                network,
-                client,
+                conn: ClientFlags {
+                    network, client, ..
+                },
                 ..
             } => pins::pin_rm(&g, network, client, &file),
             PinCommand::Ls {
                 file,
-                network,
-                client,
+                conn: ClientFlags {
+                    network, client, ..
+                },
                 ..
             } => pins::pin_ls(&g, network, client, file.as_deref()),
         },
@@ -866,8 +756,9 @@ fn run(cli: Cli) -> Result<()> {
             replace,
             recursive: true,
             coding,
-            network,
-            client,
+            conn: ClientFlags {
+                network, client, ..
+            },
             ..
         } => transfer::put_dir(&g, network, client, &file, coding.params()?, name, replace),
         Command::Put {
@@ -877,8 +768,9 @@ fn run(cli: Cli) -> Result<()> {
             copy,
             recursive: false,
             coding,
-            network,
-            client,
+            conn: ClientFlags {
+                network, client, ..
+            },
             ..
         } => transfer::put(
             &g,
@@ -898,8 +790,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Get {
             cap,
             output,
-            network,
-            client,
+            conn: ClientFlags {
+                network, client, ..
+            },
             ..
         } => transfer::get(&g, network, client, &cap, output.as_deref()),
         Command::Encode {

@@ -6,7 +6,8 @@
 //! variable (`MOSAIC_*`), then the TOML file given by `--config` (`MOSAIC_CONFIG`), then
 //! the default. `docs/operations.md` lists them all; `docs/example.toml` shows the file.
 //!
-//! This module is a leaf: every command module uses it, and it uses none of them.
+//! Every command module uses it; it uses no command module, only the other settings
+//! modules (`merge`, `node_settings`, `gateway`) for the config file's sections.
 
 use std::{
     fs,
@@ -16,51 +17,103 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use mosaic_client::{Client, ClientOptions};
 use mosaic_wire::{dht::RoutingOptions, relay::RelayInfo};
 use serde::Deserialize;
 
 use crate::{
-    gateway::GatewaySection,
+    gateway::GatewaySettings,
     keyring::Keyring,
     keys::{self, Keys},
+    merge::{Merge, settings},
+    node_settings::NodeSettings,
 };
 
-/// Default QUIC port of a storage node.
-pub const DEFAULT_QUIC_PORT: u16 = 4919;
-/// Default DHT port of a storage node.
-pub const DEFAULT_DHT_PORT: u16 = 6881;
+pub use mosaic_server::{DEFAULT_DHT_PORT, DEFAULT_QUIC_PORT};
+
+settings! {
+    /// The network settings every command that talks to the network shares: flags (on
+    /// the command and after it), and keys at the top of the config file.
+    #[derive(Debug, Clone, Default, Args, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct NetworkSettings {
+        /// DHT addresses of nodes to join through, comma separated: HOST:PORT (a name or
+        /// an IP), or dns:NAME for a list in NAME's TXT records [clients' default:
+        /// 127.0.0.1:6881, a node on this machine; a node's default: none, it starts a
+        /// network]
+        #[arg(long, env = "MOSAIC_BOOTSTRAP", value_delimiter = ',', global = true)]
+        pub bootstrap: Vec<String>,
+        /// Network name: nodes and clients of different networks ignore each other.
+        #[arg(long, env = "MOSAIC_NETWORK", global = true)]
+        pub network: Option<String>,
+        /// Relays (Mosaic nodes run with --relay-serve) to reach and be reached through
+        /// when a direct path is blocked, comma separated: https://HOST:PORT, with #PIN for
+        /// a self-signed one [default: a node uses the relays it finds on the DHT; a client
+        /// uses those its peers name]
+        #[arg(long, env = "MOSAIC_RELAY", value_delimiter = ',', global = true)]
+        pub relay: Vec<String>,
+        /// Send all traffic through a relay, so peers never learn this machine's address
+        /// (see docs/operations.md for what it hides and what it does not); needs --relay.
+        #[arg(long, env = "MOSAIC_RELAY_ONLY", global = true)]
+        pub relay_only: bool,
+        /// DNS server (IP:PORT) for host names and dns: bootstrap lists [default: the
+        /// system's, from /etc/resolv.conf, with /etc/hosts first]
+        #[arg(long, env = "MOSAIC_DNS_SERVER", global = true)]
+        pub dns_server: Option<SocketAddr>,
+    }
+}
+
+/// The network settings, resolved.
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// The DHT: network name, bootstrap, DNS server; the rest at its defaults.
+    pub routing: RoutingOptions,
+    /// Relays, parsed.
+    pub relays: Vec<RelayInfo>,
+    /// Whether all traffic goes through a relay.
+    pub relay_only: bool,
+}
+
+impl NetworkSettings {
+    /// Resolves these settings (flags already laid over the file) over the defaults of
+    /// `RoutingOptions`. Pure.
+    pub fn resolve(self) -> Result<Network> {
+        let d = RoutingOptions::default();
+        let relays = self
+            .relay
+            .iter()
+            .filter(|t| !t.is_empty())
+            .map(|t| t.parse::<RelayInfo>())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Network {
+            routing: RoutingOptions {
+                network: self.network.unwrap_or(d.network.clone()),
+                bootstrap: self.bootstrap,
+                nameserver: self.dns_server,
+                ..d
+            },
+            relays,
+            relay_only: self.relay_only,
+        })
+    }
+}
 
 /// Options shared by every command that talks to the network.
 #[derive(Debug, Clone, Args)]
 pub struct NetworkArgs {
-    /// DHT addresses of nodes to join through, comma separated: HOST:PORT (a name or
-    /// an IP), or dns:NAME for a list in NAME's TXT records [clients' default:
-    /// 127.0.0.1:6881, a node on this machine; a node's default: none, it starts a
-    /// network]
-    #[arg(long, env = "MOSAIC_BOOTSTRAP", value_delimiter = ',', global = true)]
-    pub bootstrap: Vec<String>,
-    /// Network name: nodes and clients of different networks ignore each other.
-    #[arg(long, env = "MOSAIC_NETWORK", global = true)]
-    pub network: Option<String>,
-    /// Relays (Mosaic nodes run with --relay-serve) to reach and be reached through
-    /// when a direct path is blocked, comma separated: https://HOST:PORT, with #PIN for
-    /// a self-signed one [default: a node uses the relays it finds on the DHT; a client
-    /// uses those its peers name]
-    #[arg(long, env = "MOSAIC_RELAY", value_delimiter = ',', global = true)]
-    pub relay: Vec<String>,
-    /// Send all traffic through a relay, so peers never learn this machine's address
-    /// (see docs/operations.md for what it hides and what it does not); needs --relay.
-    #[arg(long, env = "MOSAIC_RELAY_ONLY", global = true)]
-    pub relay_only: bool,
-    /// DNS server (IP:PORT) for host names and dns: bootstrap lists [default: the
-    /// system's, from /etc/resolv.conf, with /etc/hosts first]
-    #[arg(long, env = "MOSAIC_DNS_SERVER", global = true)]
-    pub dns_server: Option<SocketAddr>,
+    #[command(flatten)]
+    pub settings: NetworkSettings,
     #[command(flatten)]
     pub config: ConfigArgs,
+}
+
+impl NetworkArgs {
+    /// The network settings: these flags over the config file's.
+    pub fn resolve(&self, file: &ConfigFile) -> Result<Network> {
+        self.settings.clone().or(file.network.clone()).resolve()
+    }
 }
 
 /// The configuration file: on every command that reads a setting from it (alone on
@@ -112,9 +165,9 @@ impl Global {
         json: bool,
         key: Option<String>,
         timings: bool,
-        config: Option<&ConfigArgs>,
+        config: Option<&Path>,
     ) -> Result<Self> {
-        let file = load_config(config.and_then(|c| c.config.as_deref()))?;
+        let file = load_config(config)?;
         Ok(Self {
             json,
             key,
@@ -143,92 +196,26 @@ impl Global {
     }
 }
 
-/// The TOML configuration file (every field optional).
+/// The TOML configuration file (every field optional; an unknown key is an error).
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ConfigFile {
-    /// Network name.
-    pub network: Option<String>,
-    /// DHT bootstrap addresses.
-    pub bootstrap: Option<Vec<String>>,
-    /// Relays (https://HOST:PORT[#PIN]).
-    pub relay: Option<Vec<String>>,
-    /// Send all traffic through a relay.
-    pub relay_only: Option<bool>,
-    /// DNS server for host names.
-    pub dns_server: Option<SocketAddr>,
+    /// Network settings, at the top of the file.
+    #[serde(flatten)]
+    pub network: NetworkSettings,
     /// The client identity (key name) to act as.
     pub key: Option<String>,
     /// The gateway `mosaic share` links to.
     pub gateway_url: Option<String>,
     /// Node settings.
     #[serde(default)]
-    pub node: NodeSection,
+    pub node: NodeSettings,
     /// Gateway settings.
     #[serde(default)]
-    pub gateway: GatewaySection,
-}
-
-/// `[node]` in the configuration file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NodeSection {
-    /// Data directory.
-    pub data_dir: Option<PathBuf>,
-    /// QUIC listen address.
-    pub listen: Option<SocketAddr>,
-    /// DHT listen address.
-    pub dht_listen: Option<SocketAddr>,
-    /// Published extra addresses.
-    pub public_addr: Option<Vec<SocketAddr>>,
-    /// Capacity, e.g. "500GiB".
-    pub capacity: Option<String>,
-    /// Per-client quota, e.g. "50GiB".
-    pub quota: Option<String>,
-    /// Collection's high watermark, percent of the capacity.
-    pub gc_high: Option<u8>,
-    /// Collection's low watermark, percent of the capacity.
-    pub gc_low: Option<u8>,
-    /// Collection check interval, e.g. "1m".
-    pub gc_interval: Option<String>,
-    /// Accept data from anyone.
-    pub open: Option<bool>,
-    /// Client ids allowed to store.
-    pub allow: Option<Vec<String>>,
-    /// Re-announce interval, e.g. "10m".
-    pub announce_interval: Option<String>,
-    /// How often kept name records are republished, e.g. "1h".
-    pub republish_interval: Option<String>,
-    /// How often each held file is checked, e.g. "30m".
-    pub check_interval: Option<String>,
-    /// How long a column may be missing before it is rebuilt, e.g. "1h".
-    pub repair_grace: Option<String>,
-    /// How much longer each next-ranked holder waits before it repairs, e.g. "90m".
-    pub repair_backoff: Option<String>,
-    /// How often every held blob is re-hashed, e.g. "30d".
-    pub scrub_interval: Option<String>,
-    /// Scrub read rate per second, e.g. "16MiB".
-    pub scrub_rate: Option<String>,
-    /// Embedded gateway's HTTP address.
-    pub gateway: Option<SocketAddr>,
-    /// DHT client only (behind NAT).
-    pub dht_client: Option<bool>,
-    /// Serve a relay on this address.
-    pub relay_serve: Option<SocketAddr>,
-    /// The relay's URL as peers dial it.
-    pub relay_url: Option<String>,
-    /// The relay's certificate chain (PEM).
-    pub relay_tls_cert: Option<PathBuf>,
-    /// The relay's key (PEM).
-    pub relay_tls_key: Option<PathBuf>,
-    /// Bytes per second each peer may send through the relay, e.g. "4MiB".
-    pub relay_rate: Option<String>,
-    /// HTTP address of `/metrics` and `/health`.
-    pub metrics: Option<SocketAddr>,
-    /// Request cost units a second one peer may spend (0: no limit).
-    pub peer_rate: Option<f64>,
-    /// Uploads one peer may have in flight (0: no limit).
-    pub peer_uploads: Option<usize>,
+    pub gateway: GatewaySettings,
+    /// What no section claims: refused when the file is read. (`deny_unknown_fields`
+    /// does not combine with a flattened section.)
+    #[serde(flatten)]
+    unknown: std::collections::BTreeMap<String, toml::Value>,
 }
 
 pub(crate) fn load_config(path: Option<&Path>) -> Result<ConfigFile> {
@@ -237,44 +224,27 @@ pub(crate) fn load_config(path: Option<&Path>) -> Result<ConfigFile> {
     };
     let text = fs::read_to_string(path)
         .with_context(|| format!("cannot read the config file {}", path.display()))?;
-    toml::from_str(&text)
-        .with_context(|| format!("{} is not a valid Mosaic config file", path.display()))
-}
-
-pub(crate) fn routing_options(net: &NetworkArgs, file: &ConfigFile) -> RoutingOptions {
-    RoutingOptions {
-        network: net
-            .network
-            .clone()
-            .or_else(|| file.network.clone())
-            .unwrap_or_else(|| "mosaic".into()),
-        bootstrap: if net.bootstrap.is_empty() {
-            file.bootstrap.clone().unwrap_or_default()
-        } else {
-            net.bootstrap.clone()
-        },
-        nameserver: net.dns_server.or(file.dns_server),
-        ..RoutingOptions::default()
+    let file: ConfigFile = toml::from_str(&text)
+        .with_context(|| format!("{} is not a valid Mosaic config file", path.display()))?;
+    if let Some(key) = file.unknown.keys().next() {
+        bail!(
+            "{} is not a valid Mosaic config file: unknown key `{key}` (docs/example.toml lists them)",
+            path.display()
+        );
     }
+    Ok(file)
 }
 
-/// The relays to use (flag, else the config file), parsed; and whether relay-only mode
-/// is on.
-pub(crate) fn relay_settings(
-    net: &NetworkArgs,
-    file: &ConfigFile,
-) -> Result<(Vec<RelayInfo>, bool)> {
-    let texts = if net.relay.is_empty() {
-        file.relay.clone().unwrap_or_default()
-    } else {
-        net.relay.clone()
-    };
-    let relays = texts
-        .iter()
-        .filter(|t| !t.is_empty())
-        .map(|t| t.parse::<RelayInfo>())
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((relays, net.relay_only || file.relay_only.unwrap_or(false)))
+/// The flags of every command that runs client requests and then exits: the network,
+/// the client, `--timings`.
+#[derive(Debug, Clone, Args)]
+pub struct ClientFlags {
+    #[command(flatten)]
+    pub network: NetworkArgs,
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(flatten)]
+    pub timings: TimingsArgs,
 }
 
 /// Settings of every command that connects to storage nodes as a client.
@@ -302,15 +272,17 @@ pub(crate) async fn client_with(
     args: &ClientArgs,
     settle: Duration,
 ) -> Result<Arc<Client>> {
-    let file = &g.file;
-    let mut routing = routing_options(net, file);
+    let Network {
+        mut routing,
+        relays,
+        relay_only,
+    } = net.resolve(&g.file)?;
     routing.settle = settle;
     if routing.bootstrap.is_empty() {
         // A node (or `mosaic devnet`) on this machine, at the default DHT port.
         routing.bootstrap = vec![format!("127.0.0.1:{DEFAULT_DHT_PORT}")];
     }
     let secret = keys()?.identity(&g.key_name())?;
-    let (relays, relay_only) = relay_settings(net, file)?;
     Ok(Client::connect(ClientOptions {
         secret,
         bind: args.bind,

@@ -86,6 +86,33 @@ pub struct GatewayOptions {
     pub limits: ServeLimits,
 }
 
+/// Default HTTP address of a gateway.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    8080,
+));
+/// The largest upload a gateway accepts when uploads are on and nobody said: 1 GiB.
+pub const DEFAULT_UPLOAD_MAX: u64 = 1 << 30;
+
+impl GatewayOptions {
+    /// The defaults, every one of them, for a gateway keeping its segment cache in
+    /// `cache_dir`: on [`DEFAULT_LISTEN`], a 1 GiB disk cache and 32 MiB of opened
+    /// segments in memory, 5 s to find a file, no denylist, no uploads, the default
+    /// [`ServeLimits`].
+    pub fn new(cache_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: DEFAULT_LISTEN,
+            cache_dir: cache_dir.into(),
+            cache_bytes: 1 << 30,
+            memory_cache_bytes: 32 << 20,
+            lookup_timeout: Duration::from_secs(5),
+            denylist: None,
+            uploads: None,
+            limits: ServeLimits::default(),
+        }
+    }
+}
+
 /// A running gateway.
 #[derive(Debug)]
 pub struct Gateway {

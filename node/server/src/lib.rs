@@ -32,5 +32,7 @@ pub mod store;
 pub use announcer::AnnounceStatus;
 pub use handler::Admission;
 pub use health::{CHECKS_IN_FLIGHT, HealthOptions};
-pub use node::{Node, NodeError, NodeOptions};
+pub use node::{
+    DEFAULT_CAPACITY, DEFAULT_DHT_PORT, DEFAULT_QUIC_PORT, Node, NodeError, NodeOptions,
+};
 pub use peers::PeerLimitOptions;

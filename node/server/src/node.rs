@@ -65,10 +65,9 @@ pub struct NodeOptions {
     pub public_addrs: Vec<SocketAddr>,
     /// The DHT node's settings (server mode is forced on).
     pub routing: RoutingOptions,
-    /// Space: capacity, per-client quota, garbage-collection watermarks.
+    /// Space: capacity, per-client quota, garbage-collection watermarks, and how often
+    /// usage is checked and collected bytes are swept.
     pub limits: Limits,
-    /// How often usage is checked against the high watermark.
-    pub gc_interval: Duration,
     /// Who may store and pin.
     pub admission: Admission,
     /// What one peer may make the node do at once and a second.
@@ -89,6 +88,42 @@ pub struct NodeOptions {
     pub republish_interval: Duration,
     /// Health checks, repair and scrub.
     pub health: HealthOptions,
+}
+
+/// Default QUIC (UDP) port of a storage node.
+pub const DEFAULT_QUIC_PORT: u16 = 4919;
+/// Default DHT (UDP) port of a storage node.
+pub const DEFAULT_DHT_PORT: u16 = 6881;
+/// Default capacity: 10 GiB.
+pub const DEFAULT_CAPACITY: u64 = 10 << 30;
+
+impl NodeOptions {
+    /// The defaults, every one of them, for a node keeping its data in `data_dir`: what
+    /// `mosaic node run` uses for a setting nobody gave, and where `devnet`, tests and
+    /// benches start. It listens on all interfaces at [`DEFAULT_QUIC_PORT`] and
+    /// [`DEFAULT_DHT_PORT`] and starts a network of its own (no bootstrap), and it
+    /// admits nobody: who may store is the operator's decision.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_QUIC_PORT)),
+            public_addrs: Vec::new(),
+            routing: RoutingOptions {
+                port: Some(DEFAULT_DHT_PORT),
+                ..RoutingOptions::default()
+            },
+            limits: Limits::new(DEFAULT_CAPACITY),
+            admission: Admission::Allow(Default::default()),
+            peer_limits: PeerLimitOptions::default(),
+            relays: Vec::new(),
+            relay_only: false,
+            relay_serve: None,
+            dht_client: false,
+            announce_interval: Duration::from_secs(10 * 60),
+            republish_interval: Duration::from_secs(60 * 60),
+            health: HealthOptions::default(),
+        }
+    }
 }
 
 /// The node could not start.
@@ -261,7 +296,7 @@ impl Node {
             status.clone(),
             peers_file,
         ));
-        let collector = tokio::spawn(collector::run(store.clone(), options.gc_interval));
+        let collector = tokio::spawn(collector::run(store.clone(), options.limits.sweep_interval));
         let checker = tokio::spawn(health.clone().run_checks());
         let scrubber = tokio::spawn(scrub::run(
             health.clone(),

@@ -152,7 +152,8 @@ pub struct Limits {
     pub gc_high: f64,
     /// …and stops when usage is back under this one.
     pub gc_low: f64,
-    /// How often the FsStore sweeps the bytes of collected blobs.
+    /// How often usage is checked against the high watermark, and the FsStore sweeps
+    /// the bytes of collected blobs.
     pub sweep_interval: Duration,
 }
 

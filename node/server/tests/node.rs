@@ -24,25 +24,16 @@ fn free_udp_port() -> u16 {
 
 async fn node(dir: &std::path::Path, capacity: u64, admission: Admission) -> Node {
     Node::spawn(NodeOptions {
-        peer_limits: Default::default(),
-        data_dir: dir.to_owned(),
         listen: "127.0.0.1:0".parse().unwrap(),
-        public_addrs: vec![],
         routing: RoutingOptions {
             network: "unit".into(),
             port: Some(free_udp_port()),
             ..RoutingOptions::default()
         },
         limits: mosaic_server::store::Limits::new(capacity),
-        gc_interval: Duration::from_secs(60),
         admission,
-        relays: vec![],
-        relay_only: false,
-        relay_serve: None,
-        dht_client: false,
         announce_interval: Duration::from_secs(60),
-        republish_interval: Duration::from_secs(3600),
-        health: mosaic_server::HealthOptions::default(),
+        ..NodeOptions::new(dir)
     })
     .await
     .unwrap()
