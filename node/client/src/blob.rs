@@ -11,7 +11,7 @@ use bytes::Bytes;
 use iroh::endpoint::Connection;
 use iroh_blobs::protocol::{ChunkRanges, ChunkRangesExt, GetRequest};
 use mosaic_codec::Hash;
-use mosaic_wire::request::{self, FetchError};
+use mosaic_wire::request::{self, FetchError, RangeRead};
 use n0_future::Stream;
 use tokio::{sync::mpsc, task::JoinHandle};
 
@@ -229,36 +229,14 @@ impl RemoteBlob {
         range: Range<u64>,
         tx: &mpsc::Sender<Result<Bytes, FetchError>>,
     ) -> Result<(), FetchError> {
-        if range.is_empty() {
-            return Ok(());
-        }
-        let get = GetRequest::blob_ranges(self.hash, ChunkRanges::bytes(range.clone()));
-        let (mut content, _) = request::get_blob(&self.conn, get, self.stall).await?;
-        let mut sent = range.start;
-        while let Some((more, item)) = request::next_item(content, self.stall).await? {
-            content = more;
-            let BaoContentItem::Leaf(leaf) = item else {
-                continue;
-            };
-            let start = leaf.offset;
-            let end = start + leaf.data.len() as u64;
-            let from = sent.max(start);
-            let to = range.end.min(end);
-            if from < to {
-                let bytes = leaf
-                    .data
-                    .slice((from - start) as usize..(to - start) as usize);
-                sent = to;
-                if tx.send(Ok(bytes)).await.is_err() {
-                    return Ok(());
-                }
+        let hash = Hash::from_bytes(*self.hash.as_bytes());
+        let mut read = RangeRead::start(&self.conn, &hash, range, None, self.stall).await?;
+        while let Some(piece) = read.next().await? {
+            if tx.send(Ok(piece)).await.is_err() {
+                break;
             }
         }
-        if sent >= range.end {
-            Ok(())
-        } else {
-            Err(FetchError::Ended { at: sent })
-        }
+        Ok(())
     }
 }
 

@@ -1,12 +1,8 @@
 //! The client itself: one iroh endpoint, one DHT node in client mode, a cache of live
 //! connections and of the addresses nodes published, and a record of where its time
-//! went ([`Timings`]). The operations live beside it, one file each: `put.rs`,
-//! `get.rs`, `blob.rs`, `pins.rs`.
-//!
-//! Finding a file costs one DHT lookup: every node that holds a column of a file also
-//! holds its manifest and announces it, so the manifest's providers are the file's
-//! holders ([`Client::open`]); which column each holds, one `Stat` request asks
-//! (`get.rs`). Addresses are looked up once per node and kept while they work.
+//! went ([`Timings`]). The operations live beside it: `put.rs`, `find.rs` and
+//! `get.rs`, `blob.rs`, `pins.rs`. Addresses are looked up once per node and kept while
+//! they work.
 
 use std::{
     collections::HashMap,
@@ -17,7 +13,7 @@ use std::{
 };
 
 use iroh::{Endpoint, EndpointId, SecretKey, endpoint::Connection};
-use mosaic_codec::{Cap, Decoder, Hash, MAX_MANIFEST_LEN, Manifest};
+use mosaic_codec::Hash;
 use mosaic_wire::{
     dht::{PeerAddr, Routing, RoutingOptions},
     endpoint::{self, DialError, EndpointOptions, Route},
@@ -25,22 +21,16 @@ use mosaic_wire::{
     relay::RelayInfo,
     request::{self, Stat},
 };
-use n0_future::StreamExt;
 use tokio::sync::{OnceCell, watch};
 use tracing::debug;
 
 use crate::{
-    ClientError, PeerError,
+    ClientError,
     address_book::{self, Book},
+    find::Holders,
     lookups::{Lookups, Proxy},
     timings::Timings,
 };
-
-/// Files whose holders a client remembers (the gateway reads the same files again and
-/// again); older entries are dropped first.
-const MAX_KNOWN_FILES: usize = 1024;
-/// How long a file's holder list is trusted before it is looked up again.
-const HOLDERS_TTL: Duration = Duration::from_secs(60);
 
 /// How a client connects.
 #[derive(Debug, Clone)]
@@ -93,11 +83,12 @@ pub struct Client {
     options: ClientOptions,
     conns: Mutex<HashMap<ConnKey, Slot<Connection>>>,
     dialer: Arc<Dialer>,
-    holders: Mutex<HashMap<Hash, (Instant, watch::Receiver<Holders>)>>,
+    /// Files' holders lately found (`find.rs`).
+    pub(crate) holders: Mutex<HashMap<Hash, (Instant, watch::Receiver<Holders>)>>,
     /// Blobs opened lately: a holder that served each and its proven size, so a
     /// gateway answering many ranges of one column looks it up once.
     pub(crate) blob_holders: Mutex<HashMap<Hash, (Instant, EndpointId, u64)>>,
-    timings: Arc<Timings>,
+    pub(crate) timings: Arc<Timings>,
 }
 
 /// A value made once, by whichever caller comes first; the others wait for it.
@@ -226,46 +217,6 @@ impl Dialer {
         );
         result
     }
-}
-
-/// Reads a file's growing holder list (see [`Client::holders_of`]), each holder once.
-#[derive(Debug)]
-pub(crate) struct HolderFeed {
-    rx: watch::Receiver<Holders>,
-    seen: usize,
-}
-
-impl HolderFeed {
-    fn new(rx: watch::Receiver<Holders>) -> Self {
-        Self { rx, seen: 0 }
-    }
-
-    /// The holders found since the last call, and whether the lookup has ended.
-    pub(crate) fn take_new(&mut self) -> (Vec<EndpointId>, bool) {
-        let h = self.rx.borrow_and_update();
-        let new = h.ids[self.seen..].to_vec();
-        self.seen = h.ids.len();
-        (new, h.done)
-    }
-
-    /// How many holders have been taken.
-    pub(crate) fn seen(&self) -> usize {
-        self.seen
-    }
-
-    /// Waits for the list to change; `false` if the lookup's task is gone.
-    pub(crate) async fn changed(&mut self) -> bool {
-        self.rx.changed().await.is_ok()
-    }
-}
-
-/// The holders of a file found so far (see [`Client::holders_of`]).
-#[derive(Debug, Default)]
-pub(crate) struct Holders {
-    /// In the order found.
-    pub ids: Vec<EndpointId>,
-    /// The lookup has ended.
-    pub done: bool,
 }
 
 impl Client {
@@ -537,117 +488,6 @@ impl Client {
         let mut nodes: Vec<StorageNode> = answers.into_iter().flatten().collect();
         nodes.sort_by_key(|n| n.rtt);
         Ok((found, nodes))
-    }
-
-    /// The nodes holding file `id` (those that announce its manifest), as a lookup finds
-    /// them: a list that grows, and `done` once the lookup has ended. A list younger
-    /// than [`HOLDERS_TTL`] is reused, the lookup behind it still running or not.
-    pub(crate) async fn holders_of(&self, id: &Hash) -> Result<HolderFeed, ClientError> {
-        {
-            let mut known = self.holders.lock().expect("not poisoned");
-            if let Some((at, rx)) = known.get(id) {
-                if at.elapsed() < HOLDERS_TTL {
-                    return Ok(HolderFeed::new(rx.clone()));
-                }
-            }
-            known.retain(|_, (at, _)| at.elapsed() < HOLDERS_TTL);
-            if known.len() >= MAX_KNOWN_FILES {
-                known.clear();
-            }
-        }
-        let started = Instant::now();
-        let mut lookup = self.routing.providers_stream(id).await?;
-        let (tx, rx) = watch::channel(Holders::default());
-        let timings = self.timings.clone();
-        let what = format!("dht lookup: holders of file {}", id.fmt_short());
-        tokio::spawn(async move {
-            while let Some(holder) = lookup.next().await {
-                if tx.is_closed() {
-                    return;
-                }
-                if tx.borrow().ids.is_empty() {
-                    timings.record(what.clone(), started, "first holder found");
-                }
-                tx.send_modify(|h| h.ids.push(holder));
-            }
-            tx.send_modify(|h| h.done = true);
-            let found = tx.borrow().ids.len();
-            timings.record(what, started, format!("lookup ended, {found} holders"));
-        });
-        self.holders
-            .lock()
-            .expect("not poisoned")
-            .insert(*id, (Instant::now(), rx.clone()));
-        Ok(HolderFeed::new(rx))
-    }
-
-    /// Forgets the holders found for file `id` (they failed): the next read looks again.
-    pub(crate) fn forget_holders(&self, id: &Hash) {
-        self.holders.lock().expect("not poisoned").remove(id);
-    }
-
-    /// Fetches and checks the manifest of file `id`, asking each holder as soon as the
-    /// lookup finds it and taking the first answer (a dead holder costs no more than
-    /// the others' answers).
-    pub async fn manifest(&self, id: &Hash) -> Result<Manifest, ClientError> {
-        let started = Instant::now();
-        let mut holders = self.holders_of(id).await?;
-        let stall = self.options.stall_timeout;
-        let mut attempts = n0_future::FuturesUnordered::new();
-        loop {
-            let (new, done) = holders.take_new();
-            for holder in new {
-                // Reading the file next asks each holder which columns it has, on the
-                // storage protocol: connect now, while the manifest comes.
-                drop(self.start_dial(holder, proto::ALPN));
-                attempts.push(async move {
-                    let conn = self.dial(holder, iroh_blobs::ALPN).await?;
-                    let bytes = request::fetch_small(&conn, id, MAX_MANIFEST_LEN, stall).await?;
-                    Ok::<_, PeerError>(bytes)
-                });
-            }
-            if done && attempts.is_empty() {
-                self.forget_holders(id);
-                let asked = holders.seen();
-                self.timings.record(
-                    "manifest",
-                    started,
-                    format!("none of {asked} holders answered"),
-                );
-                return Err(ClientError::ManifestUnavailable {
-                    id: *id,
-                    holders: asked,
-                });
-            }
-            tokio::select! {
-                alive = holders.changed(), if !done => {
-                    if !alive {
-                        // The lookup task ended without saying so (runtime shutdown).
-                        return Err(ClientError::ManifestUnavailable {
-                            id: *id,
-                            holders: holders.seen(),
-                        });
-                    }
-                }
-                Some(attempt) = attempts.next(), if !attempts.is_empty() => match attempt {
-                    // The bytes hash to the id: every holder has these same bytes, so a
-                    // manifest that does not parse is the file's own fault.
-                    Ok(bytes) => {
-                        self.timings.record("manifest", started, format!("{} bytes", bytes.len()));
-                        return Ok(Manifest::from_bytes_verified(&bytes, id)?);
-                    }
-                    Err(e) => debug!("manifest fetch failed: {e}"),
-                },
-            }
-        }
-    }
-
-    /// Finds the file `cap` names and opens it: its manifest fetched once and checked,
-    /// its metadata opened with the cap's key (a wrong key fails here, before any
-    /// column is fetched). Read it with [`Client::get`] or [`Client::read`].
-    pub async fn open(&self, cap: &Cap) -> Result<Decoder, ClientError> {
-        let manifest = self.manifest(&cap.id()).await?;
-        Ok(Decoder::new(manifest, cap.key())?)
     }
 }
 

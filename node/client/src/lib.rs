@@ -3,8 +3,10 @@
 //! One [`Client`] (an iroh endpoint, a DHT node in client mode, a connection cache;
 //! `client.rs`) whose operations live in their own files, each readable top to bottom:
 //! - `put.rs`: the put pipeline ([`Client::put`]);
-//! - `get.rs`: the get pipeline, whole files ([`Client::get`]) and segment ranges
-//!   ([`Client::read`], with a [`SegmentCache`]);
+//! - the get pipeline, whole files ([`Client::get`]) and segment ranges
+//!   ([`Client::read`], with a [`SegmentCache`]): `get.rs` runs it top to bottom,
+//!   `find.rs` finds a file (holders, manifest, open, columns), `fetch.rs` streams
+//!   columns and `failover.rs` decides what to do when a holder fails;
 //! - `blob.rs`: raw blobs by hash ([`Client::open_blob`]);
 //! - `pins.rs`: pinning a file's blobs and reading where they are held;
 //! - `repair.rs`: keyless repair: rebuilding columns from others, verifying a blob,
@@ -22,6 +24,9 @@ mod client;
 mod coded;
 pub mod dir;
 mod error;
+mod failover;
+mod fetch;
+mod find;
 mod get;
 pub mod lookups;
 mod names;

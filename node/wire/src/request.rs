@@ -14,7 +14,7 @@ use bytes::Bytes;
 use iroh::endpoint::{ConnectionError, WriteError};
 use iroh_blobs::{
     get::{GetError, fsm},
-    protocol::GetRequest,
+    protocol::{ChunkRanges, ChunkRangesExt, GetRequest},
 };
 use mosaic_codec::{ErrorKind, Hash};
 use tokio::sync::mpsc;
@@ -387,6 +387,79 @@ pub async fn next_item(
     match within(stall, content.next()).await? {
         fsm::BlobContentNext::More((more, item)) => Ok(Some((more, item.map_err(GetError::from)?))),
         fsm::BlobContentNext::Done(_) => Ok(None),
+    }
+}
+
+/// Bytes `range` of a blob, verified as they arrive, in order and clipped to the
+/// range (iroh-blobs sends whole 16 KiB chunk groups): the one loop over a blob's leaves
+/// that ranged reads share.
+#[derive(Debug)]
+pub struct RangeRead {
+    content: Option<fsm::AtBlobContent>,
+    range: std::ops::Range<u64>,
+    sent: u64,
+    stall: Duration,
+}
+
+impl RangeRead {
+    /// Asks `conn` for bytes `range` of blob `hash`. Fails with
+    /// [`FetchError::WrongSize`] if the holder's blob is not `size` bytes (when given).
+    pub async fn start(
+        conn: &Connection,
+        hash: &Hash,
+        range: std::ops::Range<u64>,
+        size: Option<u64>,
+        stall: Duration,
+    ) -> Result<Self, FetchError> {
+        let content = if range.is_empty() {
+            None
+        } else {
+            let hash = iroh_blobs::Hash::from_bytes(*hash.as_bytes());
+            let get = GetRequest::blob_ranges(hash, ChunkRanges::bytes(range.clone()));
+            let (content, found) = get_blob(conn, get, stall).await?;
+            if let Some(expected) = size.filter(|s| *s != found) {
+                return Err(FetchError::WrongSize {
+                    size: found,
+                    expected,
+                });
+            }
+            Some(content)
+        };
+        Ok(Self {
+            content,
+            sent: range.start,
+            range,
+            stall,
+        })
+    }
+
+    /// The next verified bytes of the range; `None` once it is all read. Fails with
+    /// [`FetchError::Ended`] if the holder's answer ends before the range does.
+    pub async fn next(&mut self) -> Result<Option<Bytes>, FetchError> {
+        while let Some(content) = self.content.take() {
+            let Some((more, item)) = next_item(content, self.stall).await? else {
+                break;
+            };
+            self.content = Some(more);
+            let BaoContentItem::Leaf(leaf) = item else {
+                continue;
+            };
+            let start = leaf.offset;
+            let end = start + leaf.data.len() as u64;
+            let (from, to) = (self.sent.max(start), self.range.end.min(end));
+            if from < to {
+                self.sent = to;
+                return Ok(Some(
+                    leaf.data
+                        .slice((from - start) as usize..(to - start) as usize),
+                ));
+            }
+        }
+        if self.sent >= self.range.end {
+            Ok(None)
+        } else {
+            Err(FetchError::Ended { at: self.sent })
+        }
     }
 }
 

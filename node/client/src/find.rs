@@ -1,0 +1,347 @@
+//! Finding a file, top to bottom: its holders (one DHT lookup: every node holding a
+//! column of a file also holds its manifest and announces it), its manifest (fetched
+//! once from the first holder that answers, verified against the id), opening it with
+//! the key ([`Client::open`]), and locating its columns (one `Stat` per holder: which
+//! columns it has) ranked by the round-trip time of their best holder.
+//!
+//! What it hands on is a list of [`ColumnHolders`]: what `fetch.rs` streams from.
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::{Duration, Instant},
+};
+
+use iroh::{EndpointId, endpoint::Connection};
+use mosaic_codec::{Cap, Decoder, Hash, MAX_MANIFEST_LEN, Manifest};
+use mosaic_wire::{proto, request};
+use n0_future::StreamExt;
+use tokio::sync::watch;
+use tracing::debug;
+
+use crate::{Client, ClientError, PeerError, client::rtt, fetch::ColumnHolders};
+
+/// Files whose holders a client remembers (the gateway reads the same files again and
+/// again); older entries are dropped first.
+const MAX_KNOWN_FILES: usize = 1024;
+/// How long a file's holder list is trusted before it is looked up again.
+const HOLDERS_TTL: Duration = Duration::from_secs(60);
+
+/// How long locating waits for the spare columns' holders once `k + 1` columns are
+/// covered (normally they answer within a millisecond or two of the others).
+const LOCATE_GRACE: Duration = Duration::from_millis(100);
+
+/// Reads a file's growing holder list (see [`Client::holders_of`]), each holder once.
+#[derive(Debug)]
+pub(crate) struct HolderFeed {
+    rx: watch::Receiver<Holders>,
+    seen: usize,
+}
+
+impl HolderFeed {
+    fn new(rx: watch::Receiver<Holders>) -> Self {
+        Self { rx, seen: 0 }
+    }
+
+    /// The holders found since the last call, and whether the lookup has ended.
+    pub(crate) fn take_new(&mut self) -> (Vec<EndpointId>, bool) {
+        let h = self.rx.borrow_and_update();
+        let new = h.ids[self.seen..].to_vec();
+        self.seen = h.ids.len();
+        (new, h.done)
+    }
+
+    /// How many holders have been taken.
+    pub(crate) fn seen(&self) -> usize {
+        self.seen
+    }
+
+    /// Waits for the list to change; `false` if the lookup's task is gone.
+    pub(crate) async fn changed(&mut self) -> bool {
+        self.rx.changed().await.is_ok()
+    }
+}
+
+/// The holders of a file found so far (see [`Client::holders_of`]).
+#[derive(Debug, Default)]
+pub(crate) struct Holders {
+    /// In the order found.
+    pub ids: Vec<EndpointId>,
+    /// The lookup has ended.
+    pub done: bool,
+}
+
+impl Client {
+    /// The nodes holding file `id` (those that announce its manifest), as a lookup finds
+    /// them: a list that grows, and `done` once the lookup has ended. A list younger
+    /// than [`HOLDERS_TTL`] is reused, the lookup behind it still running or not.
+    pub(crate) async fn holders_of(&self, id: &Hash) -> Result<HolderFeed, ClientError> {
+        {
+            let mut known = self.holders.lock().expect("not poisoned");
+            if let Some((at, rx)) = known.get(id) {
+                if at.elapsed() < HOLDERS_TTL {
+                    return Ok(HolderFeed::new(rx.clone()));
+                }
+            }
+            known.retain(|_, (at, _)| at.elapsed() < HOLDERS_TTL);
+            if known.len() >= MAX_KNOWN_FILES {
+                known.clear();
+            }
+        }
+        let started = Instant::now();
+        let mut lookup = self.routing().providers_stream(id).await?;
+        let (tx, rx) = watch::channel(Holders::default());
+        let timings = self.timings.clone();
+        let what = format!("dht lookup: holders of file {}", id.fmt_short());
+        tokio::spawn(async move {
+            while let Some(holder) = lookup.next().await {
+                if tx.is_closed() {
+                    return;
+                }
+                if tx.borrow().ids.is_empty() {
+                    timings.record(what.clone(), started, "first holder found");
+                }
+                tx.send_modify(|h| h.ids.push(holder));
+            }
+            tx.send_modify(|h| h.done = true);
+            let found = tx.borrow().ids.len();
+            timings.record(what, started, format!("lookup ended, {found} holders"));
+        });
+        self.holders
+            .lock()
+            .expect("not poisoned")
+            .insert(*id, (Instant::now(), rx.clone()));
+        Ok(HolderFeed::new(rx))
+    }
+
+    /// Forgets the holders found for file `id` (they failed): the next read looks again.
+    pub(crate) fn forget_holders(&self, id: &Hash) {
+        self.holders.lock().expect("not poisoned").remove(id);
+    }
+
+    /// Fetches and checks the manifest of file `id`, asking each holder as soon as the
+    /// lookup finds it and taking the first answer (a dead holder costs no more than
+    /// the others' answers).
+    pub async fn manifest(&self, id: &Hash) -> Result<Manifest, ClientError> {
+        let started = Instant::now();
+        let mut holders = self.holders_of(id).await?;
+        let stall = self.options().stall_timeout;
+        let mut attempts = n0_future::FuturesUnordered::new();
+        loop {
+            let (new, done) = holders.take_new();
+            for holder in new {
+                // Reading the file next asks each holder which columns it has, on the
+                // storage protocol: connect now, while the manifest comes.
+                drop(self.start_dial(holder, proto::ALPN));
+                attempts.push(async move {
+                    let conn = self.dial(holder, iroh_blobs::ALPN).await?;
+                    let bytes = request::fetch_small(&conn, id, MAX_MANIFEST_LEN, stall).await?;
+                    Ok::<_, PeerError>(bytes)
+                });
+            }
+            if done && attempts.is_empty() {
+                self.forget_holders(id);
+                let asked = holders.seen();
+                self.timings().record(
+                    "manifest",
+                    started,
+                    format!("none of {asked} holders answered"),
+                );
+                return Err(ClientError::ManifestUnavailable {
+                    id: *id,
+                    holders: asked,
+                });
+            }
+            tokio::select! {
+                alive = holders.changed(), if !done => {
+                    if !alive {
+                        // The lookup task ended without saying so (runtime shutdown).
+                        return Err(ClientError::ManifestUnavailable {
+                            id: *id,
+                            holders: holders.seen(),
+                        });
+                    }
+                }
+                Some(attempt) = attempts.next(), if !attempts.is_empty() => match attempt {
+                    // The bytes hash to the id: every holder has these same bytes, so a
+                    // manifest that does not parse is the file's own fault.
+                    Ok(bytes) => {
+                        self.timings().record("manifest", started, format!("{} bytes", bytes.len()));
+                        return Ok(Manifest::from_bytes_verified(&bytes, id)?);
+                    }
+                    Err(e) => debug!("manifest fetch failed: {e}"),
+                },
+            }
+        }
+    }
+
+    /// Finds the file `cap` names and opens it: its manifest fetched once and checked,
+    /// its metadata opened with the cap's key (a wrong key fails here, before any
+    /// column is fetched). Read it with [`Client::get`] or [`Client::read`].
+    pub async fn open(&self, cap: &Cap) -> Result<Decoder, ClientError> {
+        let manifest = self.manifest(&cap.id()).await?;
+        Ok(Decoder::new(manifest, cap.key())?)
+    }
+    /// Finds holders for the columns of `manifest` and ranks the columns by the
+    /// round-trip time of their best holder (data columns first among equals).
+    ///
+    /// The file's holders come from the one lookup [`Client::open`] started (every
+    /// column holder announces the manifest); each is asked with one `Stat` which
+    /// columns it holds, as soon as it is found. This stops once every column has a
+    /// holder, or every holder has answered, or [`LOCATE_GRACE`] after `k + 1` columns
+    /// (the fetch's `k` and a spare) have one; if the lookup ends with fewer than `k`, the missing columns are looked up one by one (a column copied to a node
+    /// that lacks the manifest is found that way). Fails if fewer than `k` columns have
+    /// a reachable holder.
+    pub(crate) async fn locate(
+        &self,
+        manifest: &Manifest,
+    ) -> Result<Vec<ColumnHolders>, ClientError> {
+        let started = Instant::now();
+        let layout = manifest.layout();
+        let (k, n) = (layout.params().data_columns(), layout.params().columns());
+        let want = (k + 1).min(n);
+        let hashes = manifest.columns();
+        let mut holders = self.holders_of(&manifest.id()).await?;
+        let mut sources: Vec<Vec<(EndpointId, Connection, Duration)>> = vec![Vec::new(); n];
+        let mut asking = n0_future::FuturesUnordered::new();
+        let mut grace = None;
+        loop {
+            let (new, done) = holders.take_new();
+            for id in new {
+                asking.push(async move { (id, self.columns_held(id, hashes).await) });
+            }
+            let covered = sources.iter().filter(|s| !s.is_empty()).count();
+            if covered == n || (done && asking.is_empty()) {
+                break;
+            }
+            // Enough to start; the others are spares for holders that fail mid-read
+            // (a read that lost two columns with no spare known would fail), so wait
+            // for them a little, not for a dead holder's connect timeout.
+            if covered >= want && grace.is_none() {
+                grace = Some(tokio::time::Instant::now() + LOCATE_GRACE);
+            }
+            let spares = async {
+                match grace {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = spares => break,
+                alive = holders.changed(), if !done => {
+                    if !alive {
+                        break;
+                    }
+                }
+                Some((id, answer)) = asking.next(), if !asking.is_empty() => match answer {
+                    Ok((conn, held)) => {
+                        let r = rtt(&conn);
+                        for (column, _) in held.iter().enumerate().filter(|(_, h)| **h) {
+                            if let Some(list) = sources.get_mut(column) {
+                                list.push((id, conn.clone(), r));
+                            }
+                        }
+                    }
+                    Err(e) => debug!(node = %id.fmt_short(), "holder unreachable: {e}"),
+                },
+            }
+        }
+        let covered = sources.iter().filter(|s| !s.is_empty()).count();
+        self.timings().record(
+            "locate columns",
+            started,
+            format!(
+                "{covered} of {n} columns have a holder, from {} holders of the file",
+                holders.seen()
+            ),
+        );
+        if covered < k {
+            self.locate_one_by_one(hashes, &mut sources).await;
+        }
+        let mut columns: Vec<ColumnHolders> = Vec::new();
+        let mut missing = Vec::new();
+        for (column, mut list) in sources.into_iter().enumerate() {
+            list.sort_by_key(|s| s.2);
+            match list.first() {
+                None => missing.push(column),
+                Some(best) => columns.push(ColumnHolders {
+                    column,
+                    hash: hashes[column],
+                    best_rtt: best.2,
+                    holders: list.into_iter().map(|(id, c, _)| (id, c)).collect(),
+                }),
+            }
+        }
+        if columns.len() < k {
+            self.forget_holders(&manifest.id());
+            return Err(ClientError::ColumnsUnavailable {
+                available: columns.len(),
+                need: k,
+                missing,
+            });
+        }
+        columns.sort_by_key(|c| (c.best_rtt, c.column));
+        Ok(columns)
+    }
+
+    /// Which of `columns` node `id` holds, and a connection to fetch them on.
+    async fn columns_held(
+        &self,
+        id: EndpointId,
+        columns: &[Hash],
+    ) -> Result<(Connection, Vec<bool>), PeerError> {
+        let started = Instant::now();
+        let (control, blobs) =
+            tokio::join!(self.dial(id, proto::ALPN), self.dial(id, iroh_blobs::ALPN));
+        let stat = request::stat(&control?, columns).await?;
+        let held = stat.held.iter().filter(|h| **h).count();
+        self.timings().record(
+            format!("stat {}", id.fmt_short()),
+            started,
+            format!("holds {held} columns"),
+        );
+        Ok((blobs?, stat.held))
+    }
+
+    /// The slow path: one DHT lookup per column that has no holder yet.
+    async fn locate_one_by_one(
+        &self,
+        hashes: &[Hash],
+        sources: &mut [Vec<(EndpointId, Connection, Duration)>],
+    ) {
+        let started = Instant::now();
+        let empty: Vec<usize> = (0..sources.len())
+            .filter(|&j| sources[j].is_empty())
+            .collect();
+        let found = n0_future::join_all(
+            empty
+                .iter()
+                .map(|&j| async move { (j, self.routing().providers(&hashes[j]).await) }),
+        )
+        .await;
+        let ids: HashSet<EndpointId> = found
+            .iter()
+            .flat_map(|(_, r)| r.iter().flatten().copied())
+            .collect();
+        let dialed = n0_future::join_all(
+            ids.into_iter()
+                .map(|id| async move { (id, self.dial(id, iroh_blobs::ALPN).await) }),
+        )
+        .await;
+        let reachable: HashMap<EndpointId, Connection> = dialed
+            .into_iter()
+            .filter_map(|(id, r)| r.ok().map(|c| (id, c)))
+            .collect();
+        for (j, list) in found {
+            for id in list.unwrap_or_default() {
+                if let Some(conn) = reachable.get(&id) {
+                    sources[j].push((id, conn.clone(), rtt(conn)));
+                }
+            }
+        }
+        self.timings().record(
+            "dht lookups: column by column",
+            started,
+            format!("{} columns looked up", empty.len()),
+        );
+    }
+}
