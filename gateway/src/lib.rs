@@ -15,6 +15,7 @@
 //! - nothing from the network or the request can make it panic.
 
 pub mod cache;
+mod content;
 mod deny;
 mod error;
 mod http;
@@ -22,11 +23,11 @@ mod metrics;
 mod respond;
 mod routes;
 mod server;
+mod state;
 
 use std::{
     net::SocketAddr,
     num::NonZeroUsize,
-    ops::Range,
     path::PathBuf,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -42,13 +43,7 @@ use axum::{
     routing::get,
 };
 use lru::LruCache;
-use mosaic_client::Resolved;
-use mosaic_client::{
-    Client, ClientError, ReadOptions, SegmentStream,
-    dir::{self, Directory},
-};
-use mosaic_codec::{Decoder, Hash, Manifest, name::NameKey};
-use n0_future::StreamExt;
+use mosaic_client::Client;
 use tokio::{net::TcpListener, sync::watch};
 use tracing::info;
 
@@ -59,6 +54,7 @@ pub use metrics::Metrics;
 use routes::{api, blob, file, name, share, site, ui, upload};
 pub use server::ServeLimits;
 use server::{ClientKey, Clients, Peer};
+use state::{AppState, AppStateRef};
 
 /// Connections the kernel queues for the gateway before it accepts them.
 const LISTEN_BACKLOG: u32 = 1024;
@@ -189,30 +185,6 @@ impl Gateway {
         self.task.abort();
     }
 }
-
-#[derive(Debug)]
-struct AppState {
-    client: Arc<Client>,
-    cache: Arc<DiskCache>,
-    metrics: Arc<Metrics>,
-    denylist: Denylist,
-    manifests: Mutex<LruCache<Hash, Manifest>>,
-    directories: Mutex<LruCache<Hash, Arc<Directory>>>,
-    /// Names resolved lately, and when (see [`routes::name`]).
-    names: Mutex<LruCache<NameKey, ResolvedName>>,
-    /// The last network report (`/api/network`), and when it was made.
-    network: tokio::sync::Mutex<Option<(Instant, serde_json::Value)>>,
-    /// Private uploads in progress (see [`routes::upload`]).
-    uploads: upload::Sessions,
-    /// Connections and request rates per client (see [`serve`]).
-    clients: Arc<Clients>,
-    options: GatewayOptions,
-}
-
-type AppStateRef = Arc<AppState>;
-
-/// A name's resolution (or its failure), and when it was made.
-type ResolvedName = (Instant, Result<Resolved, Arc<AppError>>);
 
 fn router(state: AppStateRef) -> Router {
     Router::new()
@@ -361,78 +333,4 @@ async fn metrics_text(State(state): State<AppStateRef>) -> Response {
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     r
-}
-
-impl AppState {
-    fn check_denied(&self, hash: &Hash) -> Result<(), AppError> {
-        if self.denylist.denies(hash) {
-            Err(AppError::Denied(*hash))
-        } else {
-            Ok(())
-        }
-    }
-
-    /// The manifest of file `id`: from memory, or found within the lookup timeout.
-    async fn manifest(&self, id: &Hash) -> Result<Manifest, AppError> {
-        if let Some(m) = self.manifests.lock().expect("not poisoned").get(id) {
-            return Ok(m.clone());
-        }
-        let limit = self.options.lookup_timeout;
-        let manifest = tokio::time::timeout(limit, self.client.manifest(id))
-            .await
-            .map_err(|_| AppError::LookupTimeout {
-                what: format!("file {id}"),
-                limit,
-            })?
-            .map_err(|e| AppError::file(id, e))?;
-        self.manifests
-            .lock()
-            .expect("not poisoned")
-            .put(*id, manifest.clone());
-        Ok(manifest)
-    }
-
-    /// A directory index, read whole (it is at most [`dir::MAX_INDEX_LEN`] bytes).
-    async fn directory(&self, decoder: Decoder) -> Result<Arc<Directory>, AppError> {
-        let id = decoder.manifest().id();
-        if let Some(d) = self.directories.lock().expect("not poisoned").get(&id) {
-            return Ok(d.clone());
-        }
-        let len = decoder.layout().length();
-        if len > dir::MAX_INDEX_LEN {
-            return Err(AppError::DirectoryTooLarge {
-                id,
-                len,
-                max: dir::MAX_INDEX_LEN,
-            });
-        }
-        let mut stream = self.read(decoder, None);
-        let mut bytes = Vec::with_capacity(len as usize);
-        while let Some(segment) = stream.next().await {
-            let segment = segment.map_err(|e| AppError::file(&id, e))?;
-            bytes.extend_from_slice(&segment.plaintext);
-        }
-        if bytes.len() as u64 != len {
-            return Err(AppError::file(&id, ClientError::ReadStopped));
-        }
-        let directory = Arc::new(
-            Directory::parse(&bytes).map_err(|source| AppError::Directory { id, source })?,
-        );
-        self.directories
-            .lock()
-            .expect("not poisoned")
-            .put(id, directory.clone());
-        Ok(directory)
-    }
-
-    fn read(&self, decoder: Decoder, segments: Option<Range<u64>>) -> SegmentStream {
-        self.client.read(
-            decoder,
-            ReadOptions {
-                segments,
-                check_whole: false,
-                cache: Some(self.cache.clone()),
-            },
-        )
-    }
 }

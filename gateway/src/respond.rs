@@ -1,18 +1,13 @@
 //! Building responses the routes share: caching headers for immutable content,
-//! redirects, 304s, and the range plan and content headers of a byte body.
-
-use std::ops::Range;
+//! redirects, 304s. The bytes of a body (ranges, streaming) are `content.rs`'s.
 
 use axum::{
     body::Body,
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderValue, StatusCode, header},
     response::Response,
 };
 
-use crate::{
-    error::AppError,
-    http::{RangeAsk, range_ask, value},
-};
+use crate::http::value;
 
 /// `Cache-Control` of public, content-addressed responses: they never change.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -67,41 +62,4 @@ pub(crate) fn not_modified_response(etag: &str) -> Response {
     *r.status_mut() = StatusCode::NOT_MODIFIED;
     r.headers_mut().insert(header::ETAG, value(etag));
     r
-}
-
-/// The status and byte range to answer for a `len`-byte representation, or the 416
-/// error when nothing asked for is satisfiable. `what` names it in the error.
-pub(crate) fn plan_range(
-    headers: &HeaderMap,
-    len: u64,
-    etag: &str,
-    what: &'static str,
-) -> Result<(StatusCode, Range<u64>), AppError> {
-    match range_ask(headers, len, etag) {
-        RangeAsk::Whole => Ok((StatusCode::OK, 0..len)),
-        RangeAsk::Part(r) => Ok((StatusCode::PARTIAL_CONTENT, r)),
-        RangeAsk::Unsatisfiable => Err(AppError::RangeNotSatisfiable { what, len }),
-    }
-}
-
-/// The headers every byte response carries: length, range, validators.
-pub(crate) fn content_headers(
-    h: &mut HeaderMap,
-    status: StatusCode,
-    range: &Range<u64>,
-    len: u64,
-    etag: &str,
-) {
-    h.insert(
-        header::CONTENT_LENGTH,
-        HeaderValue::from(range.end - range.start),
-    );
-    if status == StatusCode::PARTIAL_CONTENT {
-        h.insert(
-            header::CONTENT_RANGE,
-            value(&format!("bytes {}-{}/{len}", range.start, range.end - 1)),
-        );
-    }
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::ETAG, value(etag));
 }

@@ -21,9 +21,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    AppStateRef,
     error::AppError,
     routes::name::{join, parse_public},
+    state::AppStateRef,
 };
 
 /// How long a network report is reused.

@@ -15,10 +15,11 @@ use n0_future::StreamExt;
 use serde::Deserialize;
 
 use crate::{
-    AppStateRef,
+    content::{content_headers, plan_range},
     error::AppError,
     http::{etag_of, not_modified},
-    respond::{content_headers, immutable, not_modified_response, plan_range},
+    respond::{immutable, not_modified_response},
+    state::AppStateRef,
 };
 
 /// The media type of a trustless answer.

@@ -22,10 +22,11 @@ use mosaic_codec::{
 };
 
 use crate::{
-    AppState, AppStateRef,
+    content::FileQuery,
     error::AppError,
     respond::encode_path,
-    routes::{file::FileQuery, site::public_at},
+    routes::site::public_at,
+    state::{AppState, AppStateRef},
 };
 
 /// How long a resolved name is reused, and how long clients may cache its answers.

@@ -11,11 +11,11 @@ use mosaic_client::dir::{self, Directory, Lookup};
 use mosaic_codec::{Decoder, Hash, PublicId};
 
 use crate::{
-    AppState, AppStateRef,
+    content::{FileQuery, serve_file},
     error::AppError,
     http::{etag_of, not_modified, value},
     respond::{immutable, not_modified_response, redirect},
-    routes::file::{FileQuery, serve_file},
+    state::{AppState, AppStateRef},
 };
 
 /// `GET|HEAD /p/{id}`.

@@ -41,10 +41,10 @@ use tokio::{io::AsyncWriteExt, sync::OwnedSemaphorePermit};
 use mosaic_wire::limit::Slot;
 
 use crate::{
-    AppStateRef,
     error::AppError,
     routes::api::json_answer,
     server::{ClientKey, Peer, UPLOADS_PER_CLIENT},
+    state::AppStateRef,
 };
 
 /// Uploads a gateway runs at once; more wait (public ones) or are refused (private
