@@ -15,10 +15,10 @@ use tracing::warn;
 use crate::{
     gateway::GatewaySettings,
     merge::Merge,
+    network_settings::Network,
     node_settings::{NodePlan, NodeSettings},
     settings::{
-        ClientArgs, DEFAULT_DHT_PORT, DEFAULT_QUIC_PORT, Global, Network, NetworkArgs, client_with,
-        runtime,
+        ClientArgs, DEFAULT_DHT_PORT, DEFAULT_QUIC_PORT, Global, NetworkArgs, client_with, runtime,
     },
 };
 

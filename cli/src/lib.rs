@@ -27,6 +27,7 @@ mod keyring;
 mod keys;
 mod merge;
 mod name;
+mod network_settings;
 mod node_settings;
 mod offline;
 mod output;

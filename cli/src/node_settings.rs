@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::{
     merge::{self, settings},
-    settings::Network,
+    network_settings::Network,
 };
 
 settings! {
@@ -319,7 +319,7 @@ mod tests {
     use mosaic_server::{Admission, NodeOptions};
 
     use super::{NodeSettings, open_quota};
-    use crate::settings::{Network, NetworkSettings};
+    use crate::network_settings::{Network, NetworkSettings};
 
     /// A client id to allow (any valid one).
     const ID: &str = "ae58ff8833241ac82d6ff7611046ed67b5072d142c588d0063e942d9a75502b6";

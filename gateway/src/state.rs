@@ -11,16 +11,33 @@ use std::{
 
 use lru::LruCache;
 use mosaic_client::{
-    Client, ClientError, ReadOptions, Resolved, SegmentStream,
+    Client, ClientError, ColumnUpload, ReadOptions, Resolved, SegmentStream,
     dir::{self, Directory},
 };
 use mosaic_codec::{Decoder, Hash, Manifest, name::NameKey};
+use mosaic_wire::limit::Slot;
 use n0_future::StreamExt;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::{
-    DiskCache, GatewayOptions, Metrics, deny::Denylist, error::AppError, routes::upload,
-    server::Clients,
+    DiskCache, GatewayOptions, Metrics,
+    deny::Denylist,
+    error::AppError,
+    server::{ClientKey, Clients},
 };
+
+/// A private upload in progress (see [`crate::routes::upload`]).
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub(crate) upload: ColumnUpload,
+    pub(crate) last: Instant,
+    pub(crate) _turn: OwnedSemaphorePermit,
+    pub(crate) _client: Option<Slot<ClientKey>>,
+}
+
+/// The private sessions, by token.
+pub(crate) type Sessions =
+    Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<Session>>>>;
 
 #[derive(Debug)]
 pub(crate) struct AppState {
@@ -35,7 +52,7 @@ pub(crate) struct AppState {
     /// The last network report (`/api/network`), and when it was made.
     pub(crate) network: tokio::sync::Mutex<Option<(Instant, serde_json::Value)>>,
     /// Private uploads in progress (see [`crate::routes::upload`]).
-    pub(crate) uploads: upload::Sessions,
+    pub(crate) uploads: Sessions,
     /// Connections and request rates per client (see [`crate::server`]).
     pub(crate) clients: Arc<Clients>,
     pub(crate) options: GatewayOptions,

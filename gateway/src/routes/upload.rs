@@ -20,7 +20,6 @@
 //! holds a slot for at most that long.
 
 use std::{
-    collections::HashMap,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -31,12 +30,12 @@ use axum::{
     http::HeaderMap,
     response::Response,
 };
-use mosaic_client::{ClientError, ColumnUpload, PutReport};
+use mosaic_client::{ClientError, PutReport};
 use mosaic_codec::{Access, Layout, MAX_MANIFEST_LEN, MAX_NAME_LEN, Metadata, Params, PublicId};
 use n0_future::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::{io::AsyncWriteExt, sync::OwnedSemaphorePermit};
+use tokio::io::AsyncWriteExt;
 
 use mosaic_wire::limit::Slot;
 
@@ -44,7 +43,7 @@ use crate::{
     error::AppError,
     routes::api::json_answer,
     server::{ClientKey, Peer, UPLOADS_PER_CLIENT},
-    state::AppStateRef,
+    state::{AppStateRef, Session},
 };
 
 /// Uploads a gateway runs at once; more wait (public ones) or are refused (private
@@ -56,18 +55,6 @@ pub(crate) const SESSION_IDLE: Duration = Duration::from_secs(60);
 pub(crate) const FIRST_SEGMENT: Duration = Duration::from_secs(15);
 
 static UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PARALLEL_UPLOADS);
-
-/// A private upload in progress.
-#[derive(Debug)]
-pub(crate) struct Session {
-    upload: ColumnUpload,
-    last: Instant,
-    _turn: OwnedSemaphorePermit,
-    _client: Option<Slot<ClientKey>>,
-}
-
-/// The private sessions, by token.
-pub(crate) type Sessions = std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Session>>>>;
 
 static PRIVATE: std::sync::LazyLock<Arc<tokio::sync::Semaphore>> =
     std::sync::LazyLock::new(|| Arc::new(tokio::sync::Semaphore::new(PARALLEL_UPLOADS)));

@@ -27,7 +27,6 @@ use tracing::debug;
 use crate::{
     ClientError,
     address_book::{self, Book},
-    find::Holders,
     lookups::{Lookups, Proxy},
     timings::Timings,
 };
@@ -83,7 +82,7 @@ pub struct Client {
     options: ClientOptions,
     conns: Mutex<HashMap<ConnKey, Slot<Connection>>>,
     dialer: Arc<Dialer>,
-    /// Files' holders lately found (`find.rs`).
+    /// Files' holders lately found (`Client::holders_of`, in `find.rs`).
     pub(crate) holders: Mutex<HashMap<Hash, (Instant, watch::Receiver<Holders>)>>,
     /// Blobs opened lately: a holder that served each and its proven size, so a
     /// gateway answering many ranges of one column looks it up once.
@@ -489,6 +488,46 @@ impl Client {
         nodes.sort_by_key(|n| n.rtt);
         Ok((found, nodes))
     }
+}
+
+/// Reads a file's growing holder list (see [`Client::holders_of`]), each holder once.
+#[derive(Debug)]
+pub(crate) struct HolderFeed {
+    rx: watch::Receiver<Holders>,
+    seen: usize,
+}
+
+impl HolderFeed {
+    pub(crate) fn new(rx: watch::Receiver<Holders>) -> Self {
+        Self { rx, seen: 0 }
+    }
+
+    /// The holders found since the last call, and whether the lookup has ended.
+    pub(crate) fn take_new(&mut self) -> (Vec<EndpointId>, bool) {
+        let h = self.rx.borrow_and_update();
+        let new = h.ids[self.seen..].to_vec();
+        self.seen = h.ids.len();
+        (new, h.done)
+    }
+
+    /// How many holders have been taken.
+    pub(crate) fn seen(&self) -> usize {
+        self.seen
+    }
+
+    /// Waits for the list to change; `false` if the lookup's task is gone.
+    pub(crate) async fn changed(&mut self) -> bool {
+        self.rx.changed().await.is_ok()
+    }
+}
+
+/// The holders of a file found so far (see [`Client::holders_of`]).
+#[derive(Debug, Default)]
+pub(crate) struct Holders {
+    /// In the order found.
+    pub ids: Vec<EndpointId>,
+    /// The lookup has ended.
+    pub done: bool,
 }
 
 /// The round-trip time of a connection's selected path.

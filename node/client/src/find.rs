@@ -18,7 +18,11 @@ use n0_future::StreamExt;
 use tokio::sync::watch;
 use tracing::debug;
 
-use crate::{Client, ClientError, PeerError, client::rtt, fetch::ColumnHolders};
+use crate::{
+    Client, ClientError, PeerError,
+    client::{HolderFeed, Holders, rtt},
+    fetch::ColumnHolders,
+};
 
 /// Files whose holders a client remembers (the gateway reads the same files again and
 /// again); older entries are dropped first.
@@ -29,46 +33,6 @@ const HOLDERS_TTL: Duration = Duration::from_secs(60);
 /// How long locating waits for the spare columns' holders once `k + 1` columns are
 /// covered (normally they answer within a millisecond or two of the others).
 const LOCATE_GRACE: Duration = Duration::from_millis(100);
-
-/// Reads a file's growing holder list (see [`Client::holders_of`]), each holder once.
-#[derive(Debug)]
-pub(crate) struct HolderFeed {
-    rx: watch::Receiver<Holders>,
-    seen: usize,
-}
-
-impl HolderFeed {
-    fn new(rx: watch::Receiver<Holders>) -> Self {
-        Self { rx, seen: 0 }
-    }
-
-    /// The holders found since the last call, and whether the lookup has ended.
-    pub(crate) fn take_new(&mut self) -> (Vec<EndpointId>, bool) {
-        let h = self.rx.borrow_and_update();
-        let new = h.ids[self.seen..].to_vec();
-        self.seen = h.ids.len();
-        (new, h.done)
-    }
-
-    /// How many holders have been taken.
-    pub(crate) fn seen(&self) -> usize {
-        self.seen
-    }
-
-    /// Waits for the list to change; `false` if the lookup's task is gone.
-    pub(crate) async fn changed(&mut self) -> bool {
-        self.rx.changed().await.is_ok()
-    }
-}
-
-/// The holders of a file found so far (see [`Client::holders_of`]).
-#[derive(Debug, Default)]
-pub(crate) struct Holders {
-    /// In the order found.
-    pub ids: Vec<EndpointId>,
-    /// The lookup has ended.
-    pub done: bool,
-}
 
 impl Client {
     /// The nodes holding file `id` (those that announce its manifest), as a lookup finds
