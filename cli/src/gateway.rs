@@ -33,11 +33,13 @@ settings! {
         pub cache_dir: Option<PathBuf>,
         /// Gateway: bytes the segment cache may hold on disk [default: 1GiB]
         #[arg(long, env = "MOSAIC_GATEWAY_CACHE_SIZE")]
+        #[serde(deserialize_with = "merge::size")]
         pub cache_size: Option<bytesize::ByteSize>,
         /// Gateway: bytes of public files' opened segments kept in memory, so small ranges
         /// of hot files are served without re-reading and re-hashing whole segments; 0: none
         /// [default: 32MiB]
         #[arg(long, env = "MOSAIC_GATEWAY_MEMORY_CACHE")]
+        #[serde(deserialize_with = "merge::size")]
         pub memory_cache: Option<bytesize::ByteSize>,
         /// Gateway: how long finding a file may take before 404 / 504 [default: 5s]
         #[arg(long, env = "MOSAIC_GATEWAY_LOOKUP_TIMEOUT")]
@@ -54,6 +56,7 @@ settings! {
         pub allow_uploads: bool,
         /// Gateway: the largest upload accepted [default: 1GiB]
         #[arg(long, env = "MOSAIC_GATEWAY_UPLOAD_MAX")]
+        #[serde(deserialize_with = "merge::size")]
         pub upload_max: Option<bytesize::ByteSize>,
         /// Gateway: HTTP connections open at once, from everyone [default: 4096]
         #[arg(long, env = "MOSAIC_GATEWAY_MAX_CONNECTIONS")]

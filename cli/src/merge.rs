@@ -81,6 +81,29 @@ where
     }
 }
 
+/// Reads a config-file size: a number of bytes, or text as its flag takes it
+/// (`"500GiB"`), with an error that says which.
+pub fn size<'de, D>(d: D) -> Result<Option<bytesize::ByteSize>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bytes(u64),
+        Text(String),
+    }
+    match Option::<Raw>::deserialize(d)? {
+        None => Ok(None),
+        Some(Raw::Bytes(n)) => Ok(Some(bytesize::ByteSize(n))),
+        Some(Raw::Text(s)) => s.parse().map(Some).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{s:?} is not a size ({e}): write e.g. \"500GiB\", or a number of bytes"
+            ))
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Merge;

@@ -37,10 +37,12 @@ settings! {
         pub public_addr: Vec<SocketAddr>,
         /// Bytes this node may store, e.g. `500GiB` [default: 10GiB]
         #[arg(long, env = "MOSAIC_CAPACITY")]
+        #[serde(deserialize_with = "merge::size")]
         pub capacity: Option<bytesize::ByteSize>,
         /// Bytes each client may pin on this node, e.g. `50GiB` [default: with --open, a
         /// tenth of the capacity but at least 1GiB; otherwise no quota]
         #[arg(long, env = "MOSAIC_QUOTA")]
+        #[serde(deserialize_with = "merge::size")]
         pub quota: Option<bytesize::ByteSize>,
         /// Usage (percent of the capacity) above which unpinned data is collected
         /// [default: 90]
@@ -90,6 +92,7 @@ settings! {
         pub scrub_interval: Option<humantime::Duration>,
         /// Bytes per second the scrubber reads at most, e.g. `16MiB` [default: 16MiB]
         #[arg(long, env = "MOSAIC_SCRUB_RATE")]
+        #[serde(deserialize_with = "merge::size")]
         pub scrub_rate: Option<bytesize::ByteSize>,
         /// Also run an HTTP gateway on this address (e.g. 127.0.0.1:8080); its cache lives
         /// in the data directory, its other settings come from `[gateway]` and
@@ -118,6 +121,7 @@ settings! {
         /// Bytes per second each peer may send through the relay, e.g. `4MiB` [default: no
         /// limit]
         #[arg(long, env = "MOSAIC_RELAY_RATE")]
+        #[serde(deserialize_with = "merge::size")]
         pub relay_rate: Option<bytesize::ByteSize>,
         /// Serve Prometheus metrics at /metrics and a health check at /health on this
         /// HTTP address (e.g. 127.0.0.1:9100) [default: not served]
@@ -489,6 +493,9 @@ mod tests {
         // The file is read with the flags' own parsers, and names the key.
         let bad = toml::from_str::<NodeSettings>("capacity = \"lots\"").unwrap_err();
         assert!(bad.to_string().contains("capacity"), "{bad}");
+        assert!(bad.to_string().contains("500GiB"), "{bad}");
+        let bytes = toml::from_str::<NodeSettings>("capacity = 4096").unwrap();
+        assert_eq!(bytes.capacity, Some(bytesize::ByteSize(4096)));
         assert!(toml::from_str::<NodeSettings>("capacty = \"1GiB\"").is_err());
     }
 
