@@ -72,28 +72,38 @@ impl Client {
         Ok(blob)
     }
 
+    /// Asks every holder at once and takes the first that proves the blob's size: a
+    /// holder that is down or frozen costs nothing while another answers (holders that
+    /// failed lately fail at once, their dials backed off).
     async fn find_blob(&self, hash: &Hash) -> Result<RemoteBlob, BlobError> {
+        use n0_future::StreamExt;
         let holders = self.routing().providers(hash).await?;
         if holders.is_empty() {
             return Err(BlobError::NotFound);
         }
         let stall = self.options().stall_timeout;
         let blob_hash = iroh_blobs::Hash::from_bytes(*hash.as_bytes());
+        let mut attempts: n0_future::FuturesUnordered<_> = holders
+            .iter()
+            .map(|&holder| async move {
+                let attempt = async {
+                    let conn = self.dial(holder, iroh_blobs::ALPN).await?;
+                    let size = proven_size(&conn, blob_hash, stall).await?;
+                    Ok::<_, PeerError>(RemoteBlob {
+                        conn,
+                        hash: blob_hash,
+                        size,
+                        stall,
+                    })
+                };
+                (holder, attempt.await)
+            })
+            .collect();
         let mut failures = Vec::new();
-        for holder in &holders {
-            let attempt = async {
-                let conn = self.dial(*holder, iroh_blobs::ALPN).await?;
-                let size = proven_size(&conn, blob_hash, stall).await?;
-                Ok::<_, PeerError>(RemoteBlob {
-                    conn,
-                    hash: blob_hash,
-                    size,
-                    stall,
-                })
-            };
-            match attempt.await {
+        while let Some((holder, attempt)) = attempts.next().await {
+            match attempt {
                 Ok(blob) => return Ok(blob),
-                Err(e) => failures.push((*holder, e)),
+                Err(e) => failures.push((holder, e)),
             }
         }
         Err(BlobError::Unavailable {
@@ -112,7 +122,7 @@ pub(crate) async fn proven_size(
     let get = GetRequest::blob_ranges(hash, ChunkRanges::last_chunk());
     let (mut content, size) = request::get_blob(conn, get, stall).await?;
     // The size the holder claims is proven once the last chunk verifies against it.
-    while let Some((more, _)) = request::next_item(content, stall).await? {
+    while let Some((more, _)) = request::next_item(conn, content, stall).await? {
         content = more;
     }
     Ok(size)
@@ -206,7 +216,7 @@ impl RemoteBlob {
         {
             return Ok(());
         }
-        while let Some((more, item)) = request::next_item(content, self.stall).await? {
+        while let Some((more, item)) = request::next_item(&self.conn, content, self.stall).await? {
             content = more;
             let bytes = match item {
                 BaoContentItem::Parent(parent) => {

@@ -103,22 +103,86 @@ struct Dialer {
     routing: Arc<Lookups>,
     connect_timeout: Duration,
     addrs: Mutex<HashMap<EndpointId, Slot<PeerAddr>>>,
+    /// Nodes that failed lately, and until when dials to them fail at once.
+    backoff: Mutex<HashMap<EndpointId, Backoff>>,
     /// Addresses proved by a handshake, for the address book.
     book: Mutex<Book>,
     timings: Arc<Timings>,
 }
 
+/// A node's failures in a row, and until when this client leaves it alone.
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    failures: u32,
+    until: Instant,
+}
+
+/// The first pause after a node fails; each failure in a row doubles it, up to
+/// [`BACKOFF_MAX`]. A success clears it. (libp2p waits 5 s + 1 s · tries², capped at
+/// 5 min; a storage network has few nodes and each one's columns matter, so Mosaic
+/// comes back sooner.)
+pub const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+
+/// The longest pause after failures.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+impl Backoff {
+    fn after(failures: u32, now: Instant) -> Self {
+        let pause = BACKOFF_FIRST
+            .saturating_mul(1 << failures.saturating_sub(1).min(16))
+            .min(BACKOFF_MAX);
+        Self {
+            failures,
+            until: now + pause,
+        }
+    }
+}
+
 impl Dialer {
-    /// Connects with the address known for `id`, else (or if that fails) the one it
-    /// publishes now. One lookup per node, however many dials want it at once.
-    async fn dial(&self, id: EndpointId, alpn: &'static [u8]) -> Result<Connection, DialError> {
+    /// Connects with the address known for `id`, else the one it publishes now. One
+    /// lookup per node, however many dials want it at once. A node that failed lately
+    /// fails at once ([`DialError::BackedOff`]).
+    async fn dial(
+        self: &Arc<Self>,
+        id: EndpointId,
+        alpn: &'static [u8],
+    ) -> Result<Connection, DialError> {
+        if let Some(e) = self.backed_off(id) {
+            return Err(e);
+        }
+        let result = self.dial_now(id, alpn).await;
+        match &result {
+            Ok(_) => self.succeeded(id),
+            Err(_) => self.failed(id),
+        }
+        result
+    }
+
+    async fn dial_now(
+        self: &Arc<Self>,
+        id: EndpointId,
+        alpn: &'static [u8],
+    ) -> Result<Connection, DialError> {
         let cell = self.addr_cell(id);
         let known = cell.initialized();
         let addrs = cell.get_or_try_init(|| self.resolve(id)).await?.clone();
         match self.connect(id, &addrs, alpn).await {
+            Err(e @ DialError::Timeout { .. }) if known => {
+                // A node that does not answer is most often down or frozen, and looking
+                // its address up again would add a DHT lookup to every such failure:
+                // the caller goes on without it now, and the address is refreshed in
+                // the background for the next dial (the node may have moved).
+                self.forget_addr(id, &cell);
+                let dialer = self.clone();
+                tokio::spawn(async move {
+                    let cell = dialer.addr_cell(id);
+                    let _ = cell.get_or_try_init(|| dialer.resolve(id)).await;
+                });
+                Err(e)
+            }
             Err(e) if known => {
-                // The node may have moved since: look it up again, and try again only if
-                // it now publishes other addresses (a node that is down costs one try).
+                // Refused outright: the node may have moved since. Look it up again,
+                // and try again only if it now publishes other addresses.
                 self.forget_addr(id, &cell);
                 let cell = self.addr_cell(id);
                 let fresh = cell.get_or_try_init(|| self.resolve(id)).await?.clone();
@@ -129,6 +193,33 @@ impl Dialer {
             }
             result => result,
         }
+    }
+
+    /// The error a dial to `id` fails with now, if it is backed off.
+    fn backed_off(&self, id: EndpointId) -> Option<DialError> {
+        let backoff = self
+            .backoff
+            .lock()
+            .expect("not poisoned")
+            .get(&id)
+            .copied()?;
+        let wait = backoff.until.checked_duration_since(Instant::now())?;
+        Some(DialError::BackedOff {
+            node: id,
+            failures: backoff.failures,
+            wait,
+        })
+    }
+
+    fn succeeded(&self, id: EndpointId) {
+        self.backoff.lock().expect("not poisoned").remove(&id);
+    }
+
+    /// Records a failure of `id`: the next dials within its pause fail at once.
+    fn failed(&self, id: EndpointId) {
+        let mut backoff = self.backoff.lock().expect("not poisoned");
+        let failures = backoff.get(&id).map_or(0, |b| b.failures) + 1;
+        backoff.insert(id, Backoff::after(failures, Instant::now()));
     }
 
     fn addr_cell(&self, id: EndpointId) -> Slot<PeerAddr> {
@@ -333,6 +424,7 @@ impl Client {
                         .map(|(id, e)| (*id, Arc::new(OnceCell::new_with(Some(e.peer_addr())))))
                         .collect(),
                 ),
+                backoff: Mutex::new(HashMap::new()),
                 book: Mutex::new(book),
                 timings: timings.clone(),
             }),
@@ -443,6 +535,9 @@ impl Client {
             }
             cell.clone()
         };
+        if let Some(e) = self.dialer.backed_off(id) {
+            return tokio::spawn(async move { Err(e) });
+        }
         let dialer = self.dialer.clone();
         // The task, not this future, fills the cell: it finishes even if we stop waiting,
         // and later callers wait for it instead of dialing again.
@@ -454,41 +549,114 @@ impl Client {
     }
 
     /// Finds storage nodes and asks each for its space. Returns how many were announced,
-    /// and those that answered, fastest first.
+    /// and those that answered, fastest first. Does not wait long for the last ones:
+    /// see [`Self::storage_nodes_wanting`].
     pub async fn storage_nodes(&self) -> Result<(usize, Vec<StorageNode>), ClientError> {
-        self.ask_storage_nodes(self.routing.storage_nodes().await?)
+        self.storage_nodes_wanting(None).await
+    }
+
+    /// [`Self::storage_nodes`], settling once `want` nodes (by default three quarters of
+    /// those announced) have answered and the others had as long again: a node that is
+    /// down or frozen costs a put a fraction of a second, never a connect timeout.
+    pub async fn storage_nodes_wanting(
+        &self,
+        want: Option<usize>,
+    ) -> Result<(usize, Vec<StorageNode>), ClientError> {
+        self.ask_storage_nodes(self.routing.storage_nodes().await?, want)
             .await
     }
 
     /// [`Self::storage_nodes`] with a lookup that hears out every DHT node it asks
     /// rather than settling on the first answers: for when those were too few.
     pub async fn all_storage_nodes(&self) -> Result<(usize, Vec<StorageNode>), ClientError> {
-        self.ask_storage_nodes(self.routing.all_storage_nodes().await?)
+        self.ask_storage_nodes(self.routing.all_storage_nodes().await?, None)
             .await
     }
 
     async fn ask_storage_nodes(
         &self,
         ids: Vec<EndpointId>,
+        want: Option<usize>,
     ) -> Result<(usize, Vec<StorageNode>), ClientError> {
+        use n0_future::StreamExt;
         let found = ids.len();
-        let answers = n0_future::join_all(ids.into_iter().map(|id| async move {
-            let conn = self.dial(id, proto::ALPN).await.ok()?;
-            let Stat { capacity, used, .. } = request::stat(&conn, &[]).await.ok()?;
-            Some(StorageNode {
-                id,
-                rtt: rtt(&conn),
-                capacity,
-                used,
-                conn,
+        let want = want.unwrap_or(found * 3 / 4).clamp(1, found.max(1));
+        let started = Instant::now();
+        let mut asking: n0_future::FuturesUnordered<_> = ids
+            .into_iter()
+            .map(|id| async move {
+                let conn = match self.dial(id, proto::ALPN).await {
+                    Ok(conn) => conn,
+                    Err(e) => return Err(format!("{}: {e}", id.fmt_short())),
+                };
+                match request::stat(&conn, &[]).await {
+                    Ok(Stat { capacity, used, .. }) => Ok(StorageNode {
+                        id,
+                        rtt: rtt(&conn),
+                        capacity,
+                        used,
+                        conn,
+                    }),
+                    Err(e) => {
+                        if matches!(e, request::RequestError::Silent(_)) {
+                            self.lost(id);
+                        }
+                        Err(format!("{}: {e}", id.fmt_short()))
+                    }
+                }
             })
-        }))
-        .await;
-        let mut nodes: Vec<StorageNode> = answers.into_iter().flatten().collect();
+            .collect();
+        let mut nodes = Vec::new();
+        let mut failed = 0;
+        let mut settle: Option<Instant> = None;
+        loop {
+            let next = match settle {
+                Some(at) => match tokio::time::timeout_at(at.into(), asking.next()).await {
+                    Ok(next) => next,
+                    Err(_) => break,
+                },
+                None => asking.next().await,
+            };
+            match next {
+                Some(Ok(node)) => nodes.push(node),
+                Some(Err(e)) => {
+                    failed += 1;
+                    debug!("storage node did not answer: {e}");
+                }
+                None => break,
+            }
+            if settle.is_none() && nodes.len() >= want {
+                // The stragglers get as long again as the first `want` took: relative to
+                // this network's real delays, never a fixed number.
+                settle = Some(Instant::now() + started.elapsed().max(SETTLE_MIN));
+            }
+        }
+        let waited = asking.len();
+        self.timings.record(
+            "ask storage nodes",
+            started,
+            format!(
+                "{} answered, {failed} failed, {waited} not waited for",
+                nodes.len()
+            ),
+        );
         nodes.sort_by_key(|n| n.rtt);
         Ok((found, nodes))
     }
+
+    /// A request to `id` found it silent (frozen or gone): later dials to it back off,
+    /// and its cached connections are dropped, so the next caller does not wait on them.
+    pub(crate) fn lost(&self, id: EndpointId) {
+        self.dialer.failed(id);
+        self.conns
+            .lock()
+            .expect("not poisoned")
+            .retain(|(node, _), _| *node != id);
+    }
 }
+
+/// The least time stragglers get in [`Client::storage_nodes_wanting`].
+const SETTLE_MIN: Duration = Duration::from_millis(20);
 
 /// Reads a file's growing holder list (see [`Client::holders_of`]), each holder once.
 #[derive(Debug)]
@@ -530,11 +698,4 @@ pub(crate) struct Holders {
     pub done: bool,
 }
 
-/// The round-trip time of a connection's selected path.
-pub(crate) fn rtt(conn: &Connection) -> Duration {
-    conn.paths()
-        .iter()
-        .find(|p| p.is_selected())
-        .map(|p| p.rtt())
-        .unwrap_or(Duration::MAX)
-}
+pub(crate) use mosaic_wire::request::rtt;

@@ -30,9 +30,15 @@ const MAX_KNOWN_FILES: usize = 1024;
 /// How long a file's holder list is trusted before it is looked up again.
 const HOLDERS_TTL: Duration = Duration::from_secs(60);
 
-/// How long locating waits for the spare columns' holders once `k + 1` columns are
-/// covered (normally they answer within a millisecond or two of the others).
-const LOCATE_GRACE: Duration = Duration::from_millis(100);
+/// The least time locating waits for more holders once `k` (then `k + 1`) columns are
+/// covered. The wait itself is as long again as covering them took: relative to this
+/// network's delays, so a dead or frozen holder costs a fraction of a healthy read, and
+/// a slow link still gets its spares.
+const LOCATE_GRACE_MIN: Duration = Duration::from_millis(20);
+
+/// How long a holder that answered `Busy` is given before it is asked again.
+const BUSY_PAUSE_MIN: Duration = Duration::from_millis(50);
+const BUSY_PAUSE_MAX: Duration = Duration::from_secs(1);
 
 impl Client {
     /// The nodes holding file `id` (those that announce its manifest), as a lookup finds
@@ -151,10 +157,14 @@ impl Client {
     /// The file's holders come from the one lookup [`Client::open`] started (every
     /// column holder announces the manifest); each is asked with one `Stat` which
     /// columns it holds, as soon as it is found. This stops once every column has a
-    /// holder, or every holder has answered, or [`LOCATE_GRACE`] after `k + 1` columns
-    /// (the fetch's `k` and a spare) have one; if the lookup ends with fewer than `k`, the missing columns are looked up one by one (a column copied to a node
-    /// that lacks the manifest is found that way). Fails if fewer than `k` columns have
-    /// a reachable holder.
+    /// holder, or every holder has answered, or a grace after `k` columns have one (as
+    /// long again as that took, at least [`LOCATE_GRACE_MIN`]), shortened once `k + 1`
+    /// (the fetch's `k` and a spare) have one: holders that are down or frozen are not
+    /// waited for. With fewer than `k + 1` columns covered, the missing columns are
+    /// looked up one by one, in parallel (a column copied to a node that lacks the
+    /// manifest is found that way); with `k` already covered, only within another such
+    /// grace. Holders that failed lately are skipped (their dials fail at once). Fails if
+    /// fewer than `k` columns have a reachable holder.
     pub(crate) async fn locate(
         &self,
         manifest: &Manifest,
@@ -168,6 +178,7 @@ impl Client {
         let mut sources: Vec<Vec<(EndpointId, Connection, Duration)>> = vec![Vec::new(); n];
         let mut asking = n0_future::FuturesUnordered::new();
         let mut grace = None;
+        let mut spare_covered = false;
         loop {
             let (new, done) = holders.take_new();
             for id in new {
@@ -180,8 +191,14 @@ impl Client {
             // Enough to start; the others are spares for holders that fail mid-read
             // (a read that lost two columns with no spare known would fail), so wait
             // for them a little, not for a dead holder's connect timeout.
-            if covered >= want && grace.is_none() {
-                grace = Some(tokio::time::Instant::now() + LOCATE_GRACE);
+            let now = tokio::time::Instant::now();
+            let again = now + started.elapsed().max(LOCATE_GRACE_MIN);
+            if covered >= k && grace.is_none() {
+                grace = Some(again);
+            }
+            if covered >= want && !spare_covered {
+                spare_covered = true;
+                grace = grace.map(|at| at.min(again));
             }
             let spares = async {
                 match grace {
@@ -218,8 +235,15 @@ impl Client {
                 holders.seen()
             ),
         );
-        if covered < k {
-            self.locate_one_by_one(hashes, &mut sources).await;
+        if covered < want {
+            let lookups = self.locate_one_by_one(hashes, &mut sources);
+            if covered >= k {
+                // The read can start without a spare: look for one only briefly.
+                let limit = started.elapsed().max(LOCATE_GRACE_MIN);
+                let _ = tokio::time::timeout(limit, lookups).await;
+            } else {
+                lookups.await;
+            }
         }
         let mut columns: Vec<ColumnHolders> = Vec::new();
         let mut missing = Vec::new();
@@ -256,7 +280,23 @@ impl Client {
         let started = Instant::now();
         let (control, blobs) =
             tokio::join!(self.dial(id, proto::ALPN), self.dial(id, iroh_blobs::ALPN));
-        let stat = request::stat(&control?, columns).await?;
+        let control = control?;
+        let stat = match request::stat(&control, columns).await {
+            // Alive, but over its limit for us: ask once more after a few round trips
+            // rather than count a live holder as unreachable.
+            Err(e) if e.refusal() == Some(proto::Refusal::Busy) => {
+                tokio::time::sleep((rtt(&control) * 4).clamp(BUSY_PAUSE_MIN, BUSY_PAUSE_MAX)).await;
+                request::stat(&control, columns).await
+            }
+            other => other,
+        };
+        let stat = match stat {
+            Err(e @ request::RequestError::Silent(_)) => {
+                self.lost(id);
+                return Err(e.into());
+            }
+            other => other?,
+        };
         let held = stat.held.iter().filter(|h| **h).count();
         self.timings().record(
             format!("stat {}", id.fmt_short()),

@@ -202,6 +202,7 @@ impl Client {
                     tx: &tx,
                     report: &report,
                     fetching_since: None,
+                    owed: 0,
                 };
                 if let Err(e) = reader.run(range, check_whole).await {
                     let _ = tx.send(Err(e)).await;
@@ -226,6 +227,8 @@ struct Reader<'a> {
     report: &'a Mutex<GetReport>,
     /// When the network fetch began, until its first segment is out (for timings).
     fetching_since: Option<Instant>,
+    /// The first segment of the range not yet handed on.
+    owed: u64,
 }
 
 impl Reader<'_> {
@@ -271,11 +274,29 @@ impl Reader<'_> {
         if self.tx.is_closed() {
             return Ok(());
         }
-        if segment < range.end {
-            let columns = self.client.locate(self.decoder.manifest()).await?;
-            self.fetching_since = Some(Instant::now());
-            if !self.fetch(columns, segment..range.end).await? {
-                return Ok(());
+        self.owed = segment;
+        // A read that runs out of columns looks once more, from scratch, before it
+        // reports the file unreadable: the holders it knew may have been a stale list
+        // (nodes restarted, columns repaired elsewhere), and a holder that was frozen
+        // may be back. It resumes at the segment it owes.
+        let mut second_look = true;
+        while self.owed < range.end {
+            let manifest = self.decoder.manifest().clone();
+            let attempt = async {
+                let columns = self.client.locate(&manifest).await?;
+                self.fetching_since = Some(Instant::now());
+                self.fetch(columns, self.owed..range.end).await
+            }
+            .await;
+            match attempt {
+                Ok(true) => break,
+                Ok(false) => return Ok(()),
+                Err(e @ ClientError::ColumnsUnavailable { .. }) if second_look => {
+                    warn!(file = %manifest.id().fmt_short(), "{e}; looking for the file's holders once more");
+                    second_look = false;
+                    self.client.forget_holders(&manifest.id());
+                }
+                Err(e) => return Err(e),
             }
         }
         if check_whole {
@@ -413,6 +434,7 @@ impl Reader<'_> {
             if !self.send(segment, false).await {
                 return Ok(false);
             }
+            self.owed = segment + 1;
         }
         Ok(true)
     }

@@ -49,6 +49,10 @@ use crate::{Client, ClientError, Role, StorageNode};
 /// Shards buffered between the encoder and each upload task.
 pub const PUT_PIPE_DEPTH: usize = 4;
 
+/// Spare nodes a put wants beyond the `n` that take its columns, before it stops
+/// waiting for slower nodes' answers.
+const PUT_SPARES: usize = 2;
+
 /// Room a node needs beyond a column: the manifest, stored with every column.
 const MANIFEST_ROOM: u64 = 64 << 10;
 
@@ -122,7 +126,9 @@ impl Client {
         n: usize,
         column_len: u64,
     ) -> Result<(Vec<StorageNode>, Vec<StorageNode>), ClientError> {
-        let (mut found, mut nodes) = self.storage_nodes().await?;
+        // Enough to place every column and have spares; nodes that are slow to answer
+        // (down, frozen) are not waited for beyond a grace.
+        let (mut found, mut nodes) = self.storage_nodes_wanting(Some(n + PUT_SPARES)).await?;
         let with_room = |nodes: &[StorageNode]| {
             nodes
                 .iter()
@@ -206,9 +212,11 @@ struct Encoding {
 
 /// Stage 3: encodes the file and streams column `j` to `nodes[j]`; returns the
 /// manifest once every column's node has confirmed its hash. A column whose node
-/// fails (refuses, goes away, or stores other bytes) is encoded again from the file and
-/// sent to the next spare, and `nodes[j]` becomes that spare; the error of the last
-/// node that failed is returned when no spare is left.
+/// fails (refuses, goes silent, or stores other bytes) is encoded again from the file
+/// and sent to the next spare as soon as the first encoding is done, while the other
+/// columns' uploads go on; `nodes[j]` becomes that spare. The error of the last node
+/// that failed is returned when no spare is left, once every upload still running has
+/// ended (so each pin made is recorded for the undo).
 async fn upload_columns(
     input: Input,
     nodes: &mut [StorageNode],
@@ -216,36 +224,42 @@ async fn upload_columns(
     encoding: Encoding,
     undo: &mut Undo,
 ) -> Result<Manifest, ClientError> {
+    use n0_future::StreamExt;
     let path = input.path.clone();
     let length = input.length;
     let column_len = Layout::new(encoding.params, length)
         .ok_or(EncodeError::TooLarge { length })?
         .column_len();
     let mut senders = Vec::with_capacity(nodes.len());
-    let mut uploads = Vec::with_capacity(nodes.len());
-    for node in nodes.iter() {
+    let mut uploads = n0_future::FuturesUnordered::new();
+    for (column, node) in nodes.iter().enumerate() {
         let (tx, rx) = mpsc::channel::<Bytes>(PUT_PIPE_DEPTH);
         senders.push(tx);
         let conn = node.conn.clone();
-        uploads.push(tokio::spawn(async move {
-            request::upload(&conn, column_len, rx).await
-        }));
+        let task = tokio::spawn(async move { request::upload(&conn, column_len, rx).await });
+        uploads.push(async move { (column, task.await.expect("upload tasks do not panic")) });
     }
     let retry = encoding.clone();
-    let encoder = tokio::task::spawn_blocking(move || encode(input, encoding, senders));
-    let encoded = encoder.await.expect("the encoder thread does not panic");
-    let mut answers = Vec::with_capacity(nodes.len());
-    for task in uploads {
-        answers.push(task.await.expect("upload tasks do not panic"));
-    }
-    let first = match encoded? {
-        Some(first) => first,
-        // Every upload went away: the first node's error explains. A node may also
-        // have answered before taking all its bytes (a faulty or hostile one): then
-        // no upload failed, and the put stopped at column 0's node.
-        None => {
+    let mut encoder = tokio::task::spawn_blocking(move || encode(input, encoding, senders));
+    // Answers that come while the encoder still runs wait for it: a spare needs the
+    // first encoding's tags.
+    let mut early: Vec<(usize, Result<Stored, request::RequestError>)> = Vec::new();
+    let encoded = loop {
+        tokio::select! {
+            encoded = &mut encoder => break encoded.expect("the encoder thread does not panic"),
+            Some(answer) = uploads.next() => early.push(answer),
+        }
+    };
+    let first = match encoded {
+        Ok(Some(first)) => first,
+        Ok(None) => {
+            // Every upload went away: the first node's error explains. A node may also
+            // have answered before taking all its bytes (a faulty or hostile one): then
+            // no upload failed, and the put stopped at column 0's node.
+            early.extend(uploads.collect::<Vec<_>>().await);
+            early.sort_by_key(|(column, _)| *column);
             let mut first_error = None;
-            for (column, answer) in answers.into_iter().enumerate() {
+            for (column, answer) in early {
                 match answer {
                     // Its pin is undone with the others'.
                     Ok(stored) => undo.record(&nodes[column], &stored),
@@ -266,62 +280,104 @@ async fn upload_columns(
                 },
             });
         }
+        Err(e) => {
+            // Record the pins made before the error, so it undoes them.
+            early.extend(uploads.collect::<Vec<_>>().await);
+            for (column, answer) in early {
+                if let Ok(stored) = answer {
+                    undo.record(&nodes[column], &stored);
+                }
+            }
+            return Err(e);
+        }
     };
     let manifest = &first.manifest;
-    // Every pin made is recorded before any retry, so an error below undoes them all.
-    let mut failed = Vec::new();
-    for (column, answer) in answers.into_iter().enumerate() {
-        let expected = manifest.columns()[column];
-        match answer {
-            Ok(stored) if stored.hash == expected => undo.record(&nodes[column], &stored),
-            Ok(stored) => {
-                undo.record(&nodes[column], &stored);
-                failed.push((
-                    column,
-                    ClientError::StoredHashMismatch {
-                        node: nodes[column].id,
-                        what: Role::Column(column),
-                        got: stored.hash,
-                        expected,
-                    },
-                ));
-            }
-            Err(source) => failed.push((
-                column,
-                ClientError::Upload {
-                    node: nodes[column].id,
-                    what: Role::Column(column),
-                    source,
-                },
-            )),
-        }
-    }
-    for (column, mut failure) in failed {
-        loop {
+    let mut retries = n0_future::FuturesUnordered::new();
+    let mut fatal: Option<ClientError> = None;
+    // Starts sending `column` to the next spare; gives the failure back if none is left.
+    let mut next_spare =
+        |column: usize, failure: ClientError, retries: &mut n0_future::FuturesUnordered<_>| {
             if spares.is_empty() {
-                return Err(failure);
+                return Some(failure);
             }
             let spare = spares.remove(0);
             debug!(
                 column,
-                failed = %nodes[column].id.fmt_short(),
                 spare = %spare.id.fmt_short(),
                 "column upload failed ({failure}); sending it to a spare node"
             );
-            match upload_again(&path, &retry, &first, column, &spare).await {
-                Ok(stored) => {
-                    undo.record(&spare, &stored);
-                    nodes[column] = spare;
-                    break;
+            let (path, retry, first) = (&path, &retry, &first);
+            retries.push(async move {
+                let result = upload_again(path, retry, first, column, &spare).await;
+                (column, spare, result)
+            });
+            None
+        };
+    let judge = |column: usize,
+                 node: &StorageNode,
+                 answer: Result<Stored, request::RequestError>,
+                 undo: &mut Undo|
+     -> Result<(), ClientError> {
+        let expected = manifest.columns()[column];
+        match answer {
+            Ok(stored) => {
+                undo.record(node, &stored);
+                if stored.hash == expected {
+                    Ok(())
+                } else {
+                    Err(ClientError::StoredHashMismatch {
+                        node: node.id,
+                        what: Role::Column(column),
+                        got: stored.hash,
+                        expected,
+                    })
                 }
-                Err(e @ (ClientError::Input { .. } | ClientError::Encode(_))) => {
-                    return Err(e);
-                }
-                Err(e) => failure = e,
+            }
+            Err(source) => Err(ClientError::Upload {
+                node: node.id,
+                what: Role::Column(column),
+                source,
+            }),
+        }
+    };
+    for (column, answer) in early {
+        if let Err(failure) = judge(column, &nodes[column], answer, undo) {
+            if let Some(e) = next_spare(column, failure, &mut retries) {
+                fatal.get_or_insert(e);
             }
         }
     }
-    Ok(first.manifest)
+    loop {
+        tokio::select! {
+            Some((column, answer)) = uploads.next() => {
+                if let Err(failure) = judge(column, &nodes[column], answer, undo) {
+                    if let Some(e) = next_spare(column, failure, &mut retries) {
+                        fatal.get_or_insert(e);
+                    }
+                }
+            }
+            Some((column, spare, result)) = retries.next() => match result {
+                Ok(stored) => {
+                    undo.record(&spare, &stored);
+                    nodes[column] = spare;
+                }
+                Err(e @ (ClientError::Input { .. } | ClientError::Encode(_))) => {
+                    fatal.get_or_insert(e);
+                }
+                Err(e) => {
+                    if let Some(e) = next_spare(column, e, &mut retries) {
+                        fatal.get_or_insert(e);
+                    }
+                }
+            },
+            else => break,
+        }
+    }
+    drop(retries);
+    match fatal {
+        Some(e) => Err(e),
+        None => Ok(first.manifest),
+    }
 }
 
 /// Encodes the file again ([`Encoder::again`]: same key and salt, so the same column

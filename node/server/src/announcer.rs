@@ -1,7 +1,9 @@
 //! The announcer: keeps this node's DHT records fresh. Each round publishes the
 //! node's addresses, that it is a storage node, and every blob it holds; a round that
 //! did not reach the DHT with every record is retried soon. Blobs stored between
-//! rounds are announced by the handler before the client is answered.
+//! rounds are announced at once, in the background ([`announce_fresh`]), retried with
+//! backoff until the DHT takes them: a store is answered once its blob is durable, and
+//! the DHT's troubles (frozen peers, long timeouts) stay off the client's put.
 //!
 //! Invariant: no DHT put can stall the loop (each is bounded by [`PUT_TIMEOUT`]), so
 //! one hung put never delays the address record that readers need to dial us.
@@ -15,9 +17,10 @@ use std::{
     time::Duration,
 };
 
+use mosaic_codec::Hash;
 use mosaic_wire::dht::{PeerAddr, Routing, RoutingError};
-use tokio::sync::watch;
-use tracing::debug;
+use tokio::sync::{Semaphore, oneshot, watch};
+use tracing::{debug, warn};
 
 use crate::store::Store;
 
@@ -30,6 +33,109 @@ pub struct AnnounceStatus {
     pub rounds: AtomicU64,
     /// Whether the last round reached the DHT for every record.
     pub last_round_ok: AtomicBool,
+    /// Blobs stored lately whose first announce has not succeeded yet.
+    pub fresh: AtomicUsize,
+    /// How long fresh announces take lately (a moving average, in microseconds; 0 before
+    /// the first).
+    pub fresh_micros: AtomicU64,
+}
+
+impl AnnounceStatus {
+    /// Records still to publish: the current round's and the fresh blobs'.
+    pub fn backlog(&self) -> u64 {
+        (self.backlog.load(Ordering::Relaxed) + self.fresh.load(Ordering::Relaxed)) as u64
+    }
+
+    /// How long a store of a manifest may wait for its announce before it is answered:
+    /// three times what announces take lately, within [`FRESH_WAIT_MIN`] and
+    /// [`FRESH_WAIT_MAX`]. A healthy DHT finishes well within it, so a file is findable
+    /// as soon as its put returns; a troubled one costs the put at most the cap.
+    pub fn fresh_wait(&self) -> Duration {
+        match self.fresh_micros.load(Ordering::Relaxed) {
+            0 => FRESH_WAIT_MAX,
+            us => (Duration::from_micros(us) * 3).clamp(FRESH_WAIT_MIN, FRESH_WAIT_MAX),
+        }
+    }
+
+    fn fresh_took(&self, took: Duration) {
+        let sample = took.as_micros().min(u64::MAX as u128) as u64;
+        let _ = self
+            .fresh_micros
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(if old == 0 {
+                    sample.max(1)
+                } else {
+                    (old * 7 + sample) / 8
+                })
+            });
+    }
+}
+
+/// The least a manifest's store waits for its announce (see [`AnnounceStatus::fresh_wait`]).
+pub const FRESH_WAIT_MIN: Duration = Duration::from_millis(100);
+
+/// The most a manifest's store waits for its announce.
+pub const FRESH_WAIT_MAX: Duration = Duration::from_secs(1);
+
+/// Fresh announces running at once; the others wait their turn (each is small, but a
+/// burst of stores must not start thousands of DHT lookups together).
+static FRESH_TURNS: std::sync::LazyLock<Arc<Semaphore>> =
+    std::sync::LazyLock::new(|| Arc::new(Semaphore::new(32)));
+
+/// Pauses between a fresh announce's tries: doubling from the first, capped.
+const FRESH_RETRY_FIRST: Duration = Duration::from_secs(1);
+const FRESH_RETRY_MAX: Duration = Duration::from_secs(60);
+/// Tries before the blob is left to the announcer's next full round.
+const FRESH_TRIES: u32 = 20;
+/// How long one try may take.
+const FRESH_TRY_LIMIT: Duration = Duration::from_secs(30);
+
+/// Announces a blob just stored, in a task of its own, retrying with backoff until the
+/// DHT takes it (or, after [`FRESH_TRIES`], leaving it to the next full round). The
+/// receiver hears once the first try succeeded; it is dropped unanswered otherwise.
+pub(crate) fn announce_fresh(
+    routing: Routing,
+    status: Arc<AnnounceStatus>,
+    hash: Hash,
+) -> oneshot::Receiver<()> {
+    let (tx, rx) = oneshot::channel();
+    status.fresh.fetch_add(1, Ordering::Relaxed);
+    tokio::spawn(async move {
+        let mut done = Some(tx);
+        let mut pause = FRESH_RETRY_FIRST;
+        for attempt in 1..=FRESH_TRIES {
+            let result = {
+                let _turn = FRESH_TURNS.clone().acquire_owned().await;
+                let started = std::time::Instant::now();
+                let result =
+                    tokio::time::timeout(FRESH_TRY_LIMIT, routing.announce_blob(&hash)).await;
+                if matches!(result, Ok(Ok(()))) {
+                    status.fresh_took(started.elapsed());
+                }
+                result
+            };
+            match result {
+                Ok(Ok(())) => {
+                    status.fresh.fetch_sub(1, Ordering::Relaxed);
+                    if let Some(tx) = done.take() {
+                        let _ = tx.send(());
+                    }
+                    return debug!(hash = %hash.fmt_short(), attempt, "announced");
+                }
+                Ok(Err(e)) => debug!(hash = %hash.fmt_short(), attempt, "announce failed: {e}"),
+                Err(_) => {
+                    debug!(hash = %hash.fmt_short(), attempt, "announce took over {FRESH_TRY_LIMIT:?}")
+                }
+            }
+            // A store waiting for this announce goes on without it.
+            done = None;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(FRESH_RETRY_MAX);
+        }
+        status.fresh.fetch_sub(1, Ordering::Relaxed);
+        warn!(hash = %hash.fmt_short(), "announce still failing after {FRESH_TRIES} tries; the announcer's next round retries");
+    });
+    rx
 }
 
 /// Where a node remembers its DHT peers between runs (one `host:port` per line).

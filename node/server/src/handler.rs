@@ -4,7 +4,8 @@
 //! Invariants: nothing from the network can panic the node; a request that is
 //! malformed, unauthorized or over a limit is refused with a typed [`Refusal`] and
 //! changes nothing; space and quota are reserved before an upload's first byte is
-//! accepted; a stored blob is announced on the DHT before the client is answered.
+//! accepted; a stored blob is announced on the DHT in the background (a manifest's
+//! store waits briefly for its announce, so a file is findable once its put returns).
 
 use std::{
     collections::HashSet,
@@ -25,10 +26,10 @@ use mosaic_wire::{
     record::SignedRecord,
 };
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::{
-    announcer::AnnounceStatus,
+    announcer::{self, AnnounceStatus},
     health::Health,
     metrics::NodeMetrics,
     names::{HoldError, Names},
@@ -81,17 +82,6 @@ impl StorageProtocol {
 /// reserved for it).
 const UPLOAD_STALL: Duration = Duration::from_secs(30);
 
-/// Announces retried in the background at once (beyond them, the announcer's next
-/// round retries), when they were retried, and how long each try may take.
-static LATE_ANNOUNCES: std::sync::LazyLock<Arc<tokio::sync::Semaphore>> =
-    std::sync::LazyLock::new(|| Arc::new(tokio::sync::Semaphore::new(64)));
-const LATE_ANNOUNCE_DELAYS: [Duration; 3] = [
-    Duration::ZERO,
-    Duration::from_secs(10),
-    Duration::from_secs(60),
-];
-const LATE_ANNOUNCE_LIMIT: Duration = Duration::from_secs(120);
-
 /// Who may store and pin on a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
@@ -128,10 +118,6 @@ fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
 
 /// Bytes of an upload handed to the blob store at a time.
 const IMPORT_BATCH: usize = 1 << 20;
-
-/// How long a store waits for its announce before answering anyway (the announcer
-/// retries).
-const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl ProtocolHandler for StorageProtocol {
     async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
@@ -382,7 +368,7 @@ impl StorageProtocol {
                 blobs: store.count()?,
                 pinned_by_you: store.pinned_by(&peer),
                 quota: limits.quota,
-                announce_backlog: self.status.backlog.load(Ordering::Relaxed) as u64,
+                announce_backlog: self.status.backlog(),
                 announce_ok: self.status.last_round_ok.load(Ordering::Relaxed),
                 version: env!("CARGO_PKG_VERSION").to_owned(),
                 health: self.health.stats(),
@@ -540,7 +526,7 @@ impl StorageProtocol {
         match result {
             Ok((hash, new_pin)) => {
                 self.metrics.received(size);
-                self.announce(&hash).await;
+                self.announce(&hash, size).await;
                 Response::Stored {
                     hash: *hash.as_bytes(),
                     size,
@@ -560,40 +546,25 @@ impl StorageProtocol {
         }
     }
 
-    async fn announce(&self, hash: &Hash) {
+    /// Announces a blob just stored, in the background (see `announcer.rs`). A manifest's
+    /// store waits briefly for it: readers look a file up by its manifest, so a file is
+    /// findable as soon as its put returns, while a troubled DHT costs the put at most
+    /// [`announcer::FRESH_WAIT_MAX`]. Columns never wait.
+    async fn announce(&self, hash: &Hash, size: u64) {
         // Alone (no DHT peers yet) an announce cannot succeed: leave it to the announcer.
         if self.routing.routing_table_size().await.unwrap_or(0) == 0 {
             debug!(hash = %hash.fmt_short(), "no DHT peers yet; announcing later");
             return;
         }
-        let failure =
-            match tokio::time::timeout(ANNOUNCE_TIMEOUT, self.routing.announce_blob(hash)).await {
-                Ok(Ok(())) => return debug!(hash = %hash.fmt_short(), "announced"),
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => format!("no answer within {ANNOUNCE_TIMEOUT:?}"),
-            };
-        // The client is answered now, but a blob nobody can find is as good as lost
-        // until the announcer's next round (`--announce-interval`, minutes): finish the
-        // announce in the background, without the client's deadline. Seen when a peer
-        // that was frozen answers late and the DHT's timeouts grow to tens of seconds.
-        let Ok(turn) = LATE_ANNOUNCES.clone().try_acquire_owned() else {
-            warn!(hash = %hash.fmt_short(), "announce failed ({failure}); the announcer's next round retries");
-            return;
-        };
-        warn!(hash = %hash.fmt_short(), "announce failed ({failure}); retrying in the background");
-        let (routing, hash) = (self.routing.clone(), *hash);
-        tokio::spawn(async move {
-            let _turn = turn;
-            for delay in LATE_ANNOUNCE_DELAYS {
-                tokio::time::sleep(delay).await;
-                if let Ok(Ok(())) =
-                    tokio::time::timeout(LATE_ANNOUNCE_LIMIT, routing.announce_blob(&hash)).await
-                {
-                    return debug!(hash = %hash.fmt_short(), "announced late");
-                }
-            }
-            warn!(hash = %hash.fmt_short(), "announce still failing; the announcer's next round retries");
-        });
+        let announced = announcer::announce_fresh(self.routing.clone(), self.status.clone(), *hash);
+        let manifest = size <= MAX_MANIFEST_LEN as u64
+            && matches!(
+                self.store.read_small(hash, MAX_MANIFEST_LEN as u64).await,
+                Ok(Some(bytes)) if Manifest::from_bytes_verified(&bytes, hash).is_ok()
+            );
+        if manifest {
+            let _ = tokio::time::timeout(self.status.fresh_wait(), announced).await;
+        }
     }
 }
 

@@ -6,8 +6,9 @@
 //! read, with verified streaming; push stays disabled) and Mosaic's storage protocol
 //! (`/mosaic/storage/1`: authorized identities store and pin). A Mainline DHT node in
 //! server mode stores other nodes' records and publishes this node's: its address, that
-//! it is a storage node, and every blob it holds. A blob stored is announced before the
-//! client is told it is stored, so a `get` right after a `put` finds it.
+//! it is a storage node, and every blob it holds. A blob stored is announced in the
+//! background, retried until the DHT takes it; a manifest's store waits briefly for its
+//! announce, so a `get` right after a `put` finds the file.
 //!
 //! Reachability: a node may serve a relay (`relay.rs`) and uses relays (configured, or
 //! found on the DHT when none is configured) to keep a home relay; its address record
@@ -379,10 +380,7 @@ impl Node {
             capacity: store.capacity(),
             used: store.used(),
             blobs: store.count().unwrap_or(0),
-            announce_backlog: self
-                .status
-                .backlog
-                .load(std::sync::atomic::Ordering::Relaxed) as u64,
+            announce_backlog: self.status.backlog(),
             dht_peers: self.routing.routing_table_size().await.unwrap_or(0) as u64,
             names: self.names.count(),
             health: self.health.stats(),

@@ -12,7 +12,9 @@ use std::{net::SocketAddr, time::Duration};
 
 use iroh::{
     Endpoint, EndpointAddr, EndpointId, RelayMap, RelayMode, SecretKey, TransportAddr, Watcher,
-    endpoint::{ConnectError, Connection, NetReportConfig, PortmapperConfig, presets},
+    endpoint::{
+        ConnectError, Connection, NetReportConfig, PortmapperConfig, QuicTransportConfig, presets,
+    },
 };
 use mosaic_codec::ErrorKind;
 use serde::Serialize;
@@ -99,6 +101,7 @@ pub async fn bind(options: EndpointOptions) -> Result<Endpoint, EndpointError> {
         .portmapper_config(PortmapperConfig::Disabled)
         .net_report_config(net_report(options.relay_only))
         .clear_ip_transports()
+        .transport_config(transport())
         .alpns(options.alpns.clone());
     if !options.relay_only {
         builder = builder
@@ -120,6 +123,30 @@ pub async fn bind(options: EndpointOptions) -> Result<Endpoint, EndpointError> {
         }
     }
     Ok(endpoint)
+}
+
+/// How often an idle connection proves it is alive. iroh's default (5 s) would let a
+/// frozen peer hold a request for a whole idle timeout; at this pace a peer that has
+/// sent nothing for [`crate::request::silence_limit`] (a few keep-alives) is known to be
+/// frozen or gone, and requests to it fail over within about a second.
+pub const KEEP_ALIVE: Duration = Duration::from_millis(500);
+
+/// A connection whose peer sent nothing for this long is closed (the effective value is
+/// the smaller of both sides'). iroh's default is 30 s; a frozen peer's connections are
+/// dropped within seconds instead, so a caller that holds one notices.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The QUIC settings of every Mosaic endpoint (see [`KEEP_ALIVE`], [`IDLE_TIMEOUT`]).
+fn transport() -> QuicTransportConfig {
+    QuicTransportConfig::builder()
+        .keep_alive_interval(KEEP_ALIVE)
+        .default_path_keep_alive_interval(KEEP_ALIVE)
+        .max_idle_timeout(Some(
+            IDLE_TIMEOUT
+                .try_into()
+                .expect("5 s fits a QUIC idle timeout"),
+        ))
+        .build()
 }
 
 /// Probes of this endpoint's relays (only Mosaic's): QUIC address discovery always;
@@ -229,6 +256,17 @@ pub enum DialError {
         node: EndpointId,
         /// The connect timeout.
         limit: Duration,
+    },
+    /// Dials to it failed lately, and this client waits before trying again (a dial to
+    /// a node that is down would otherwise cost the connect timeout every time).
+    #[error("node {node} failed {failures} dial(s) in a row; not trying it again for {wait:.1?}")]
+    BackedOff {
+        /// The peer.
+        node: EndpointId,
+        /// Failed dials in a row.
+        failures: u32,
+        /// How long until the next try.
+        wait: Duration,
     },
     /// The dial was stopped before it finished (the client is shutting down).
     #[error("dialing {node} was stopped: the client is shutting down")]

@@ -6,8 +6,14 @@
 //! Invariants: a node's refusal comes back as [`RequestError::Refused`] with its
 //! [`Refusal`], never as text; every step of a blob fetch is bounded by a stall timeout;
 //! a blob's claimed size is checked against a limit before any buffer is sized by it.
+//!
+//! No request waits on a frozen peer: every one of them (exchanges, uploads, fetches)
+//! fails once the peer has sent nothing for [`silence_limit`], a few of the endpoint's
+//! keep-alives plus a few round trips. A live peer acknowledges keep-alives even while
+//! it works on a long answer (a repair, a DHT lookup), so only silence counts, never the
+//! length of the work.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bao_tree::io::BaoContentItem;
 use bytes::Bytes;
@@ -19,7 +25,10 @@ use iroh_blobs::{
 use mosaic_codec::{ErrorKind, Hash};
 use tokio::sync::mpsc;
 
-use crate::proto::{self, NodeStatus, ProtoError, Refusal, Request, Response};
+use crate::{
+    endpoint::KEEP_ALIVE,
+    proto::{self, NodeStatus, ProtoError, Refusal, Request, Response},
+};
 
 pub use iroh::endpoint::Connection;
 
@@ -44,6 +53,10 @@ pub enum RequestError {
         /// The node's words, for humans.
         message: String,
     },
+    /// The node sent nothing at all (not even an acknowledgement) for this long: it is
+    /// frozen, overloaded past answering, or gone.
+    #[error("the node sent nothing for {0:.1?}: it is frozen or gone")]
+    Silent(Duration),
     /// The node answered with a message of another kind.
     #[error("unexpected answer to {request}: {answer}")]
     Unexpected {
@@ -100,15 +113,70 @@ fn answer_name(response: &Response) -> &'static str {
     }
 }
 
+/// The least time a peer may stay silent before requests to it fail.
+pub const SILENCE_FLOOR: Duration = Duration::from_millis(1500);
+
+/// How long `conn`'s peer may send nothing before requests to it fail: three keep-alive
+/// intervals plus four round trips, at least [`SILENCE_FLOOR`]. A live peer answers
+/// every keep-alive within a round trip, so this is never reached on a working link,
+/// however slow the work it does for us.
+pub fn silence_limit(conn: &Connection) -> Duration {
+    let rtt = rtt(conn).min(Duration::from_secs(5));
+    SILENCE_FLOOR.max(KEEP_ALIVE * 3 + rtt * 4)
+}
+
+/// The round-trip time of a connection's selected path (`Duration::MAX` without one).
+pub fn rtt(conn: &Connection) -> Duration {
+    conn.paths()
+        .iter()
+        .find(|p| p.is_selected())
+        .map(|p| p.rtt())
+        .unwrap_or(Duration::MAX)
+}
+
+/// Resolves once `conn`'s peer has sent no datagram for `limit`, with how long it has
+/// been silent. Polls the connection's receive counter a few times per `limit`.
+pub async fn silent(conn: &Connection, limit: Duration) -> Duration {
+    let tick = (limit / 4).max(Duration::from_millis(50));
+    let mut heard = conn.stats().udp_rx.datagrams;
+    let mut since = Instant::now();
+    loop {
+        tokio::time::sleep(tick).await;
+        let now = conn.stats().udp_rx.datagrams;
+        if now != heard {
+            heard = now;
+            since = Instant::now();
+        } else if since.elapsed() >= limit {
+            return since.elapsed();
+        }
+    }
+}
+
+/// Runs `work` on `conn`, failing with [`RequestError::Silent`] if the peer goes
+/// silent for [`silence_limit`] first.
+async fn guarded<T>(
+    conn: &Connection,
+    work: impl Future<Output = Result<T, RequestError>>,
+) -> Result<T, RequestError> {
+    tokio::select! {
+        biased;
+        result = work => result,
+        quiet = silent(conn, silence_limit(conn)) => Err(RequestError::Silent(quiet)),
+    }
+}
+
 /// One request, one answer, on a new stream of `conn`. A refusal is an error.
 pub async fn exchange(conn: &Connection, request: &Request) -> Result<Response, RequestError> {
-    let (mut send, mut recv) = conn.open_bi().await?;
-    proto::write_frame(&mut send, request).await?;
-    let _ = send.finish();
-    match proto::read_frame::<Response>(&mut recv).await? {
-        Response::Refused { reason, message } => Err(RequestError::Refused { reason, message }),
-        answer => Ok(answer),
-    }
+    guarded(conn, async {
+        let (mut send, mut recv) = conn.open_bi().await?;
+        proto::write_frame(&mut send, request).await?;
+        let _ = send.finish();
+        match proto::read_frame::<Response>(&mut recv).await? {
+            Response::Refused { reason, message } => Err(RequestError::Refused { reason, message }),
+            answer => Ok(answer),
+        }
+    })
+    .await
 }
 
 fn unexpected(request: &Request, answer: &Response) -> RequestError {
@@ -265,8 +333,18 @@ pub async fn repair(conn: &Connection, file: &Hash) -> Result<proto::RepairRepor
     }
 }
 
-/// Sends `request` (a `Store` or an `Adopt`) followed by the bytes from `rx`.
+/// Sends `request` (a `Store` or an `Adopt`) followed by the bytes from `rx`. A node
+/// that goes silent mid-way fails the upload within [`silence_limit`], whatever the
+/// flow-control window still accepts.
 async fn send_blob(
+    conn: &Connection,
+    request: Request,
+    rx: mpsc::Receiver<Bytes>,
+) -> Result<Stored, RequestError> {
+    guarded(conn, send_blob_unguarded(conn, request, rx)).await
+}
+
+async fn send_blob_unguarded(
     conn: &Connection,
     request: Request,
     mut rx: mpsc::Receiver<Bytes>,
@@ -305,8 +383,11 @@ pub enum FetchError {
     #[error(transparent)]
     Get(#[from] GetError),
     /// The holder sent nothing for this long.
-    #[error("no progress for {0:?}")]
+    #[error("no progress for {0:.1?}")]
     Stalled(Duration),
+    /// The holder sent nothing at all, not even an acknowledgement, for this long.
+    #[error("the holder sent nothing for {0:.1?}: it is frozen or gone")]
+    Silent(Duration),
     /// The holder answered a single-blob request with something else.
     #[error("the holder answered with an unexpected response shape")]
     Shape,
@@ -349,11 +430,19 @@ impl FetchError {
     }
 }
 
-/// Runs `fut`, failing with [`FetchError::Stalled`] after `limit`.
-pub async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> Result<T, FetchError> {
-    tokio::time::timeout(limit, fut)
-        .await
-        .map_err(|_| FetchError::Stalled(limit))
+/// Runs `fut`, failing with [`FetchError::Stalled`] after `limit`, or with
+/// [`FetchError::Silent`] as soon as `conn`'s peer has been silent for
+/// [`silence_limit`].
+pub async fn within<T>(
+    conn: &Connection,
+    limit: Duration,
+    fut: impl Future<Output = T>,
+) -> Result<T, FetchError> {
+    tokio::select! {
+        biased;
+        done = tokio::time::timeout(limit, fut) => done.map_err(|_| FetchError::Stalled(limit)),
+        quiet = silent(conn, silence_limit(conn)) => Err(FetchError::Silent(quiet)),
+    }
 }
 
 /// The one iroh-blobs handshake: starts `request` (a single blob, whole or in ranges)
@@ -365,26 +454,27 @@ pub async fn get_blob(
     stall: Duration,
 ) -> Result<(fsm::AtBlobContent, u64), FetchError> {
     let at_start = fsm::start(conn.clone(), request, Default::default());
-    let connected = within(stall, at_start.next())
+    let connected = within(conn, stall, at_start.next())
         .await?
         .map_err(GetError::from)?;
-    let fsm::ConnectedNext::StartRoot(root) = within(stall, connected.next())
+    let fsm::ConnectedNext::StartRoot(root) = within(conn, stall, connected.next())
         .await?
         .map_err(GetError::from)?
     else {
         return Err(FetchError::Shape);
     };
-    Ok(within(stall, root.next().next())
+    Ok(within(conn, stall, root.next().next())
         .await?
         .map_err(GetError::from)?)
 }
 
-/// The next verified item of a blob's content, or `None` at its end.
+/// The next verified item of a blob's content from `conn`, or `None` at its end.
 pub async fn next_item(
+    conn: &Connection,
     content: fsm::AtBlobContent,
     stall: Duration,
 ) -> Result<Option<(fsm::AtBlobContent, BaoContentItem)>, FetchError> {
-    match within(stall, content.next()).await? {
+    match within(conn, stall, content.next()).await? {
         fsm::BlobContentNext::More((more, item)) => Ok(Some((more, item.map_err(GetError::from)?))),
         fsm::BlobContentNext::Done(_) => Ok(None),
     }
@@ -395,6 +485,7 @@ pub async fn next_item(
 /// that ranged reads share.
 #[derive(Debug)]
 pub struct RangeRead {
+    conn: Connection,
     content: Option<fsm::AtBlobContent>,
     range: std::ops::Range<u64>,
     sent: u64,
@@ -426,6 +517,7 @@ impl RangeRead {
             Some(content)
         };
         Ok(Self {
+            conn: conn.clone(),
             content,
             sent: range.start,
             range,
@@ -437,7 +529,7 @@ impl RangeRead {
     /// [`FetchError::Ended`] if the holder's answer ends before the range does.
     pub async fn next(&mut self) -> Result<Option<Bytes>, FetchError> {
         while let Some(content) = self.content.take() {
-            let Some((more, item)) = next_item(content, self.stall).await? else {
+            let Some((more, item)) = next_item(&self.conn, content, self.stall).await? else {
                 break;
             };
             self.content = Some(more);
@@ -480,7 +572,7 @@ pub async fn fetch_small(
         });
     }
     let mut out = vec![0u8; size as usize];
-    while let Some((more, item)) = next_item(content, stall).await? {
+    while let Some((more, item)) = next_item(conn, content, stall).await? {
         content = more;
         if let BaoContentItem::Leaf(leaf) = item {
             let at = leaf.offset as usize;
