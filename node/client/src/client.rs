@@ -105,6 +105,8 @@ struct Dialer {
     addrs: Mutex<HashMap<EndpointId, Slot<PeerAddr>>>,
     /// Nodes that failed lately, and until when dials to them fail at once.
     backoff: Mutex<HashMap<EndpointId, Backoff>>,
+    /// The address each node was last reached at in this run.
+    proven: Mutex<HashMap<EndpointId, PeerAddr>>,
     /// Addresses proved by a handshake, for the address book.
     book: Mutex<Book>,
     timings: Arc<Timings>,
@@ -167,11 +169,13 @@ impl Dialer {
         let known = cell.initialized();
         let addrs = cell.get_or_try_init(|| self.resolve(id)).await?.clone();
         match self.connect(id, &addrs, alpn).await {
-            Err(e @ DialError::Timeout { .. }) if known => {
-                // A node that does not answer is most often down or frozen, and looking
-                // its address up again would add a DHT lookup to every such failure:
-                // the caller goes on without it now, and the address is refreshed in
-                // the background for the next dial (the node may have moved).
+            Err(e @ DialError::Timeout { .. }) if known && self.proven(id, &addrs) => {
+                // An address that worked in this run and no longer answers is most often
+                // a node that is down or frozen, and looking it up again would add a DHT
+                // lookup to every such failure: the caller goes on without it now, and
+                // the address is refreshed in the background for the next dial (the
+                // node may have moved). An address remembered from an earlier run is
+                // looked up again at once, below: it is the likelier to be stale.
                 self.forget_addr(id, &cell);
                 let dialer = self.clone();
                 tokio::spawn(async move {
@@ -193,6 +197,15 @@ impl Dialer {
             }
             result => result,
         }
+    }
+
+    /// Whether `addrs` connected to `id` in this run.
+    fn proven(&self, id: EndpointId, addrs: &PeerAddr) -> bool {
+        self.proven
+            .lock()
+            .expect("not poisoned")
+            .get(&id)
+            .is_some_and(|a| a == addrs)
     }
 
     /// The error a dial to `id` fails with now, if it is backed off.
@@ -284,6 +297,10 @@ impl Dialer {
         )
         .await;
         if result.is_ok() {
+            self.proven
+                .lock()
+                .expect("not poisoned")
+                .insert(id, addr.clone());
             self.book.lock().expect("not poisoned").insert(
                 id,
                 address_book::Entry {
@@ -425,6 +442,7 @@ impl Client {
                         .collect(),
                 ),
                 backoff: Mutex::new(HashMap::new()),
+                proven: Mutex::new(HashMap::new()),
                 book: Mutex::new(book),
                 timings: timings.clone(),
             }),
