@@ -4,7 +4,14 @@
 //!
 //! Counters are bumped where things happen (the storage protocol's handler); gauges of
 //! state (space, blobs, backlogs, DHT peers, health) are read when the text is rendered,
-//! so a scrape sees them as of that moment and nothing polls in between.
+//! so a scrape sees them as of that moment and nothing polls in between. So are the
+//! counts kept elsewhere (late DHT answers, counted by the DHT's receive filter): their
+//! counter is raised to the count read, never lowered.
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
@@ -33,6 +40,7 @@ pub struct NodeMetrics {
     limited: Family<LimitLabel, Counter>,
     connections: Gauge,
     bytes_received: Counter,
+    dht_late_dropped: Counter,
     state: State,
 }
 
@@ -50,6 +58,7 @@ struct State {
     repairs_done: Gauge,
     repairs_failed: Gauge,
     corrupt_found: Gauge,
+    dht_request_timeout: Gauge<f64, AtomicU64>,
 }
 
 /// What the node is, as of a scrape.
@@ -69,6 +78,10 @@ pub struct NodeState {
     pub names: u64,
     /// Health checks, repair, scrub.
     pub health: HealthStats,
+    /// The DHT's KRPC request timeout, as estimated by its receive filter.
+    pub dht_request_timeout: Duration,
+    /// DHT answers dropped because they came after their request had timed out.
+    pub dht_late_answers_dropped: u64,
 }
 
 impl Default for NodeMetrics {
@@ -142,12 +155,24 @@ impl NodeMetrics {
         for (name, help, gauge) in gauges {
             registry.register(name, help, gauge.clone());
         }
+        registry.register(
+            "dht_request_timeout_seconds",
+            "The DHT's request timeout as estimated from the answers it let through (at least 0.5 s)",
+            state.dht_request_timeout.clone(),
+        );
+        let dht_late_dropped = Counter::default();
+        registry.register(
+            "dht_late_answers_dropped",
+            "DHT answers dropped because they came after their request had timed out",
+            dht_late_dropped.clone(),
+        );
         Self {
             registry,
             requests,
             limited,
             connections,
             bytes_received,
+            dht_late_dropped,
             state,
         }
     }
@@ -191,6 +216,13 @@ impl NodeMetrics {
         s.repairs_done.set(g(state.health.repairs_done));
         s.repairs_failed.set(g(state.health.repairs_failed));
         s.corrupt_found.set(g(state.health.corrupt_found));
+        s.dht_request_timeout
+            .set(state.dht_request_timeout.as_secs_f64());
+        // Counted by the DHT filter: raise ours to its count (a max, so two scrapes
+        // racing cannot count anything twice).
+        self.dht_late_dropped
+            .inner()
+            .fetch_max(state.dht_late_answers_dropped, Ordering::Relaxed);
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = encode(&mut out, &self.registry);
@@ -214,6 +246,8 @@ mod tests {
             capacity: 10,
             used: 3,
             dht_peers: 7,
+            dht_request_timeout: Duration::from_millis(750),
+            dht_late_answers_dropped: 5,
             ..NodeState::default()
         });
         assert!(
@@ -224,6 +258,14 @@ mod tests {
         assert!(text.contains("mosaic_node_upload_bytes_total 1234"));
         assert!(text.contains("mosaic_node_capacity_bytes 10"));
         assert!(text.contains("mosaic_node_dht_peers 7"));
+        assert!(text.contains("mosaic_node_dht_request_timeout_seconds 0.75"));
+        assert!(text.contains("mosaic_node_dht_late_answers_dropped_total 5"));
         assert!(text.ends_with("# EOF\n"));
+        // The count is the filter's: a later scrape shows the new count, not a sum.
+        let text = m.render(&NodeState {
+            dht_late_answers_dropped: 8,
+            ..NodeState::default()
+        });
+        assert!(text.contains("mosaic_node_dht_late_answers_dropped_total 8"));
     }
 }

@@ -384,6 +384,8 @@ impl Node {
             dht_peers: self.routing.routing_table_size().await.unwrap_or(0) as u64,
             names: self.names.count(),
             health: self.health.stats(),
+            dht_request_timeout: self.routing.request_timeout(),
+            dht_late_answers_dropped: self.routing.late_answers_dropped(),
         };
         self.metrics.render(&state)
     }

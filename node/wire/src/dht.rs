@@ -21,10 +21,10 @@ use std::{
     collections::{HashMap, HashSet},
     net::{SocketAddr, SocketAddrV4},
     sync::{
-        Arc,
+        Arc, Mutex, MutexGuard, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use iroh::{EndpointId, SecretKey};
@@ -38,6 +38,7 @@ use mosaic_codec::{ErrorKind, Hash};
 // without the network.
 pub use crate::addr::{MAX_PUBLISHED_ADDRS, PeerAddr};
 use crate::{
+    dht_late::{LateFilter, Verdict},
     hosts::{self, HostError},
     record::SignedRecord,
     relay::RelayInfo,
@@ -194,6 +195,8 @@ pub struct Routing {
     signer: Option<SigningKey>,
     options: RoutingOptions,
     received: Arc<AtomicU64>,
+    /// The receive hook's filter, shared so its estimate and counts can be read.
+    late: Arc<Mutex<LateFilter>>,
     lookups: Arc<Semaphore>,
 }
 
@@ -249,12 +252,34 @@ impl Routing {
         }
         let dht = builder.build().map_err(RoutingError::Start)?;
         // Count every datagram the node receives (requests and answers): what the DHT
-        // costs this node, for status and benchmarks. The hook never consumes one.
+        // costs this node, for status and benchmarks. Then consume the answers that come
+        // after n0-mainline has given up on their request: it would still sample them,
+        // and one such answer sets its request timeout for good (issue 27, see
+        // `dht_late` and `docs/dht-timeouts.md`).
         let received = Arc::new(AtomicU64::new(0));
-        let counter = received.clone();
-        let hook = DatagramHook::new(move |_, _| {
+        let late = Arc::new(Mutex::new(LateFilter::new()));
+        let (counter, filter) = (received.clone(), late.clone());
+        let mut rebases = 0;
+        let hook = DatagramHook::new(move |bytes, from| {
             counter.fetch_add(1, Ordering::Relaxed);
-            false
+            let mut f = lock(&filter);
+            let drop = f.judge(bytes, from, Instant::now()) == Verdict::Drop;
+            if drop {
+                tracing::debug!(
+                    %from,
+                    judged = f.judged(),
+                    dropped = f.dropped(),
+                    "dropped a late DHT answer (n0-mainline had given up on its request)"
+                );
+            }
+            if f.rebases() != rebases {
+                rebases = f.rebases();
+                tracing::debug!(
+                    rebases,
+                    "DHT late-answer filter: many senders contradicted its evidence; rebuilt"
+                );
+            }
+            drop
         });
         let installer = dht.clone();
         tokio::spawn(async move { installer.set_datagram_hook(Some(hook)).await });
@@ -264,12 +289,28 @@ impl Routing {
             lookups: Arc::new(Semaphore::new(options.parallel_lookups.max(1))),
             options,
             received,
+            late,
         })
     }
 
     /// DHT datagrams this node has received since it started.
     pub fn datagrams_received(&self) -> u64 {
         self.received.load(Ordering::Relaxed)
+    }
+
+    /// The KRPC request timeout n0-mainline is using, as estimated by the receive
+    /// filter: its own estimator run over the answers the filter let through, with
+    /// their provable ages (lower bounds) as samples. At least 500 ms, and kept under
+    /// 2 s by dropping answers that would push it higher; the crate's own can be higher
+    /// (answers the filter could not judge). See `docs/dht-timeouts.md`.
+    pub fn request_timeout(&self) -> Duration {
+        lock(&self.late).request_timeout()
+    }
+
+    /// DHT answers the receive filter dropped because they came after n0-mainline had
+    /// given up on their request (or would have pushed its timeout over the cap).
+    pub fn late_answers_dropped(&self) -> u64 {
+        lock(&self.late).dropped()
     }
 
     /// The options it runs with.
@@ -556,6 +597,12 @@ impl Routing {
         .await;
         Ok(best)
     }
+}
+
+/// The filter's lock. It never panics while held, and its state stays consistent
+/// between calls, so a poisoned lock is still usable.
+fn lock(filter: &Mutex<LateFilter>) -> MutexGuard<'_, LateFilter> {
+    filter.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Microseconds since the Unix epoch (signed-peer timestamps).

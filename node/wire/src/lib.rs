@@ -24,6 +24,9 @@
 pub mod addr;
 #[cfg(feature = "net")]
 pub mod dht;
+// The DHT's receive filter against late answers (issue 27), used by `dht` only.
+#[cfg(feature = "net")]
+mod dht_late;
 #[cfg(feature = "net")]
 pub mod endpoint;
 #[cfg(feature = "net")]
