@@ -214,6 +214,18 @@ fn lost_columns_are_rebuilt_once_and_files_survive_further_losses() {
     for (i, (cap, data)) in files.iter().enumerate() {
         read_back(&c, cap, data, &format!("d{i}.out"));
     }
+    // The second loss starts repairs too: let them finish, so `rm` meets every pin
+    // where it is. (An `rm` racing a repair in flight can leave the rebuilt copy pinned
+    // for its owner: docs/durability.md, "Limits".)
+    for (cap, _) in &files {
+        wait_for(
+            &c,
+            cap,
+            "repair",
+            Duration::from_secs(90),
+            every_column_held,
+        );
+    }
     // The rebuilt columns are pinned for the owner, and `mosaic rm` unpins them where
     // they now are (--force: the killed nodes cannot be told).
     for i in 0..files.len() {

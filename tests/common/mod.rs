@@ -333,3 +333,36 @@ pub async fn in_process_client(c: &Cluster, secret: [u8; 32]) -> Arc<mosaic_clie
     .await
     .unwrap()
 }
+
+/// Freezing and thawing nodes: a frozen node (SIGSTOP) keeps its process, its sockets
+/// and its place in everyone's routing tables, but answers nothing, like a hung machine.
+impl Cluster {
+    /// Node `i`'s process id; panics if it is not running.
+    pub fn pid(&self, i: usize) -> u32 {
+        self.nodes[i]
+            .child
+            .as_ref()
+            .unwrap_or_else(|| panic!("node {i} is not running"))
+            .id()
+    }
+
+    /// Stops node `i`'s process (SIGSTOP) until [`Cluster::thaw`]; killing it still works.
+    pub fn freeze(&self, i: usize) {
+        signal(self.pid(i), "-STOP");
+    }
+
+    /// Resumes node `i`'s process (SIGCONT) after [`Cluster::freeze`].
+    pub fn thaw(&self, i: usize) {
+        signal(self.pid(i), "-CONT");
+    }
+}
+
+/// Sends `sig` (`-STOP`, `-CONT`, …) to process `pid` with kill(1): the tests use no
+/// unsafe code of their own.
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {sig} {pid}: {status}");
+}

@@ -36,6 +36,10 @@ const HOLDERS_TTL: Duration = Duration::from_secs(60);
 /// a slow link still gets its spares.
 const LOCATE_GRACE_MIN: Duration = Duration::from_millis(20);
 
+/// Pauses before a file that no holder answered for is looked up again (see
+/// [`Client::manifest`]): matched to the holders' first announce retries.
+const MANIFEST_RETRIES: [Duration; 2] = [Duration::from_millis(1000), Duration::from_millis(2000)];
+
 /// How long a holder that answered `Busy` is given before it is asked again.
 const BUSY_PAUSE_MIN: Duration = Duration::from_millis(50);
 const BUSY_PAUSE_MAX: Duration = Duration::from_secs(1);
@@ -90,8 +94,27 @@ impl Client {
 
     /// Fetches and checks the manifest of file `id`, asking each holder as soon as the
     /// lookup finds it and taking the first answer (a dead holder costs no more than
-    /// the others' answers).
+    /// the others' answers). A file no holder answers for is looked up again after
+    /// [`MANIFEST_RETRIES`]' pauses before it is reported unavailable: its holders
+    /// announce a file in the background once it is stored, so a read right after a
+    /// put can come before the DHT has the records (it retries them after 1 s, 2 s…).
     pub async fn manifest(&self, id: &Hash) -> Result<Manifest, ClientError> {
+        let mut pauses = MANIFEST_RETRIES.iter();
+        loop {
+            match self.manifest_once(id).await {
+                Err(e @ ClientError::ManifestUnavailable { .. }) => match pauses.next() {
+                    Some(pause) => {
+                        debug!("{e}; looking again in {pause:?}");
+                        tokio::time::sleep(*pause).await;
+                    }
+                    None => return Err(e),
+                },
+                other => return other,
+            }
+        }
+    }
+
+    async fn manifest_once(&self, id: &Hash) -> Result<Manifest, ClientError> {
         let started = Instant::now();
         let mut holders = self.holders_of(id).await?;
         let stall = self.options().stall_timeout;

@@ -57,6 +57,9 @@ use crate::{
     fetch::{Assembly, ColumnHolders, NetworkSource},
 };
 
+/// The pause before a read that ran out of columns looks for the file's holders again.
+const SECOND_LOOK_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Segments buffered ahead per column being fetched.
 pub const GET_PIPE_DEPTH: usize = 4;
 
@@ -295,6 +298,9 @@ impl Reader<'_> {
                     warn!(file = %manifest.id().fmt_short(), "{e}; looking for the file's holders once more");
                     second_look = false;
                     self.client.forget_holders(&manifest.id());
+                    // Holders announce a file just stored in the background (and retry
+                    // after 1 s): give the records a moment before the second look.
+                    tokio::time::sleep(SECOND_LOOK_PAUSE).await;
                 }
                 Err(e) => return Err(e),
             }
