@@ -14,7 +14,8 @@
 //!    mid-way does not stop the others; its column is encoded again from the file
 //!    (same key and salt, so the same bytes) and sent to the next spare. With no spare
 //!    left, the error names the node that failed.
-//! 4. **Manifest**: store it on every column's node.
+//! 4. **Manifest**: store it on every column's node; a node that fails now hands its
+//!    column to a spare, which takes the manifest too.
 //!
 //! Invariant: a put that fails (or is dropped) leaves none of its own pins behind.
 //! Every pin a node reports as new is recorded in an [`Undo`] guard; the guard is
@@ -111,7 +112,6 @@ impl Client {
                 &mut undo,
             )
             .await?;
-            store_manifest(&nodes, &manifest, &mut undo).await?;
             Ok(manifest)
         }
         .await;
@@ -374,10 +374,74 @@ async fn upload_columns(
         }
     }
     drop(retries);
-    match fatal {
-        Some(e) => Err(e),
-        None => Ok(first.manifest),
+    if let Some(e) = fatal {
+        return Err(e);
     }
+    // Stage 4: the manifest on every column's node. A node that fails now (frozen or
+    // gone since its column arrived) hands its column to a spare, which takes the
+    // manifest too; the first node keeps its copy, pinned (`mosaic rm` finds it).
+    let answers = n0_future::join_all(nodes.iter().map(|node| manifest_on(node, manifest))).await;
+    for (column, answer) in answers.into_iter().enumerate() {
+        let mut failure = match answer {
+            Ok(stored) => {
+                undo.record(&nodes[column], &stored);
+                continue;
+            }
+            Err(e) => e,
+        };
+        loop {
+            if spares.is_empty() {
+                return Err(failure);
+            }
+            let spare = spares.remove(0);
+            debug!(
+                column,
+                spare = %spare.id.fmt_short(),
+                "storing the manifest failed ({failure}); sending the column to a spare node"
+            );
+            match upload_again(&path, &retry, &first, column, &spare).await {
+                Ok(stored) => undo.record(&spare, &stored),
+                Err(e @ (ClientError::Input { .. } | ClientError::Encode(_))) => return Err(e),
+                Err(e) => {
+                    failure = e;
+                    continue;
+                }
+            }
+            match manifest_on(&spare, manifest).await {
+                Ok(stored) => {
+                    undo.record(&spare, &stored);
+                    nodes[column] = spare;
+                    break;
+                }
+                Err(e) => failure = e,
+            }
+        }
+    }
+    Ok(first.manifest)
+}
+
+/// Stores the manifest on `node` and checks the hash it reports.
+async fn manifest_on(node: &StorageNode, manifest: &Manifest) -> Result<Stored, ClientError> {
+    let bytes = Bytes::copy_from_slice(manifest.as_bytes());
+    let (tx, rx) = mpsc::channel(1);
+    let _ = tx.send(bytes.clone()).await;
+    drop(tx);
+    let stored = request::upload(&node.conn, bytes.len() as u64, rx)
+        .await
+        .map_err(|source| ClientError::Upload {
+            node: node.id,
+            what: Role::Manifest,
+            source,
+        })?;
+    if stored.hash != manifest.id() {
+        return Err(ClientError::StoredHashMismatch {
+            node: node.id,
+            what: Role::Manifest,
+            got: stored.hash,
+            expected: manifest.id(),
+        });
+    }
+    Ok(stored)
 }
 
 /// Encodes the file again ([`Encoder::again`]: same key and salt, so the same column
