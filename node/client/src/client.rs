@@ -379,7 +379,15 @@ impl Client {
             ));
         }
         let routing = Routing::start(routing_options, None).await?;
-        if !routing.bootstrapped().await {
+        // The bootstrap query ends only when none of its requests is in flight, so one
+        // dead or frozen node in the network costs it a whole DHT request timeout. A
+        // routing table of JOIN_ENOUGH nodes is enough to look things up: the bootstrap
+        // goes on in the background.
+        let joined = tokio::select! {
+            joined = routing.bootstrapped() => joined,
+            () = table_holds(&routing, JOIN_ENOUGH) => true,
+        };
+        if !joined {
             return Err(ClientError::NoNetwork {
                 bootstrap: options.routing.bootstrap.clone(),
             });
@@ -670,6 +678,20 @@ impl Client {
             .lock()
             .expect("not poisoned")
             .retain(|(node, _), _| *node != id);
+    }
+}
+
+/// Nodes in a client's routing table with which it starts looking things up, its
+/// bootstrap still running (see [`Client::connect`]).
+const JOIN_ENOUGH: usize = 8;
+
+/// Resolves once `routing`'s table holds at least `want` nodes.
+async fn table_holds(routing: &Routing, want: usize) {
+    loop {
+        if routing.routing_table_size().await.unwrap_or(0) >= want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
