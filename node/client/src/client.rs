@@ -507,7 +507,18 @@ impl Client {
         for conn in &conns {
             conn.close(0u32.into(), b"done");
         }
-        let closed = tokio::time::timeout(Duration::from_millis(500), self.endpoint.close()).await;
+        // The close frames leave at once; waiting lets a lost one be sent again, which
+        // takes a few round trips. A connection to a frozen peer would hold the endpoint
+        // for its whole (backed-off) closing period: the wait is a few of the live
+        // connections' round trips, never a fixed half second on every command.
+        let wait = conns
+            .iter()
+            .map(rtt)
+            .filter(|r| *r < Duration::MAX)
+            .max()
+            .map_or(CLOSE_WAIT_MIN, |r| r * 4)
+            .clamp(CLOSE_WAIT_MIN, CLOSE_WAIT_MAX);
+        let closed = tokio::time::timeout(wait, self.endpoint.close()).await;
         // Only a client that connected has addresses to add.
         if let Some(path) = self
             .options
@@ -680,6 +691,10 @@ impl Client {
             .retain(|(node, _), _| *node != id);
     }
 }
+
+/// The least and the most [`Client::close`] waits for the endpoint to close.
+const CLOSE_WAIT_MIN: Duration = Duration::from_millis(20);
+const CLOSE_WAIT_MAX: Duration = Duration::from_millis(500);
 
 /// Nodes in a client's routing table with which it starts looking things up, its
 /// bootstrap still running (see [`Client::connect`]).

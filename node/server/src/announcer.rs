@@ -74,8 +74,11 @@ impl AnnounceStatus {
 /// The least a manifest's store waits for its announce (see [`AnnounceStatus::fresh_wait`]).
 pub const FRESH_WAIT_MIN: Duration = Duration::from_millis(100);
 
-/// The most a manifest's store waits for its announce.
-pub const FRESH_WAIT_MAX: Duration = Duration::from_secs(1);
+/// The most a manifest's store waits for its announce. A lookup that meets a frozen
+/// node lasts at least n0-mainline's 500 ms request timeout; past that, a read right
+/// after the put finds the file on its second look (`Client::manifest` looks again
+/// after 1 s and 2 s), while the put is answered.
+pub const FRESH_WAIT_MAX: Duration = Duration::from_millis(500);
 
 /// Fresh announces running at once; the others wait their turn (each is small, but a
 /// burst of stores must not start thousands of DHT lookups together).
