@@ -681,6 +681,11 @@ impl Client {
         Ok((found, nodes))
     }
 
+    /// Clears `id`'s dial backoff: the next dial tries it.
+    pub(crate) fn forgive(&self, id: EndpointId) {
+        self.dialer.succeeded(id);
+    }
+
     /// A request to `id` found it silent (frozen or gone): later dials to it back off,
     /// and its cached connections are dropped, so the next caller does not wait on them.
     pub(crate) fn lost(&self, id: EndpointId) {
@@ -754,3 +759,21 @@ pub(crate) struct Holders {
 }
 
 pub(crate) use mosaic_wire::request::rtt;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_first_pause_up_to_the_cap() {
+        let now = Instant::now();
+        let pause = |failures| Backoff::after(failures, now).until - now;
+        assert_eq!(pause(1), BACKOFF_FIRST);
+        assert_eq!(pause(2), BACKOFF_FIRST * 2);
+        assert_eq!(pause(4), BACKOFF_FIRST * 8);
+        assert_eq!(pause(7), BACKOFF_MAX);
+        // Far past the cap, and no overflow however many failures.
+        assert_eq!(pause(40), BACKOFF_MAX);
+        assert_eq!(pause(u32::MAX), BACKOFF_MAX);
+    }
+}

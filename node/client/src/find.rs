@@ -13,7 +13,7 @@ use std::{
 
 use iroh::{EndpointId, endpoint::Connection};
 use mosaic_codec::{Cap, Decoder, Hash, MAX_MANIFEST_LEN, Manifest};
-use mosaic_wire::{proto, request};
+use mosaic_wire::{endpoint::DialError, proto, request};
 use n0_future::StreamExt;
 use tokio::sync::watch;
 use tracing::debug;
@@ -186,7 +186,8 @@ impl Client {
     /// waited for. With fewer than `k + 1` columns covered, the missing columns are
     /// looked up one by one, in parallel (a column copied to a node that lacks the
     /// manifest is found that way); with `k` already covered, only within another such
-    /// grace. Holders that failed lately are skipped (their dials fail at once). Fails if
+    /// grace. Holders that failed lately are skipped (their dials fail at once), unless
+    /// the others cover fewer than `k` columns: then each gets one more try. Fails if
     /// fewer than `k` columns have a reachable holder.
     pub(crate) async fn locate(
         &self,
@@ -202,6 +203,7 @@ impl Client {
         let mut asking = n0_future::FuturesUnordered::new();
         let mut grace = None;
         let mut spare_covered = false;
+        let mut backed_off = Vec::new();
         loop {
             let (new, done) = holders.take_new();
             for id in new {
@@ -245,6 +247,7 @@ impl Client {
                             }
                         }
                     }
+                    Err(PeerError::Dial(DialError::BackedOff { .. })) => backed_off.push(id),
                     Err(e) => debug!(node = %id.fmt_short(), "holder unreachable: {e}"),
                 },
             }
@@ -266,6 +269,29 @@ impl Client {
                 let _ = tokio::time::timeout(limit, lookups).await;
             } else {
                 lookups.await;
+            }
+        }
+        let covered = sources.iter().filter(|s| !s.is_empty()).count();
+        if covered < k && !backed_off.is_empty() {
+            // Skipping holders that failed lately is right while others can serve; the
+            // read needs them now (a node restarted since, say): one more try each.
+            let again = n0_future::join_all(backed_off.into_iter().map(|id| async move {
+                self.forgive(id);
+                (id, self.columns_held(id, hashes).await)
+            }))
+            .await;
+            for (id, answer) in again {
+                match answer {
+                    Ok((conn, held)) => {
+                        let r = rtt(&conn);
+                        for (column, _) in held.iter().enumerate().filter(|(_, h)| **h) {
+                            if let Some(list) = sources.get_mut(column) {
+                                list.push((id, conn.clone(), r));
+                            }
+                        }
+                    }
+                    Err(e) => debug!(node = %id.fmt_short(), "holder unreachable: {e}"),
+                }
             }
         }
         let mut columns: Vec<ColumnHolders> = Vec::new();
