@@ -203,11 +203,12 @@ impl Client {
         let mut asking = n0_future::FuturesUnordered::new();
         let mut grace = None;
         let mut spare_covered = false;
-        let mut backed_off = Vec::new();
+        let mut retried = HashSet::new();
+        let ask = |id| async move { (id, self.columns_held(id, hashes).await) };
         loop {
             let (new, done) = holders.take_new();
             for id in new {
-                asking.push(async move { (id, self.columns_held(id, hashes).await) });
+                asking.push(ask(id));
             }
             let covered = sources.iter().filter(|s| !s.is_empty()).count();
             if covered == n || (done && asking.is_empty()) {
@@ -247,7 +248,15 @@ impl Client {
                             }
                         }
                     }
-                    Err(PeerError::Dial(DialError::BackedOff { .. })) => backed_off.push(id),
+                    // Skipping holders that failed lately is right while others can
+                    // serve; while the read cannot start without them (a node restarted
+                    // since, say), each gets one more try.
+                    Err(PeerError::Dial(DialError::BackedOff { .. }))
+                        if covered < k && retried.insert(id) =>
+                    {
+                        self.forgive(id);
+                        asking.push(ask(id));
+                    }
                     Err(e) => debug!(node = %id.fmt_short(), "holder unreachable: {e}"),
                 },
             }
@@ -269,29 +278,6 @@ impl Client {
                 let _ = tokio::time::timeout(limit, lookups).await;
             } else {
                 lookups.await;
-            }
-        }
-        let covered = sources.iter().filter(|s| !s.is_empty()).count();
-        if covered < k && !backed_off.is_empty() {
-            // Skipping holders that failed lately is right while others can serve; the
-            // read needs them now (a node restarted since, say): one more try each.
-            let again = n0_future::join_all(backed_off.into_iter().map(|id| async move {
-                self.forgive(id);
-                (id, self.columns_held(id, hashes).await)
-            }))
-            .await;
-            for (id, answer) in again {
-                match answer {
-                    Ok((conn, held)) => {
-                        let r = rtt(&conn);
-                        for (column, _) in held.iter().enumerate().filter(|(_, h)| **h) {
-                            if let Some(list) = sources.get_mut(column) {
-                                list.push((id, conn.clone(), r));
-                            }
-                        }
-                    }
-                    Err(e) => debug!(node = %id.fmt_short(), "holder unreachable: {e}"),
-                }
             }
         }
         let mut columns: Vec<ColumnHolders> = Vec::new();
