@@ -95,7 +95,7 @@ impl Client {
     /// Fetches and checks the manifest of file `id`, asking each holder as soon as the
     /// lookup finds it and taking the first answer (a dead holder costs no more than
     /// the others' answers). A file no holder answers for is looked up again after
-    /// [`MANIFEST_RETRIES`]' pauses before it is reported unavailable: its holders
+    /// pauses of 1 s and 2 s before it is reported unavailable: its holders
     /// announce a file in the background once it is stored, so a read right after a
     /// put can come before the DHT has the records (it retries them after 1 s, 2 s…).
     pub async fn manifest(&self, id: &Hash) -> Result<Manifest, ClientError> {

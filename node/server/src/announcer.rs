@@ -47,8 +47,8 @@ impl AnnounceStatus {
     }
 
     /// How long a store of a manifest may wait for its announce before it is answered:
-    /// three times what announces take lately, within [`FRESH_WAIT_MIN`] and
-    /// [`FRESH_WAIT_MAX`]. A healthy DHT finishes well within it, so a file is findable
+    /// three times what announces take lately, within `FRESH_WAIT_MIN` and
+    /// `FRESH_WAIT_MAX`. A healthy DHT finishes well within it, so a file is findable
     /// as soon as its put returns; a troubled one costs the put at most the cap.
     pub fn fresh_wait(&self) -> Duration {
         match self.fresh_micros.load(Ordering::Relaxed) {
